@@ -1,0 +1,23 @@
+"""Errors of the solver package, under the project-wide base ``TaxviewError``.
+
+``TaxviewError`` lives here because ``solver`` is the innermost package; ``ledger`` and
+``cluster`` derive their own errors from it.
+"""
+
+from __future__ import annotations
+
+
+class TaxviewError(Exception):
+    """Base of every error taxview raises on purpose."""
+
+
+class InputError(TaxviewError, ValueError):
+    """Bad input: names the offending field (and row/symbol where known) so it can be fixed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class SolverError(TaxviewError):
+    """CLARABEL failed in a way that is not the account's fault (numerical trouble)."""

@@ -1,0 +1,220 @@
+"""Market data: the synthetic market generator and the Parquet format (README "Data formats").
+
+A market directory holds
+  universe.parquet  symbol (string), sector (string), shares_outstanding (float64)
+  prices.parquet    date (date32), symbol (string), close (float64, dollars, > 0)
+and optionally a vendor risk model under ``riskmodel/`` (see ``solver.riskmodel``).
+The benchmark is cap weighted: weight = close × shares_outstanding / Σ, on each date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .errors import InputError
+
+SECTORS = (
+    "Communication",
+    "Consumer Discretionary",
+    "Consumer Staples",
+    "Energy",
+    "Financials",
+    "Health Care",
+    "Industrials",
+    "Information Technology",
+    "Materials",
+    "Real Estate",
+    "Utilities",
+)
+TRADING_DAYS = 252
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """Daily closes of one universe, aligned: ``prices[t, i]`` is symbol ``i`` on ``dates[t]``."""
+
+    symbols: tuple[str, ...]
+    sectors: tuple[str, ...]
+    shares_outstanding: np.ndarray  # (n,)
+    dates: np.ndarray  # (T,) datetime64[D], increasing
+    prices: np.ndarray  # (T, n) dollars
+
+    def __post_init__(self) -> None:
+        n = len(self.symbols)
+        if len(set(self.symbols)) != n:
+            raise InputError("symbol", "duplicate symbols in the universe")
+        if self.prices.shape != (len(self.dates), n):
+            raise InputError("prices", f"shape {self.prices.shape} != ({len(self.dates)}, {n})")
+        if not np.all(np.isfinite(self.prices)) or np.any(self.prices <= 0):
+            t, i = np.argwhere(~(np.isfinite(self.prices) & (self.prices > 0)))[0]
+            raise InputError(
+                "close",
+                f"price of {self.symbols[i]} on {self.dates[t]} is {self.prices[t, i]!r}; "
+                "prices must be finite and > 0",
+            )
+        if np.any(np.diff(self.dates.astype("int64")) <= 0):
+            raise InputError("date", "dates must be strictly increasing")
+
+    @property
+    def n(self) -> int:
+        return len(self.symbols)
+
+    def day_index(self, date: dt.date | str) -> int:
+        """Index of ``date`` (must be a trading day of the market)."""
+        d = np.datetime64(str(date), "D")
+        t = int(np.searchsorted(self.dates, d))
+        if t >= len(self.dates) or self.dates[t] != d:
+            first, last = self.dates[0], self.dates[-1]
+            raise InputError("date", f"{date} is not a trading day of this market ({first}..{last})")
+        return t
+
+    def benchmark_weights(self, t: int) -> np.ndarray:
+        cap = self.prices[t] * self.shares_outstanding
+        return cap / cap.sum()
+
+    def returns(self, t_end: int, window: int) -> np.ndarray:
+        """Simple daily returns of the ``window`` days ending at ``t_end`` (inclusive): no look-ahead."""
+        t0 = max(1, t_end - window + 1)
+        p = self.prices[t0 - 1 : t_end + 1]
+        return p[1:] / p[:-1] - 1.0
+
+
+def synthesize(
+    names: int = 500,
+    days: int = 2520,
+    factors: int = 20,
+    seed: int = 7,
+    start: str = "2015-01-02",
+) -> Market:
+    """A deterministic fat-tailed factor-model market (domain.md §7).
+
+    Factors: market (16%/yr), sectors (~9%/yr each), styles (~4%/yr); specific risk 20–35%/yr;
+    Student-t (4 dof) shocks scaled to unit variance; caps log-normal (a few giants, a long tail).
+    """
+    if names < 2 or days < 2 or factors < 1:
+        raise InputError("names/days/factors", "need names >= 2, days >= 2, factors >= 1")
+    rng = np.random.default_rng(seed)
+    n_sec = min(len(SECTORS), max(factors - 1, 0))
+    sector_idx = rng.integers(0, len(SECTORS), size=names)
+    n_style = factors - 1 - n_sec
+
+    B = np.zeros((names, factors))
+    B[:, 0] = rng.normal(1.0, 0.25, names)
+    if n_sec:
+        B[np.arange(names), 1 + sector_idx % n_sec] = rng.normal(1.0, 0.2, names)
+    if n_style > 0:
+        B[:, 1 + n_sec :] = rng.normal(0.0, 1.0, (names, n_style))
+    f_vol = np.concatenate([[0.16], np.full(n_sec, 0.09), np.full(max(n_style, 0), 0.04)])
+    f_vol = f_vol[:factors] / np.sqrt(TRADING_DAYS)
+    spec_vol = rng.uniform(0.20, 0.35, names) / np.sqrt(TRADING_DAYS)
+
+    def t_shocks(shape: tuple[int, ...]) -> np.ndarray:
+        return rng.standard_t(4, size=shape) / np.sqrt(2.0)  # var of t(4) is 2
+
+    f_ret = t_shocks((days - 1, factors)) * f_vol
+    f_ret[:, 0] += 0.07 / TRADING_DAYS
+    eps = t_shocks((days - 1, names)) * spec_vol
+    rets = f_ret @ B.T + eps + rng.normal(0.02, 0.03, names) / TRADING_DAYS
+    rets = np.clip(rets, -0.6, 1.5)
+    p0 = np.exp(rng.normal(np.log(80.0), 0.8, names))
+    prices = np.vstack([p0, p0 * np.cumprod(1.0 + rets, axis=0)])
+    prices = np.maximum(np.round(prices, 2), 0.01)
+    caps = np.exp(rng.normal(np.log(2e10), 1.2, names))
+    shares_out = np.round(caps / p0)
+
+    dates = np.busday_offset(np.datetime64(start, "D"), np.arange(days), roll="forward")
+    width = max(3, len(str(names - 1)))
+    symbols = tuple(f"S{i:0{width}d}" for i in range(names))
+    return Market(
+        symbols=symbols,
+        sectors=tuple(SECTORS[k] for k in sector_idx),
+        shares_outstanding=_readonly(shares_out),
+        dates=dates,
+        prices=_readonly(prices),
+    )
+
+
+def write_market(market: Market, out: Path | str) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    universe = pa.table(
+        {
+            "symbol": pa.array(market.symbols, pa.string()),
+            "sector": pa.array(market.sectors, pa.string()),
+            "shares_outstanding": pa.array(market.shares_outstanding, pa.float64()),
+        }
+    )
+    pq.write_table(universe, out / "universe.parquet")
+    T, n = market.prices.shape
+    prices = pa.table(
+        {
+            "date": pa.array(np.repeat(market.dates, n), pa.date32()),
+            "symbol": pa.DictionaryArray.from_arrays(
+                pa.array(np.tile(np.arange(n, dtype=np.int32), T)), pa.array(market.symbols)
+            ),
+            "close": pa.array(market.prices.reshape(-1), pa.float64()),
+        }
+    )
+    pq.write_table(prices, out / "prices.parquet")
+    return out
+
+
+def _require(table: pa.Table, path: Path, columns: dict[str, str]) -> None:
+    for name in columns:
+        if name not in table.column_names:
+            raise InputError(name, f"{path} has no column {name!r} (columns: {table.column_names})")
+        if table.column(name).null_count:
+            raise InputError(name, f"{path} has {table.column(name).null_count} null {name!r} values")
+
+
+def read_market(path: Path | str) -> Market:
+    """Load a market directory; every symbol must have a close on every date."""
+    path = Path(path)
+    for f in ("universe.parquet", "prices.parquet"):
+        if not (path / f).is_file():
+            raise InputError("market", f"{path / f} not found (expected a market directory)")
+    try:
+        uni = pq.read_table(path / "universe.parquet")
+        px = pq.read_table(path / "prices.parquet")
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError("market", f"cannot read Parquet under {path}: {exc}") from exc
+    _require(uni, path / "universe.parquet", {"symbol": "", "sector": "", "shares_outstanding": ""})
+    _require(px, path / "prices.parquet", {"date": "", "symbol": "", "close": ""})
+    symbols = tuple(str(s) for s in uni.column("symbol").to_pylist())
+    pos = {s: i for i, s in enumerate(symbols)}
+    sym = pc.cast(px.column("symbol"), pa.string()).to_pylist()
+    unknown = set(sym) - pos.keys()
+    if unknown:
+        raise InputError("symbol", f"prices.parquet has symbols not in the universe: {sorted(unknown)[:5]}")
+    dates_all = px.column("date").cast(pa.date32()).to_numpy().astype("datetime64[D]")
+    dates = np.unique(dates_all)
+    t_idx = np.searchsorted(dates, dates_all)
+    i_idx = np.fromiter((pos[s] for s in sym), dtype=np.int64, count=len(sym))
+    prices = np.full((len(dates), len(symbols)), np.nan)
+    prices[t_idx, i_idx] = px.column("close").to_numpy()
+    if np.isnan(prices).any():
+        t, i = np.argwhere(np.isnan(prices))[0]
+        raise InputError("close", f"no close (or NaN) for {symbols[i]} on {dates[t]}")
+    so = uni.column("shares_outstanding").to_numpy().astype(np.float64)
+    if not np.all(np.isfinite(so)) or np.any(so <= 0):
+        raise InputError("shares_outstanding", "must be finite and > 0 for every symbol")
+    return Market(
+        symbols=symbols,
+        sectors=tuple(str(s) for s in uni.column("sector").to_pylist()),
+        shares_outstanding=_readonly(so),
+        dates=dates,
+        prices=_readonly(prices),
+    )

@@ -1,0 +1,37 @@
+"""The one boundary between exact money (integer cents, ``Decimal`` shares) and float64 math."""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_HALF_EVEN, Decimal
+
+CENT = Decimal("0.01")
+SHARE_QUANTUM = Decimal("0.000001")  # fractional shares are kept to a millionth
+
+
+def dollars_to_cents(x: float | Decimal | str) -> int:
+    """Round a dollar amount to integer cents, half to even."""
+    return int((Decimal(str(x)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def cents_to_dollars(c: int) -> float:
+    """For reports only (JSON numbers with exact cents): 12345 -> 123.45."""
+    return float(Decimal(c) / 100)
+
+
+def price_cents(price: float) -> int:
+    if not math.isfinite(price) or price <= 0:
+        raise ValueError(f"price must be finite and > 0, got {price!r}")
+    return dollars_to_cents(price)
+
+
+def value_cents(shares: Decimal, price: float) -> int:
+    """Proceeds or cost of ``shares`` at ``price`` (per-share price rounded to cents first)."""
+    return int((shares * price_cents(price)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def allocate_basis(basis_cents: int, sold: Decimal, held: Decimal) -> int:
+    """Basis of ``sold`` of ``held`` shares; selling all returns the whole basis (no drift)."""
+    if sold >= held:
+        return basis_cents
+    return int((Decimal(basis_cents) * sold / held).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))

@@ -1,0 +1,208 @@
+"""The compiled per-account problem: CLARABEL data built once, re-solved with new q and b.
+
+Layout (weights are fractions of account value, TE is annualized):
+  x = [s (n·L lot slots sold), b (n bought), a (n active weights), y (K factor exposures)]
+  minimize   aᵀDa + yᵀFy + qᵀx                 (q: λ_tax/λ_te·tax per weight + cost/λ_te)
+  subject to a + Σ_slots(s) − b = w0 − w_b       (zero cone, n rows)
+             y − Bᵀa = 0                         (zero cone, K rows)
+             0 ≤ s ≤ s_ub, 0 ≤ b ≤ b_ub           (blocked lots/buys and padding: ub = 0)
+             a ≤ cap − w_b,  1 − cash_max ≤ Σ(a + w_b) ≤ 1 − cash_target
+             [optional] ‖(Lᵀy, √D·a)‖ ≤ TE_max    (SOC, only when the penalty alone breaks the budget)
+Every account-specific number lives in q or b, so P and A (and their sparsity, explicit zeros kept)
+never change: CLARABEL's ``update(q=, b=)`` skips set-up (needs ``presolve_enable=False``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import clarabel
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import SolverError
+from .riskmodel import RiskModel
+
+TOL = 1e-6
+LOOSE_TOL = 1e-4
+OBJ_SCALE = 1e4  # objective in (percent)²: TE² of 1% is 1, so tolerances mean something
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    n: int
+    L: int  # lot slots per name
+    K: int
+    cone: bool = False  # with the TE-budget second-order cone
+    loose: bool = False  # looser tolerances (a pass that only decides buy/sell sides)
+
+    @property
+    def S(self) -> int:
+        return self.n * self.L
+
+    @property
+    def nx(self) -> int:
+        return self.S + 2 * self.n + self.K
+
+    # variable offsets
+    @property
+    def ob(self) -> int:
+        return self.S
+
+    @property
+    def oa(self) -> int:
+        return self.S + self.n
+
+    @property
+    def oy(self) -> int:
+        return self.S + 2 * self.n
+
+    # row offsets in b
+    @property
+    def r_nonneg(self) -> int:
+        return self.n + self.K
+
+    @property
+    def r_sub(self) -> int:  # s ≤ s_ub
+        return self.r_nonneg + self.S
+
+    @property
+    def r_bub(self) -> int:  # b ≤ b_ub
+        return self.r_sub + self.S + self.n
+
+    @property
+    def r_cap(self) -> int:
+        return self.r_bub + self.n
+
+    @property
+    def r_budget(self) -> int:
+        return self.r_cap + self.n
+
+    @property
+    def r_soc(self) -> int:
+        return self.r_budget + 2
+
+    @property
+    def m(self) -> int:
+        return self.r_soc + (1 + self.K + self.n if self.cone else 0)
+
+
+def _settings(robust: bool = False, loose: bool = False, max_iter: int = 100) -> clarabel.DefaultSettings:
+    s = clarabel.DefaultSettings()
+    s.verbose = False
+    s.presolve_enable = False  # required for update() to skip set-up
+    s.max_threads = 1
+    s.tol_gap_abs = s.tol_gap_rel = s.tol_feas = LOOSE_TOL if loose else TOL
+    s.tol_ktratio = 1e-3 if loose else 1e-5
+    s.max_iter = max_iter
+    # Measured: iterative refinement doubles the time per iteration here and moves the
+    # objective by < 1e-12; a solve that fails without it is retried with it (``robust``).
+    s.iterative_refinement_enable = robust
+    return s
+
+
+class CompiledProblem:
+    """CLARABEL solver for one (risk model, layout); ``solve(q, b)`` re-solves in place."""
+
+    def __init__(self, model: RiskModel, layout: Layout, robust: bool = False) -> None:
+        n, L, K, S = layout.n, layout.L, layout.K, layout.S
+        self.layout = layout
+        nx = layout.nx
+        # P (upper triangle): 2·D on a, 2·F on y
+        P = sp.block_diag(
+            [
+                sp.csc_matrix((S + n, S + n)),
+                sp.diags(2.0 * OBJ_SCALE * model.D),
+                sp.csc_matrix(2.0 * OBJ_SCALE * np.triu(model.F)),
+            ],
+            format="csc",
+        )
+        rows = []
+        slot_name = np.repeat(np.arange(n), L)
+        # zero cone: a + Σs − b = rhs
+        E_s = sp.csc_matrix((np.ones(S), (slot_name, np.arange(S))), shape=(n, S))
+        I_n = sp.identity(n, format="csc")
+        rows.append(sp.hstack([E_s, -I_n, I_n, sp.csc_matrix((n, K))]))
+        # zero cone: y − Bᵀa = 0 (dense K×n block, it is small)
+        rows.append(sp.hstack([sp.csc_matrix((K, S + n)), sp.csc_matrix(-model.B.T), sp.identity(K)]))
+        # nonneg: −s ≤ 0, s ≤ ub, −b ≤ 0, b ≤ ub, a ≤ cap, Σa ≤ budget
+        I_S = sp.identity(S, format="csc")
+        Z = lambda r, c: sp.csc_matrix((r, c))  # noqa: E731
+        rows.append(sp.hstack([-I_S, Z(S, 2 * n + K)]))
+        rows.append(sp.hstack([I_S, Z(S, 2 * n + K)]))
+        rows.append(sp.hstack([Z(n, S), -I_n, Z(n, n + K)]))
+        rows.append(sp.hstack([Z(n, S), I_n, Z(n, n + K)]))
+        rows.append(sp.hstack([Z(n, S + n), I_n, Z(n, K)]))
+        rows.append(sp.hstack([Z(2, S + n), sp.csc_matrix(np.vstack([np.ones(n), -np.ones(n)])), Z(2, K)]))
+        cones = [clarabel.ZeroConeT(n + K), clarabel.NonnegativeConeT(2 * S + 3 * n + 2)]
+        if layout.cone:
+            Lc = np.linalg.cholesky(model.F + 1e-14 * np.eye(K))
+            rows.append(sp.csc_matrix((1, nx)))  # the TE_max row (b only)
+            rows.append(sp.hstack([Z(K, S + 2 * n), sp.csc_matrix(-Lc.T)]))
+            rows.append(sp.hstack([Z(n, S + n), sp.diags(-np.sqrt(model.D)), Z(n, K)]))
+            cones.append(clarabel.SecondOrderConeT(1 + K + n))
+        A = sp.vstack(rows, format="csc")
+        assert A.shape == (layout.m, nx), (A.shape, layout.m, nx)
+        self._q = np.zeros(nx)
+        self._b = np.zeros(layout.m)
+        self.solver = clarabel.DefaultSolver(P, self._q, A, self._b, cones, _settings(robust, layout.loose))
+        self.solves = 0
+
+    def solve(self, q: np.ndarray, b: np.ndarray) -> tuple[str, np.ndarray, int]:
+        """Returns (status, x, iterations); status is CLARABEL's status name."""
+        self.solver.update(q=q, b=b)
+        sol = self.solver.solve()
+        self.solves += 1
+        status = str(sol.status).split(".")[-1]
+        if status not in {
+            "Solved",
+            "AlmostSolved",
+            "PrimalInfeasible",
+            "AlmostPrimalInfeasible",
+            "DualInfeasible",
+            "AlmostDualInfeasible",
+            "MaxIterations",
+            "MaxTime",
+            "NumericalError",
+            "InsufficientProgress",
+            "CallbackTerminated",
+        }:
+            raise SolverError(f"unexpected CLARABEL status {sol.status!r}")
+        return status, np.asarray(sol.x), int(sol.iterations)
+
+
+class ProblemCache:
+    """Explicit, bounded LRU cache of compiled problems keyed by (risk model, layout).
+
+    One per worker process: CLARABEL solvers do not pickle and are not thread safe.
+    """
+
+    def __init__(self, maxsize: int = 8) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[tuple, CompiledProblem] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, model: RiskModel, layout: Layout, robust: bool = False) -> CompiledProblem:
+        key = (model.fingerprint, layout, robust)
+        prob = self._items.get(key)
+        if prob is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+            return prob
+        self.misses += 1
+        prob = CompiledProblem(model, layout, robust)
+        self._items[key] = prob
+        if len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
+        return prob
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+DEFAULT_CACHE = ProblemCache()

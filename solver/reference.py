@@ -1,0 +1,151 @@
+"""The same per-pass problem written plainly in CVXPY and built fresh on every call.
+
+Used as the "naive" baseline of ``benchmarks/solve_latency.py`` and by the tests that check the
+cached CLARABEL problem against an independently modelled one.
+"""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from .problem import LOOSE_TOL, OBJ_SCALE, TOL, Layout
+from .riskmodel import RiskModel
+
+_STATUS = {
+    cp.OPTIMAL: "Solved",
+    cp.OPTIMAL_INACCURATE: "AlmostSolved",
+    cp.INFEASIBLE: "PrimalInfeasible",
+    cp.INFEASIBLE_INACCURATE: "AlmostPrimalInfeasible",
+    cp.UNBOUNDED: "DualInfeasible",
+    cp.UNBOUNDED_INACCURATE: "AlmostDualInfeasible",
+}
+
+
+class CvxpyProblem:
+    """Builds and solves one pass from (q, b) in the layout of ``solver.problem``."""
+
+    def __init__(self, model: RiskModel, layout: Layout) -> None:
+        self.model, self.layout = model, layout
+
+    def solve(self, q: np.ndarray, b: np.ndarray) -> tuple[str, np.ndarray, int]:
+        lay, M = self.layout, self.model
+        n, S, K = lay.n, lay.S, lay.K
+        s, buy, a, y = cp.Variable(S), cp.Variable(n), cp.Variable(n), cp.Variable(K)
+        E = sp.csr_matrix((np.ones(S), (np.repeat(np.arange(n), lay.L), np.arange(S))), shape=(n, S))
+        Fh = np.linalg.cholesky(M.F + 1e-14 * np.eye(K))
+        objective = (
+            OBJ_SCALE * (cp.sum_squares(cp.multiply(np.sqrt(M.D), a)) + cp.sum_squares(Fh.T @ y))
+            + q[:S] @ s
+            + q[lay.ob : lay.ob + n] @ buy
+        )
+        cons = [
+            a + E @ s - buy == b[:n],
+            y == M.B.T @ a,
+            s >= 0,
+            s <= b[lay.r_sub : lay.r_sub + S],
+            buy >= 0,
+            buy <= b[lay.r_bub : lay.r_bub + n],
+            a <= b[lay.r_cap : lay.r_cap + n],
+            cp.sum(a) <= b[lay.r_budget],
+            -cp.sum(a) <= b[lay.r_budget + 1],
+        ]
+        if lay.cone:
+            cons.append(cp.norm(cp.hstack([Fh.T @ y, cp.multiply(np.sqrt(M.D), a)])) <= b[lay.r_soc])
+        prob = cp.Problem(cp.Minimize(objective), cons)
+        tol = LOOSE_TOL if lay.loose else TOL
+        prob.solve(solver=cp.CLARABEL, tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol, max_threads=1)
+        status = _STATUS.get(prob.status, prob.status)
+        if s.value is None:
+            return status, np.zeros(lay.nx), 0
+        x = np.concatenate([s.value, buy.value, a.value, y.value])
+        return status, x, int(prob.solver_stats.num_iters or 0)
+
+
+class ParamCvxpyProblem:
+    """The same pass as a DPP-parametrized CVXPY problem: compiled once, re-solved with new values.
+
+    This is how the problem is usually written for reuse in CVXPY (q and b as ``cp.Parameter``,
+    the risk model as constants); built fresh per account it is the issue's "naive" baseline.
+    """
+
+    def __init__(self, model: RiskModel, layout: Layout) -> None:
+        lay, M = layout, model
+        n, S, K = lay.n, lay.S, lay.K
+        self.layout = lay
+        self.s, self.buy, self.a, self.y = cp.Variable(S), cp.Variable(n), cp.Variable(n), cp.Variable(K)
+        s, buy, a, y = self.s, self.buy, self.a, self.y
+        self.q_s, self.q_b = cp.Parameter(S), cp.Parameter(n)
+        self.rhs, self.s_ub, self.b_ub = cp.Parameter(n), cp.Parameter(S), cp.Parameter(n)
+        self.a_ub, self.budget = cp.Parameter(n), cp.Parameter(2)
+        E = sp.csr_matrix((np.ones(S), (np.repeat(np.arange(n), lay.L), np.arange(S))), shape=(n, S))
+        Fh = np.linalg.cholesky(M.F + 1e-14 * np.eye(K))
+        objective = (
+            OBJ_SCALE * (cp.sum_squares(cp.multiply(np.sqrt(M.D), a)) + cp.sum_squares(Fh.T @ y))
+            + self.q_s @ s
+            + self.q_b @ buy
+        )
+        cons = [
+            a + E @ s - buy == self.rhs,
+            y == M.B.T @ a,
+            s >= 0,
+            s <= self.s_ub,
+            buy >= 0,
+            buy <= self.b_ub,
+            a <= self.a_ub,
+            cp.sum(a) <= self.budget[0],
+            -cp.sum(a) <= self.budget[1],
+        ]
+        if lay.cone:
+            self.te = cp.Parameter(nonneg=True)
+            cons.append(cp.norm(cp.hstack([Fh.T @ y, cp.multiply(np.sqrt(M.D), a)])) <= self.te)
+        self.problem = cp.Problem(cp.Minimize(objective), cons)
+
+    def solve(self, q: np.ndarray, b: np.ndarray) -> tuple[str, np.ndarray, int]:
+        lay = self.layout
+        n, S = lay.n, lay.S
+        self.q_s.value, self.q_b.value = q[:S], q[lay.ob : lay.ob + n]
+        self.rhs.value = b[:n]
+        self.s_ub.value = b[lay.r_sub : lay.r_sub + S]
+        self.b_ub.value = b[lay.r_bub : lay.r_bub + n]
+        self.a_ub.value = b[lay.r_cap : lay.r_cap + n]
+        self.budget.value = b[lay.r_budget : lay.r_budget + 2]
+        if lay.cone:
+            self.te.value = b[lay.r_soc]
+        tol = LOOSE_TOL if lay.loose else TOL
+        self.problem.solve(
+            solver=cp.CLARABEL, warm_start=True, tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol, max_threads=1
+        )
+        status = _STATUS.get(self.problem.status, self.problem.status)
+        if self.s.value is None:
+            return status, np.zeros(lay.nx), 0
+        x = np.concatenate([self.s.value, self.buy.value, self.a.value, self.y.value])
+        return status, x, int(self.problem.solver_stats.num_iters or 0)
+
+
+class FreshCache:
+    """A ``ProblemCache`` look-alike that builds a fresh CVXPY problem on every request.
+
+    ``parametrized=False`` writes the data as constants (the cheapest fresh build);
+    ``parametrized=True`` builds the DPP problem (what reusing CVXPY needs) each time.
+    """
+
+    def __init__(self, parametrized: bool = False) -> None:
+        self.parametrized = parametrized
+
+    def get(self, model: RiskModel, layout: Layout, robust: bool = False):
+        return ParamCvxpyProblem(model, layout) if self.parametrized else CvxpyProblem(model, layout)
+
+
+class CvxpyCache:
+    """Compiled DPP problems reused through CVXPY (``warm_start=True``): the CVXPY-cached path."""
+
+    def __init__(self) -> None:
+        self._items: dict = {}
+
+    def get(self, model: RiskModel, layout: Layout, robust: bool = False) -> ParamCvxpyProblem:
+        key = (model.fingerprint, layout)
+        if key not in self._items:
+            self._items[key] = ParamCvxpyProblem(model, layout)
+        return self._items[key]

@@ -1,0 +1,107 @@
+"""Records passed between layers: frozen, slotted dataclasses.
+
+Units: quantities in shares (``Decimal``, whole or fractional), money in integer cents where it
+is money (lot basis, realized gain), prices in dollars (float64, market data), weights as
+fractions of account value (float64). ``solver.money`` is the one place converting between them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Lot:
+    """One open tax lot: ``basis_cents`` is the total adjusted cost basis of ``quantity`` shares."""
+
+    lot_id: str
+    symbol: str
+    quantity: Decimal
+    basis_cents: int
+    acquired: dt.date
+    holding_start: dt.date | None = None  # after a wash-sale tack; defaults to ``acquired``
+
+    @property
+    def holding_from(self) -> dt.date:
+        return self.holding_start or self.acquired
+
+
+@dataclass(frozen=True, slots=True)
+class Restrictions:
+    """Household wash-sale restrictions for one account on one date (domain.md §3)."""
+
+    no_buy: frozenset[str] = frozenset()  # sold at a loss in the household within 30 days
+    no_loss_sale: frozenset[str] = frozenset()  # bought in the household within 30 days
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSettings:
+    """Per-account optimization settings; rates are combined marginal rates (fractions)."""
+
+    account_id: str = "ACCOUNT"
+    account_type: str = "taxable"  # taxable | ira | trust | other
+    st_rate: float = 0.408  # 37% + 3.8% NIIT
+    lt_rate: float = 0.238  # 20% + 3.8% NIIT
+    te_max: float = 0.02  # annualized tracking-error budget
+    max_weight: float = 0.05  # per-name cap (never below the name's benchmark weight)
+    cash_target: float = 0.002  # minimum cash weight
+    cash_max: float = 0.01  # maximum cash weight after the rebalance (fully invested)
+    lambda_te: float = 50.0  # weight on tracking variance (annualized)
+    lambda_tax: float = 1.0  # weight on tax (dollars of tax per dollar of account)
+    cost_bps: float = 5.0  # linear trading cost, basis points of traded value
+    min_trade_dollars: float = 100.0  # smaller trades are dropped when rounding
+    exclude_symbols: frozenset[str] = frozenset()
+    exclude_sectors: frozenset[str] = frozenset()
+    fractional: bool = False  # allow fractional shares
+
+    @property
+    def taxable(self) -> bool:
+        return self.account_type != "ira"
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One trade of the rebalance: sells name a lot, buys do not."""
+
+    symbol: str
+    side: str  # "buy" | "sell"
+    shares: Decimal
+    price: float
+    lot_id: str | None = None
+    realized_gain_cents: int = 0
+    term: str | None = None  # "short" | "long" for sells
+
+
+@dataclass(frozen=True, slots=True)
+class Realized:
+    """Realized gains and losses of the rebalance, in cents (losses as negative numbers)."""
+
+    st_gain: int = 0
+    st_loss: int = 0
+    lt_gain: int = 0
+    lt_loss: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SolveResult:
+    """Outcome of one account's rebalance."""
+
+    status: str  # optimal | infeasible | error
+    reason: str | None
+    solve_ms: float
+    trades: tuple[Trade, ...] = ()
+    weights: dict[str, float] = field(default_factory=dict)
+    cash_weight: float = 0.0
+    te_ex_ante: float = float("nan")
+    realized: Realized = Realized()
+    tax_estimate_cents: int = 0
+    harvested_loss_cents: int = 0
+    turnover: float = 0.0
+    passes: int = 0
+    iterations: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "optimal"
