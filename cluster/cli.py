@@ -104,6 +104,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if r.ok else 3
 
 
+def _parse_identical(text: str | None) -> dict[str, str]:
+    """``GOOG=GOOGL,BRK.A=BRK.B``: each group of substantially identical symbols shares a key."""
+    out: dict[str, str] = {}
+    for group in filter(None, (text or "").split(",")):
+        names = [x.strip() for x in group.split("=") if x.strip()]
+        for name in names:
+            out[name] = names[0]
+    return out
+
+
+def _cmd_washsale(args: argparse.Namespace) -> int:
+    from ledger.trades import read_trades_csv, report_table, report_to_dict
+    from ledger.washsale import run
+
+    report = run(read_trades_csv(args.trades), identical=_parse_identical(args.identical))
+    if args.json:
+        json.dump(report_to_dict(report), sys.stdout, indent=1)
+        print()
+    else:
+        print(report_table(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="taxview", description="Tax-aware direct indexing at firm scale.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -126,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--factors", type=int, default=20, help="PCA factors when no riskmodel/ is supplied")
     solve.add_argument("--json", action="store_true")
     solve.set_defaults(func=_cmd_solve)
+
+    ws = sub.add_parser("washsale", help="wash-sale report of a trade history (CSV)")
+    ws.add_argument("--trades", required=True, help="TRADES.csv (README: trade history)")
+    ws.add_argument("--identical", help="substantially identical symbols, e.g. GOOG=GOOGL,BRK.A=BRK.B")
+    ws.add_argument("--json", action="store_true")
+    ws.set_defaults(func=_cmd_washsale)
 
     demo = sub.add_parser("demo", help="the single-account demo on synthetic data")
     demo.add_argument("--workdir", default="taxview-work")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
@@ -70,3 +71,115 @@ def benchmark_lots(
         sh = int(value * snap.benchmark[i] / snap.prices[i])
         out.append(lot(f"{sym}-1", sym, sh, round(sh * snap.prices[i] / (1 + gain), 2), acquired))
     return out
+
+
+# --- real redis-server, started by the suite on a free loopback port -----------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    from ledger.server import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    client = redis_server.client()
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def store(redis_client):
+    from ledger.store import LedgerStore
+
+    return LedgerStore(redis_client)
+
+
+@dataclass
+class Sold:
+    date: object
+    account: str
+    symbol: str
+    lot_id: str
+    quantity: Decimal
+    proceeds: int
+    basis: int
+    gain: int
+    disallowed: int
+    permanent: int
+    recognized: int
+    term: str
+
+
+@dataclass
+class Held:
+    lot_id: str
+    account: str
+    symbol: str
+    quantity: Decimal
+    basis: int
+    acquired: object
+    holding_start: object
+
+
+@dataclass
+class Outcome:
+    sales: list
+    lots: list
+
+
+def _outcome(sales, lots) -> Outcome:
+    return Outcome(
+        sorted((Sold(s.date, s.account, s.symbol, s.lot_id, s.quantity, s.proceeds_cents, s.basis_cents, s.gain_cents,
+                     s.disallowed_cents, s.permanent_cents, s.recognized_cents, s.term) for s in sales),
+               key=lambda s: (s.date, s.account, s.lot_id)),
+        sorted((Held(x.lot_id, x.account, x.symbol, x.quantity, x.basis_cents, x.acquired, x.holding_start) for x in lots),
+               key=lambda x: x.lot_id),
+    )  # fmt: skip
+
+
+def replay_into_store(store, trades, identical=None):
+    """Commit a trade history through the Redis ledger: one commit per (date, account) run."""
+    from ledger.store import AccountInfo
+
+    accounts = {}
+    for t in trades:
+        accounts[t.account] = AccountInfo(t.account, t.household, t.account_type)
+    store.add_accounts(accounts.values())
+    batch, n = [], 0
+    for t in [*trades, None]:
+        if batch and (t is None or (t.date, t.account) != (batch[0].date, batch[0].account)):
+            n += 1
+            store.commit(batch[0].account, batch[0].date,
+                         [{"symbol": x.symbol, "side": x.side, "quantity": x.quantity, "price": x.price,
+                           "lot_id": x.lot_id} for x in batch], f"replay-{n}", allow_wash=True)
+            batch = []
+        if t is not None:
+            batch.append(t)
+    households = {t.household for t in trades}
+    sales = [s for hh in households for s in store.sales(hh)]
+    lots = [x for a in accounts for x in store.lots(a)]
+    return _outcome(sales, lots)
+
+
+@pytest.fixture(params=["engine", "redis"])
+def ledger_backend(request):
+    """Runs a trade history through the pure engine or the Redis ledger; both must agree."""
+    from ledger.washsale import run
+
+    if request.param == "engine":
+        def engine(trades, identical=None):
+            r = run(trades, identical)
+            return _outcome(r.sales, r.lots)
+        return engine
+    store = request.getfixturevalue("store")
+
+    def redis_backend(trades, identical=None):
+        store.identical = dict(identical or {})
+        return replay_into_store(store, trades, identical)
+    return redis_backend

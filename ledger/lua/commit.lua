@@ -1,0 +1,98 @@
+-- Commit one account's trades for one date, atomically, for one household.
+-- The wash-sale arithmetic is planned by ledger.washsale (pure Python) against household
+-- version ARGV[3]; this script validates everything against the current state first and only
+-- then writes, so a failed validation writes nothing.
+--
+-- KEYS[1] meta hash      KEYS[2] account hash   KEYS[3] windows hash   KEYS[4] journal stream
+-- KEYS[5] idempotency    KEYS[6] sales hash     KEYS[7] pending set    KEYS[8] groups set
+-- KEYS[9..] lot hashes, one per identity key touched (indexes below are 1-based into these)
+-- ARGV[1] idempotency key  ARGV[2] request digest  ARGV[3] expected household version
+-- ARGV[4] date (proleptic ordinal)  ARGV[5] account  ARGV[6] allow_wash (0|1)
+-- ARGV[7] checks json: [{"op":"sell","g":i,"lot":id,"qty":"10","key":k,"loss":true}, {"op":"buy","key":k}]
+-- ARGV[8] writes json: {"set":[[g,id,enc]],"del":[[g,id]],"sales":[[id,json]],"pending_add":[..],
+--                       "pending_del":[..],"win":[[key,buy_ord|false,loss_ord|false]],"seq":n,"sale_seq":n,
+--                       "groups":[keys]}
+-- ARGV[9] journal entry json   ARGV[10] result json   ARGV[11] date ISO
+-- Returns {"OK", result} | {"REPLAY", stored result} | {"ERR", code, message}
+
+local stored = redis.call('HGET', KEYS[5], ARGV[1])
+if stored then
+  local bar = string.find(stored, '|', 1, true)
+  if string.sub(stored, 1, bar - 1) == ARGV[2] then
+    return {'REPLAY', string.sub(stored, bar + 1)}
+  end
+  return {'ERR', 'KEY_REUSED', 'idempotency key ' .. ARGV[1] .. ' was used for a different commit'}
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  return {'ERR', 'UNKNOWN_ACCOUNT', 'unknown account ' .. ARGV[5]}
+end
+local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if version ~= tonumber(ARGV[3]) then
+  return {'ERR', 'STALE', 'household changed (version ' .. version .. ', planned on ' .. ARGV[3] .. ')'}
+end
+local date = tonumber(ARGV[4])
+local last = tonumber(redis.call('HGET', KEYS[1], 'last_date') or '0')
+if date < last then
+  return {'ERR', 'DATE_ORDER', 'date is before the household\'s last commit'}
+end
+
+local checks = cjson.decode(ARGV[7])
+local allow_wash = ARGV[6] == '1'
+local function split(s)
+  local out, start = {}, 1
+  while true do
+    local bar = string.find(s, '|', start, true)
+    if not bar then out[#out + 1] = string.sub(s, start); return out end
+    out[#out + 1] = string.sub(s, start, bar - 1)
+    start = bar + 1
+  end
+end
+for _, c in ipairs(checks) do
+  if c.op == 'sell' then
+    local enc = redis.call('HGET', KEYS[8 + c.g], c.lot)
+    if not enc then
+      return {'ERR', 'LOT_MISSING', 'no open lot ' .. c.lot}
+    end
+    local f = split(enc)
+    if f[1] ~= ARGV[5] then
+      return {'ERR', 'NOT_YOUR_LOT', 'lot ' .. c.lot .. ' belongs to account ' .. f[1]}
+    end
+    if tonumber(f[3]) < tonumber(c.qty) then
+      return {'ERR', 'INSUFFICIENT', 'lot ' .. c.lot .. ' holds ' .. f[3] .. ', selling ' .. c.qty}
+    end
+  end
+  if not allow_wash then
+    local w = redis.call('HGET', KEYS[3], c.key)
+    if w then
+      local f = split(w)
+      local last_buy, last_loss = tonumber(f[1]), tonumber(f[2])
+      if c.op == 'buy' and last_loss and date - last_loss <= 30 then
+        return {'ERR', 'WASH_CONFLICT', 'buying ' .. c.key .. ' within 30 days of a household loss sale'}
+      end
+      if c.op == 'sell' and c.loss and last_buy and date - last_buy <= 30 then
+        return {'ERR', 'WASH_CONFLICT', 'selling ' .. c.key .. ' at a loss within 30 days of a household purchase'}
+      end
+    end
+  end
+end
+
+-- validated: write
+local w = cjson.decode(ARGV[8])
+for _, x in ipairs(w.del) do redis.call('HDEL', KEYS[8 + x[1]], x[2]) end
+for _, x in ipairs(w.set) do redis.call('HSET', KEYS[8 + x[1]], x[2], x[3]) end
+for _, x in ipairs(w.sales) do redis.call('HSET', KEYS[6], x[1], x[2]) end
+for _, id in ipairs(w.pending_del) do redis.call('SREM', KEYS[7], id) end
+for _, id in ipairs(w.pending_add) do redis.call('SADD', KEYS[7], id) end
+for _, k in ipairs(w.groups) do redis.call('SADD', KEYS[8], k) end
+for _, x in ipairs(w.win) do
+  local old = redis.call('HGET', KEYS[3], x[1])
+  local b, l = '', ''
+  if old then local f = split(old); b, l = f[1], f[2] end
+  if x[2] then b = tostring(x[2]) end
+  if x[3] then l = tostring(x[3]) end
+  redis.call('HSET', KEYS[3], x[1], b .. '|' .. l)
+end
+redis.call('HSET', KEYS[1], 'version', version + 1, 'last_date', date, 'seq', w.seq, 'sale_seq', w.sale_seq)
+redis.call('XADD', KEYS[4], '*', 'key', ARGV[1], 'account', ARGV[5], 'date', ARGV[11], 'entry', ARGV[9])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[2] .. '|' .. ARGV[10])
+return {'OK', ARGV[10]}

@@ -1,0 +1,447 @@
+"""The tax-lot ledger in Redis (adapter around the pure ``ledger.washsale`` rule).
+
+Layout: see ``ledger.keys``. Lots live per (household, identity key) so a commit reads only the
+names it trades. A commit is planned in Python by ``ledger.washsale`` on a consistent snapshot
+(``lua/read.lua``) and applied by ``lua/commit.lua``, which re-validates everything (the account,
+the household version the plan was made on, dates, lots and quantities, wash-sale windows) before
+it writes; a household changed in between answers STALE and the commit is planned again. So the
+Redis ledger and the batch report share one implementation of the rule, and concurrent commits
+to a household serialize.
+
+Money is integer cents and quantities are ``Decimal`` strings in Redis; dates of windows and
+metadata are proleptic ordinals (``date.toordinal()``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import random
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+import redis
+
+from solver.types import Restrictions
+
+from .errors import CommitRejected, LedgerInputError, UnknownAccount
+from .keys import Keys
+from .washsale import (
+    WINDOW_DAYS,
+    Account,
+    Household,
+    OpenLot,
+    Replacement,
+    Sale,
+    TradeIn,
+    cents_of,
+    run,
+    validate_trade,
+)
+
+MAX_ATTEMPTS = 200
+
+
+def _lua(name: str) -> str:
+    return resources.files("ledger").joinpath("lua", name).read_text()
+
+
+# --- encodings -------------------------------------------------------------------------------
+
+
+def encode_lot(x: OpenLot) -> str:
+    return "|".join((x.account, x.symbol, str(x.quantity), str(x.basis_cents), str(x.acquired.toordinal()),
+                     str(x.holding_start.toordinal()), x.purchase_id, str(x.capacity), str(x.seq)))  # fmt: skip
+
+
+def decode_lot(lot_id: str, enc: str) -> OpenLot:
+    a, s, q, b, acq, hs, pid, cap, seq = enc.split("|")
+    return OpenLot(lot_id, a, s, Decimal(q), int(b), dt.date.fromordinal(int(acq)), dt.date.fromordinal(int(hs)),
+                   pid, Decimal(cap), int(seq))  # fmt: skip
+
+
+def encode_sale(s: Sale) -> str:
+    return json.dumps({
+        "id": s.sale_id, "d": s.date.toordinal(), "a": s.account, "s": s.symbol, "q": str(s.quantity),
+        "p": s.proceeds_cents, "b": s.basis_cents, "t": s.term, "l": s.lot_id, "pid": s.purchase_id,
+        "h": s.held_days, "r": s.recognized, "dis": s.disallowed_cents, "perm": s.permanent_cents,
+        "rep": [[x.lot_id, x.account, str(x.shares), x.amount_cents, x.permanent] for x in s.replacements],
+        "u": str(s.unmatched), "left": s.loss_left_cents,
+    }, separators=(",", ":"))  # fmt: skip
+
+
+def decode_sale(text: str) -> Sale:
+    d = json.loads(text)
+    return Sale(
+        sale_id=d["id"], date=dt.date.fromordinal(d["d"]), account=d["a"], symbol=d["s"], quantity=Decimal(d["q"]),
+        proceeds_cents=d["p"], basis_cents=d["b"], term=d["t"], lot_id=d["l"], purchase_id=d["pid"],
+        held_days=d["h"], recognized=d["r"], disallowed_cents=d["dis"], permanent_cents=d["perm"],
+        replacements=[Replacement(a, b, Decimal(c), e, f) for a, b, c, e, f in d["rep"]],
+        unmatched=Decimal(d["u"]), loss_left_cents=d["left"],
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    account: str
+    household: str
+    account_type: str
+    st_rate: float = 0.408
+    lt_rate: float = 0.238
+    cash_cents: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    account: str
+    date: dt.date
+    replayed: bool
+    sales: list[dict[str, Any]]
+    new_lots: list[str]
+    attempts: int
+
+
+class LedgerStore:
+    """The ledger on one Redis (or Redis Cluster: every script touches one hash slot)."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "tv", identical: Mapping[str, str] | None = None) -> None:
+        self.r = client
+        self.k = Keys(prefix)
+        self.identical = dict(identical or {})
+        self._read = client.register_script(_lua("read.lua"))
+        self._commit = client.register_script(_lua("commit.lua"))
+
+    def key_of(self, symbol: str) -> str:
+        return self.identical.get(symbol, symbol)
+
+    # --- accounts ----------------------------------------------------------------------------
+
+    def household_of(self, account: str) -> str:
+        hh = self.r.hget(self.k.account_index(), account)
+        if hh is None:
+            raise UnknownAccount(account)
+        return hh.decode()
+
+    def add_accounts(self, accounts: Iterable[AccountInfo]) -> int:
+        accounts = list(accounts)
+        seen: dict[str, str] = {}
+        for a in accounts:
+            if not a.account or not a.household:
+                raise LedgerInputError("account", f"account and household are required, got {a!r}")
+            if a.account_type not in ("taxable", "ira", "trust", "other"):
+                raise LedgerInputError("account_type", f"account {a.account!r}: {a.account_type!r} is not taxable|ira|trust|other")
+            if not (0 <= a.st_rate < 1 and 0 <= a.lt_rate < 1) or a.cash_cents < 0:
+                raise LedgerInputError("rates/cash", f"account {a.account!r}: rates must be in [0, 1) and cash >= 0")
+            if seen.setdefault(a.account, a.household) != a.household:
+                raise LedgerInputError("household", f"account {a.account!r} listed in two households")
+        existing = self.r.hmget(self.k.account_index(), [a.account for a in accounts]) if accounts else []
+        for a, hh in zip(accounts, existing):
+            if hh is not None and hh.decode() != a.household:
+                raise LedgerInputError("household", f"account {a.account!r} already belongs to household {hh.decode()!r}")
+        pipe = self.r.pipeline(transaction=False)
+        for a in accounts:
+            pipe.hset(self.k.account_index(), a.account, a.household)
+            pipe.sadd(self.k.households(), a.household)
+            pipe.hset(self.k.members(a.household), a.account, a.account_type)
+            pipe.hset(self.k.account(a.household, a.account), mapping={
+                "household": a.household, "type": a.account_type, "st_rate": repr(a.st_rate),
+                "lt_rate": repr(a.lt_rate), "cash_cents": a.cash_cents})  # fmt: skip
+            pipe.hsetnx(self.k.meta(a.household), "version", 0)
+        pipe.execute()
+        return len(accounts)
+
+    def account(self, account: str) -> AccountInfo:
+        hh = self.household_of(account)
+        h = {k.decode(): v.decode() for k, v in self.r.hgetall(self.k.account(hh, account)).items()}
+        return AccountInfo(account, hh, h["type"], float(h["st_rate"]), float(h["lt_rate"]), int(h["cash_cents"]))
+
+    def accounts(self) -> dict[str, str]:
+        """account -> household, for every account."""
+        return {a.decode(): h.decode() for a, h in self.r.hgetall(self.k.account_index()).items()}
+
+    # --- lots --------------------------------------------------------------------------------
+
+    def import_lots(self, lots: Sequence[OpenLot], batch: int = 20_000) -> int:
+        """Bulk-load opening lots (validated in full first; nothing is written on an error).
+
+        Each lot's account must exist; ids must be new. The lots are journaled per household
+        as an ``import`` entry, so ``rebuild_from_journal`` reproduces them.
+        """
+        homes = self.accounts()
+        by_hh: dict[str, list[OpenLot]] = {}
+        ids: set[tuple[str, str]] = set()
+        for x in lots:
+            hh = homes.get(x.account)
+            if hh is None:
+                raise UnknownAccount(x.account)
+            if not x.quantity.is_finite() or x.quantity <= 0:
+                raise LedgerInputError("quantity", f"lot {x.lot_id!r}: quantity must be > 0, got {x.quantity}")
+            if x.basis_cents < 0:
+                raise LedgerInputError("basis", f"lot {x.lot_id!r}: basis must be >= 0")
+            if (hh, x.lot_id) in ids:
+                raise LedgerInputError("lot_id", f"lot {x.lot_id!r} appears twice in household {hh!r}")
+            ids.add((hh, x.lot_id))
+            by_hh.setdefault(hh, []).append(x)
+        pipe = self.r.pipeline(transaction=False)
+        n = 0
+        for hh, group in by_hh.items():
+            per_key: dict[str, dict[str, str]] = {}
+            for x in group:
+                per_key.setdefault(self.key_of(x.symbol), {})[x.lot_id] = encode_lot(x)
+            for key, mapping in per_key.items():
+                pipe.hset(self.k.lots(hh, key), mapping=mapping)
+                pipe.sadd(self.k.groups(hh), key)
+                n += len(mapping)
+            pipe.xadd(self.k.journal(hh), {"key": "", "account": "", "date": "", "entry": json.dumps(
+                {"import": [[x.lot_id, encode_lot(x)] for x in group]}, separators=(",", ":"))})  # fmt: skip
+            pipe.hincrby(self.k.meta(hh), "version", 1)
+            if len(pipe) >= batch:
+                pipe.execute()
+        pipe.execute()
+        return n
+
+    def lots(self, account: str) -> list[OpenLot]:
+        hh = self.household_of(account)
+        out = [x for x in self._household_lots(hh) if x.account == account]
+        return sorted(out, key=lambda x: (x.symbol, x.acquired, x.seq))
+
+    def _household_lots(self, hh: str) -> list[OpenLot]:
+        keys = [k.decode() for k in self.r.smembers(self.k.groups(hh))]
+        pipe = self.r.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(self.k.lots(hh, key))
+        return [decode_lot(i.decode(), e.decode()) for h in pipe.execute() for i, e in h.items()]
+
+    def sales(self, household: str) -> list[Sale]:
+        out = [decode_sale(v.decode()) for v in self.r.hvals(self.k.sales(household))]
+        return sorted(out, key=lambda s: (s.date, int(s.sale_id.rsplit(":", 1)[1])))
+
+    # --- restrictions ------------------------------------------------------------------------
+
+    def restrictions(self, household: str, date: dt.date) -> dict[str, Restrictions]:
+        """Per account of ``household``: symbols it may not buy, symbols it may not sell at a loss."""
+        return self.restrictions_many([household], date)[household]
+
+    def restrictions_many(self, households: Sequence[str], date: dt.date) -> dict[str, dict[str, Restrictions]]:
+        """Restrictions of many households in one pipelined round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for hh in households:
+            pipe.hgetall(self.k.windows(hh))
+            pipe.hgetall(self.k.members(hh))
+        replies = pipe.execute()
+        today = date.toordinal()
+        by_key: dict[str, set[str]] = {}
+        for sym, key in self.identical.items():
+            by_key.setdefault(key, {key}).add(sym)
+        out: dict[str, dict[str, Restrictions]] = {}
+        for i, hh in enumerate(households):
+            windows, members = replies[2 * i], replies[2 * i + 1]
+            no_buy: set[str] = set()
+            no_loss: set[str] = set()
+            for key, value in windows.items():
+                b, l = value.decode().split("|")
+                names = by_key.get(key.decode(), {key.decode()})
+                if l and 0 <= today - int(l) <= WINDOW_DAYS:
+                    no_buy |= names
+                if b and 0 <= today - int(b) <= WINDOW_DAYS:
+                    no_loss |= names
+            nb, nl = frozenset(no_buy), frozenset(no_loss)
+            out[hh] = {a.decode(): Restrictions(nb, nl if t != b"ira" else frozenset()) for a, t in members.items()}
+        return out
+
+    # --- commit ------------------------------------------------------------------------------
+
+    def commit(
+        self,
+        account: str,
+        date: dt.date,
+        trades: Sequence[Mapping[str, Any]],
+        idempotency_key: str,
+        allow_wash: bool = False,
+    ) -> CommitResult:
+        """Apply one account's trades of ``date`` atomically and idempotently.
+
+        ``trades``: mappings with ``symbol``, ``side`` (buy|sell), ``quantity``, ``price`` and, for
+        a sell, ``lot_id`` (FIFO without). ``allow_wash=False`` (the nightly path) refuses any trade
+        that would create a wash sale (``CommitRejected('WASH_CONFLICT')``); ``True`` applies it
+        with the wash-sale adjustments (history replays, client-directed trades).
+        A replay of the same key returns the stored result; the same key with other content is
+        refused (``KEY_REUSED``); bad input raises ``LedgerInputError``; nothing is written then.
+        """
+        hh = self.household_of(account)
+        if not idempotency_key:
+            raise LedgerInputError("idempotency_key", "an idempotency key is required")
+        request = self._normalize(account, date, trades)
+        digest = hashlib.sha256(json.dumps([account, date.isoformat(), request, allow_wash]).encode()).hexdigest()
+        keys_needed = sorted({self.key_of(t["symbol"]) for t in request})
+        k = self.k
+        base_keys = [k.meta(hh), k.members(hh), k.pending(hh), k.sales(hh), k.idempotency(hh)]
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            snap = self._read(keys=base_keys + [k.lots(hh, g) for g in keys_needed], args=[idempotency_key])
+            stored = snap[3]
+            if stored:
+                d, _, result = stored.decode().partition("|")
+                if d != digest:
+                    raise CommitRejected("KEY_REUSED", f"idempotency key {idempotency_key!r} was used for a different commit")
+                return self._result(json.loads(result), replayed=True, attempts=attempt)
+            house, version = self._household(hh, snap, keys_needed)
+            acct_type = house.accounts.get(account)
+            if acct_type is None:
+                raise UnknownAccount(account)
+            planned = self._plan(house, account, acct_type.account_type, date, request, allow_wash)
+            reply = self._commit(
+                keys=[k.meta(hh), k.account(hh, account), k.windows(hh), k.journal(hh), k.idempotency(hh),
+                      k.sales(hh), k.pending(hh), k.groups(hh)] + [k.lots(hh, g) for g in keys_needed],
+                args=[idempotency_key, digest, version, date.toordinal(), account, int(allow_wash),
+                      json.dumps(planned["checks"]), json.dumps(planned["writes"]),
+                      json.dumps({"trades": request, "allow_wash": allow_wash}), json.dumps(planned["result"]),
+                      date.isoformat()],
+            )  # fmt: skip
+            status = reply[0].decode()
+            if status in ("OK", "REPLAY"):
+                return self._result(json.loads(reply[1]), replayed=status == "REPLAY", attempts=attempt)
+            code, message = reply[1].decode(), reply[2].decode()
+            if code == "STALE":
+                time.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
+                continue
+            if code == "UNKNOWN_ACCOUNT":
+                raise UnknownAccount(account)
+            raise CommitRejected(code, message)
+        raise CommitRejected("BUSY", f"household {hh!r} kept changing; gave up after {MAX_ATTEMPTS} attempts")
+
+    def _normalize(self, account: str, date: dt.date, trades: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for i, t in enumerate(trades):
+            try:
+                qty, price = Decimal(str(t["quantity"])), Decimal(str(t["price"]))
+                side, symbol = str(t["side"]).lower(), str(t["symbol"])
+            except (KeyError, ArithmeticError, ValueError) as exc:
+                raise LedgerInputError("trade", f"trade {i}: {exc!r} (need symbol, side, quantity, price)") from None
+            validate_trade(TradeIn(date, account, "-", "taxable", symbol, side, qty, price), f"trade {i}: ")
+            out.append({"symbol": symbol, "side": side, "quantity": str(qty), "price": str(price),
+                        "lot_id": t.get("lot_id") or None})  # fmt: skip
+        if not out:
+            raise LedgerInputError("trades", "a commit needs at least one trade")
+        return out
+
+    def _household(self, hh: str, snap: list, keys_needed: list[str]) -> tuple[Household, int]:
+        meta = {snap[0][i].decode(): snap[0][i + 1].decode() for i in range(0, len(snap[0]), 2)}
+        house = Household(hh, self.identical)
+        for i in range(0, len(snap[1]), 2):
+            a = snap[1][i].decode()
+            house.accounts[a] = Account(a, hh, snap[1][i + 1].decode())
+        house.pending = sorted((decode_sale(x.decode()) for x in snap[2] if x),
+                               key=lambda s: int(s.sale_id.rsplit(":", 1)[1]))  # fmt: skip
+        for h in snap[4:]:
+            for j in range(0, len(h), 2):
+                lot = decode_lot(h[j].decode(), h[j + 1].decode())
+                house.lots[lot.lot_id] = lot
+        last = int(meta.get("last_date", 0))
+        house.last_date = dt.date.fromordinal(last) if last else None
+        house.seq = int(meta.get("seq", 0))
+        house.sale_seq = int(meta.get("sale_seq", 0))
+        return house, int(meta.get("version", 0))
+
+    def _plan(self, house: Household, account: str, acct_type: str, date: dt.date, request, allow_wash: bool):
+        group_index = {g: i + 1 for i, g in enumerate(sorted({self.key_of(t["symbol"]) for t in request}))}
+        before = {s.sale_id: (s.disallowed_cents, s.permanent_cents) for s in house.pending}
+        start = date - dt.timedelta(days=WINDOW_DAYS)
+        house.pending = [s for s in house.pending if s.date >= start]  # older ones can wash nothing more
+        lot_group = {lid: self.key_of(x.symbol) for lid, x in house.lots.items()}
+        checks, sales_out, new_lots, win = [], [], [], {}
+        house.reset_changes()
+        for i, t in enumerate(request):
+            trade = TradeIn(date, account, house.household, acct_type, t["symbol"], t["side"], Decimal(t["quantity"]),
+                            Decimal(t["price"]), t["lot_id"])  # fmt: skip
+            key = self.key_of(trade.symbol)
+            if trade.side == "sell":
+                parts = house._lot_to_sell(trade, f"trade {i}: ")
+                out = house.apply(trade)
+                for lot, q in parts:
+                    checks.append({"op": "sell", "g": group_index[key], "lot": lot.lot_id, "qty": str(q), "key": key,
+                                   "loss": bool(out.recognized and out.gain_cents < 0)})  # fmt: skip
+                if out.recognized and out.gain_cents < 0:
+                    win.setdefault(key, [key, False, False])[2] = date.toordinal()
+            else:
+                out = house.apply(trade)
+                lot_group[out.lot_id] = key  # it may be split (and so removed) within this commit
+                new_lots.append(out.lot_id)
+                checks.append({"op": "buy", "key": key})
+                win.setdefault(key, [key, False, False])[1] = date.toordinal()
+        washed = [s for s in house.changed_sales.values()
+                  if (s.disallowed_cents, s.permanent_cents) != before.get(s.sale_id, (0, 0))]  # fmt: skip
+        if washed and not allow_wash:
+            raise CommitRejected("WASH_CONFLICT", f"these trades would wash the loss of {washed[0].symbol} "
+                                 f"sold {washed[0].date} in account {washed[0].account}")  # fmt: skip
+        for lid in house.changed_lots:
+            lot_group[lid] = self.key_of(house.lots[lid].symbol)
+        sets = [[group_index[lot_group[lid]], lid, encode_lot(house.lots[lid])] for lid in sorted(house.changed_lots)]
+        dels = [[group_index[lot_group[lid]], lid] for lid in sorted(house.removed_lots)]
+        changed = sorted(house.changed_sales.values(), key=lambda s: int(s.sale_id.rsplit(":", 1)[1]))
+        pending_ids = {s.sale_id for s in house.pending if s.unmatched > 0}
+        writes = {
+            "set": sets, "del": dels, "sales": [[s.sale_id, encode_sale(s)] for s in changed],
+            "pending_add": sorted(pending_ids - before.keys()), "pending_del": sorted(before.keys() - pending_ids),
+            "win": list(win.values()), "seq": house.seq, "sale_seq": house.sale_seq, "groups": sorted(group_index),
+        }  # fmt: skip
+        for s in changed:
+            if s.account == account and s.date == date and s.sale_id not in before:
+                sales_out.append({"sale_id": s.sale_id, "symbol": s.symbol, "lot_id": s.lot_id, "quantity": str(s.quantity),
+                                  "proceeds_cents": s.proceeds_cents, "basis_cents": s.basis_cents,
+                                  "gain_cents": s.gain_cents, "disallowed_cents": s.disallowed_cents,
+                                  "permanent_cents": s.permanent_cents, "term": s.term})  # fmt: skip
+        result = {"account": account, "date": date.isoformat(), "sales": sales_out, "new_lots": new_lots}
+        return {"checks": checks, "writes": writes, "result": result}
+
+    def _result(self, d: dict, replayed: bool, attempts: int) -> CommitResult:
+        return CommitResult(d["account"], dt.date.fromisoformat(d["date"]), replayed, d["sales"], d["new_lots"], attempts)
+
+    # --- journal ---------------------------------------------------------------------------
+
+    def journal(self, household: str) -> list[dict[str, Any]]:
+        out = []
+        for entry_id, fields in self.r.xrange(self.k.journal(household)):
+            f = {k.decode(): v.decode() for k, v in fields.items()}
+            out.append({"id": entry_id.decode(), **f, "entry": json.loads(f["entry"])})
+        return out
+
+    def state(self) -> dict[str, Any]:
+        """Everything the ledger holds about lots and sales, for comparisons and export."""
+        out: dict[str, Any] = {}
+        for hh in sorted(x.decode() for x in self.r.smembers(self.k.households())):
+            lots = sorted((x.lot_id, encode_lot(x)) for x in self._household_lots(hh))
+            sales = [encode_sale(s) for s in self.sales(hh)]
+            windows = {k.decode(): v.decode() for k, v in self.r.hgetall(self.k.windows(hh)).items()}
+            pending = sorted(x.decode() for x in self.r.smembers(self.k.pending(hh)))
+            out[hh] = {"lots": lots, "sales": sales, "windows": windows, "pending": pending}
+        return out
+
+    def rebuild_from_journal(self, target: LedgerStore) -> int:
+        """Replay every household's journal into ``target`` (an empty ledger); returns commits replayed."""
+        homes = self.accounts()
+        infos = [self.account(a) for a in sorted(homes)]
+        target.add_accounts(infos)
+        n = 0
+        for hh in sorted({i.household for i in infos}):
+            for e in self.journal(hh):
+                entry = e["entry"]
+                if "import" in entry:
+                    target.import_lots([decode_lot(lid, enc) for lid, enc in entry["import"]])
+                else:
+                    target.commit(e["account"], dt.date.fromisoformat(e["date"]), entry["trades"], e["key"],
+                                  allow_wash=entry["allow_wash"])  # fmt: skip
+                    n += 1
+        return n
+
+
+def replay_report(trades: Sequence[TradeIn], identical: Mapping[str, str] | None = None):
+    """The batch report of a trade history (for comparing with the store)."""
+    return run(trades, identical)
+
+
+__all__ = ["AccountInfo", "CommitResult", "LedgerStore", "cents_of", "replay_report"]
