@@ -37,14 +37,35 @@ class RedisServer:
     def start(self, timeout: float = 20.0) -> RedisServer:
         exe = shutil.which("redis-server")
         if exe is None:
-            raise LedgerError("redis-server not found: run ./dev (it installs Debian's redis-server) or "
-                              "apt-get install redis-server, or pass --redis URL")  # fmt: skip
+            raise LedgerError(
+                "redis-server not found: run ./dev (it installs Debian's redis-server) or "
+                "apt-get install redis-server, or pass --redis URL"
+            )
         self.workdir.mkdir(parents=True, exist_ok=True)
-        args = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir.resolve()),
-                "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
-                "--protected-mode", "yes", "--daemonize", "no", "--logfile", "redis.log"]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)  # fmt: skip
+        args = [
+            exe,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.workdir.resolve()),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.appendfsync,
+            "--save",
+            "",
+            "--protected-mode",
+            "yes",
+            "--daemonize",
+            "no",
+            "--logfile",
+            "redis.log",
+        ]
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         client = redis.Redis(host="127.0.0.1", port=self.port)
         deadline = time.monotonic() + timeout
         while True:
@@ -55,7 +76,9 @@ class RedisServer:
                 pass
             except redis.exceptions.ConnectionError:
                 if self.proc.poll() is not None:
-                    raise LedgerError(f"redis-server exited with {self.proc.returncode}; see {self.workdir / 'redis.log'}") from None
+                    raise LedgerError(
+                        f"redis-server exited with {self.proc.returncode}; see {self.workdir / 'redis.log'}"
+                    ) from None
             if time.monotonic() > deadline:
                 self.stop()
                 raise LedgerError(f"redis-server did not answer on port {self.port} within {timeout}s")

@@ -55,35 +55,85 @@ def _lua(name: str) -> str:
 
 
 def encode_lot(x: OpenLot) -> str:
-    return "|".join((x.account, x.symbol, str(x.quantity), str(x.basis_cents), str(x.acquired.toordinal()),
-                     str(x.holding_start.toordinal()), x.purchase_id, str(x.capacity), str(x.seq)))  # fmt: skip
+    return "|".join(
+        (
+            x.account,
+            x.symbol,
+            str(x.quantity),
+            str(x.basis_cents),
+            str(x.acquired.toordinal()),
+            str(x.holding_start.toordinal()),
+            x.purchase_id,
+            str(x.capacity),
+            str(x.seq),
+        )
+    )
 
 
 def decode_lot(lot_id: str, enc: str) -> OpenLot:
     a, s, q, b, acq, hs, pid, cap, seq = enc.split("|")
-    return OpenLot(lot_id, a, s, Decimal(q), int(b), dt.date.fromordinal(int(acq)), dt.date.fromordinal(int(hs)),
-                   pid, Decimal(cap), int(seq))  # fmt: skip
+    return OpenLot(
+        lot_id,
+        a,
+        s,
+        Decimal(q),
+        int(b),
+        dt.date.fromordinal(int(acq)),
+        dt.date.fromordinal(int(hs)),
+        pid,
+        Decimal(cap),
+        int(seq),
+    )
 
 
 def encode_sale(s: Sale) -> str:
-    return json.dumps({
-        "id": s.sale_id, "d": s.date.toordinal(), "a": s.account, "s": s.symbol, "q": str(s.quantity),
-        "p": s.proceeds_cents, "b": s.basis_cents, "t": s.term, "l": s.lot_id, "pid": s.purchase_id,
-        "h": s.held_days, "r": s.recognized, "dis": s.disallowed_cents, "perm": s.permanent_cents,
-        "rep": [[x.lot_id, x.account, str(x.shares), x.amount_cents, x.permanent] for x in s.replacements],
-        "u": str(s.unmatched), "left": s.loss_left_cents,
-    }, separators=(",", ":"))  # fmt: skip
+    return json.dumps(
+        {
+            "id": s.sale_id,
+            "d": s.date.toordinal(),
+            "a": s.account,
+            "s": s.symbol,
+            "q": str(s.quantity),
+            "p": s.proceeds_cents,
+            "b": s.basis_cents,
+            "t": s.term,
+            "l": s.lot_id,
+            "pid": s.purchase_id,
+            "h": s.held_days,
+            "r": s.recognized,
+            "dis": s.disallowed_cents,
+            "perm": s.permanent_cents,
+            "rep": [
+                [x.lot_id, x.account, str(x.shares), x.amount_cents, x.permanent] for x in s.replacements
+            ],
+            "u": str(s.unmatched),
+            "left": s.loss_left_cents,
+        },
+        separators=(",", ":"),
+    )
 
 
 def decode_sale(text: str) -> Sale:
     d = json.loads(text)
     return Sale(
-        sale_id=d["id"], date=dt.date.fromordinal(d["d"]), account=d["a"], symbol=d["s"], quantity=Decimal(d["q"]),
-        proceeds_cents=d["p"], basis_cents=d["b"], term=d["t"], lot_id=d["l"], purchase_id=d["pid"],
-        held_days=d["h"], recognized=d["r"], disallowed_cents=d["dis"], permanent_cents=d["perm"],
+        sale_id=d["id"],
+        date=dt.date.fromordinal(d["d"]),
+        account=d["a"],
+        symbol=d["s"],
+        quantity=Decimal(d["q"]),
+        proceeds_cents=d["p"],
+        basis_cents=d["b"],
+        term=d["t"],
+        lot_id=d["l"],
+        purchase_id=d["pid"],
+        held_days=d["h"],
+        recognized=d["r"],
+        disallowed_cents=d["dis"],
+        permanent_cents=d["perm"],
         replacements=[Replacement(a, b, Decimal(c), e, f) for a, b, c, e, f in d["rep"]],
-        unmatched=Decimal(d["u"]), loss_left_cents=d["left"],
-    )  # fmt: skip
+        unmatched=Decimal(d["u"]),
+        loss_left_cents=d["left"],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +159,9 @@ class CommitResult:
 class LedgerStore:
     """The ledger on one Redis (or Redis Cluster: every script touches one hash slot)."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "tv", identical: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str = "tv", identical: Mapping[str, str] | None = None
+    ) -> None:
         self.r = client
         self.k = Keys(prefix)
         self.identical = dict(identical or {})
@@ -134,23 +186,37 @@ class LedgerStore:
             if not a.account or not a.household:
                 raise LedgerInputError("account", f"account and household are required, got {a!r}")
             if a.account_type not in ("taxable", "ira", "trust", "other"):
-                raise LedgerInputError("account_type", f"account {a.account!r}: {a.account_type!r} is not taxable|ira|trust|other")
+                raise LedgerInputError(
+                    "account_type",
+                    f"account {a.account!r}: {a.account_type!r} is not taxable|ira|trust|other",
+                )
             if not (0 <= a.st_rate < 1 and 0 <= a.lt_rate < 1) or a.cash_cents < 0:
-                raise LedgerInputError("rates/cash", f"account {a.account!r}: rates must be in [0, 1) and cash >= 0")
+                raise LedgerInputError(
+                    "rates/cash", f"account {a.account!r}: rates must be in [0, 1) and cash >= 0"
+                )
             if seen.setdefault(a.account, a.household) != a.household:
                 raise LedgerInputError("household", f"account {a.account!r} listed in two households")
         existing = self.r.hmget(self.k.account_index(), [a.account for a in accounts]) if accounts else []
         for a, hh in zip(accounts, existing):
             if hh is not None and hh.decode() != a.household:
-                raise LedgerInputError("household", f"account {a.account!r} already belongs to household {hh.decode()!r}")
+                raise LedgerInputError(
+                    "household", f"account {a.account!r} already belongs to household {hh.decode()!r}"
+                )
         pipe = self.r.pipeline(transaction=False)
         for a in accounts:
             pipe.hset(self.k.account_index(), a.account, a.household)
             pipe.sadd(self.k.households(), a.household)
             pipe.hset(self.k.members(a.household), a.account, a.account_type)
-            pipe.hset(self.k.account(a.household, a.account), mapping={
-                "household": a.household, "type": a.account_type, "st_rate": repr(a.st_rate),
-                "lt_rate": repr(a.lt_rate), "cash_cents": a.cash_cents})  # fmt: skip
+            pipe.hset(
+                self.k.account(a.household, a.account),
+                mapping={
+                    "household": a.household,
+                    "type": a.account_type,
+                    "st_rate": repr(a.st_rate),
+                    "lt_rate": repr(a.lt_rate),
+                    "cash_cents": a.cash_cents,
+                },
+            )
             pipe.hsetnx(self.k.meta(a.household), "version", 0)
         pipe.execute()
         return len(accounts)
@@ -158,7 +224,9 @@ class LedgerStore:
     def account(self, account: str) -> AccountInfo:
         hh = self.household_of(account)
         h = {k.decode(): v.decode() for k, v in self.r.hgetall(self.k.account(hh, account)).items()}
-        return AccountInfo(account, hh, h["type"], float(h["st_rate"]), float(h["lt_rate"]), int(h["cash_cents"]))
+        return AccountInfo(
+            account, hh, h["type"], float(h["st_rate"]), float(h["lt_rate"]), int(h["cash_cents"])
+        )
 
     def accounts(self) -> dict[str, str]:
         """account -> household, for every account."""
@@ -180,7 +248,9 @@ class LedgerStore:
             if hh is None:
                 raise UnknownAccount(x.account)
             if not x.quantity.is_finite() or x.quantity <= 0:
-                raise LedgerInputError("quantity", f"lot {x.lot_id!r}: quantity must be > 0, got {x.quantity}")
+                raise LedgerInputError(
+                    "quantity", f"lot {x.lot_id!r}: quantity must be > 0, got {x.quantity}"
+                )
             if x.basis_cents < 0:
                 raise LedgerInputError("basis", f"lot {x.lot_id!r}: basis must be >= 0")
             if (hh, x.lot_id) in ids:
@@ -197,8 +267,17 @@ class LedgerStore:
                 pipe.hset(self.k.lots(hh, key), mapping=mapping)
                 pipe.sadd(self.k.groups(hh), key)
                 n += len(mapping)
-            pipe.xadd(self.k.journal(hh), {"key": "", "account": "", "date": "", "entry": json.dumps(
-                {"import": [[x.lot_id, encode_lot(x)] for x in group]}, separators=(",", ":"))})  # fmt: skip
+            pipe.xadd(
+                self.k.journal(hh),
+                {
+                    "key": "",
+                    "account": "",
+                    "date": "",
+                    "entry": json.dumps(
+                        {"import": [[x.lot_id, encode_lot(x)] for x in group]}, separators=(",", ":")
+                    ),
+                },
+            )
             pipe.hincrby(self.k.meta(hh), "version", 1)
             if len(pipe) >= batch:
                 pipe.execute()
@@ -227,7 +306,9 @@ class LedgerStore:
         """Per account of ``household``: symbols it may not buy, symbols it may not sell at a loss."""
         return self.restrictions_many([household], date)[household]
 
-    def restrictions_many(self, households: Sequence[str], date: dt.date) -> dict[str, dict[str, Restrictions]]:
+    def restrictions_many(
+        self, households: Sequence[str], date: dt.date
+    ) -> dict[str, dict[str, Restrictions]]:
         """Restrictions of many households in one pipelined round trip."""
         pipe = self.r.pipeline(transaction=False)
         for hh in households:
@@ -251,7 +332,9 @@ class LedgerStore:
                 if b and 0 <= today - int(b) <= WINDOW_DAYS:
                     no_loss |= names
             nb, nl = frozenset(no_buy), frozenset(no_loss)
-            out[hh] = {a.decode(): Restrictions(nb, nl if t != b"ira" else frozenset()) for a, t in members.items()}
+            out[hh] = {
+                a.decode(): Restrictions(nb, nl if t != b"ira" else frozenset()) for a, t in members.items()
+            }
         return out
 
     # --- commit ------------------------------------------------------------------------------
@@ -277,7 +360,9 @@ class LedgerStore:
         if not idempotency_key:
             raise LedgerInputError("idempotency_key", "an idempotency key is required")
         request = self._normalize(account, date, trades)
-        digest = hashlib.sha256(json.dumps([account, date.isoformat(), request, allow_wash]).encode()).hexdigest()
+        digest = hashlib.sha256(
+            json.dumps([account, date.isoformat(), request, allow_wash]).encode()
+        ).hexdigest()
         keys_needed = sorted({self.key_of(t["symbol"]) for t in request})
         k = self.k
         base_keys = [k.meta(hh), k.members(hh), k.pending(hh), k.sales(hh), k.idempotency(hh)]
@@ -287,7 +372,9 @@ class LedgerStore:
             if stored:
                 d, _, result = stored.decode().partition("|")
                 if d != digest:
-                    raise CommitRejected("KEY_REUSED", f"idempotency key {idempotency_key!r} was used for a different commit")
+                    raise CommitRejected(
+                        "KEY_REUSED", f"idempotency key {idempotency_key!r} was used for a different commit"
+                    )
                 return self._result(json.loads(result), replayed=True, attempts=attempt)
             house, version = self._household(hh, snap, keys_needed)
             acct_type = house.accounts.get(account)
@@ -295,13 +382,31 @@ class LedgerStore:
                 raise UnknownAccount(account)
             planned = self._plan(house, account, acct_type.account_type, date, request, allow_wash)
             reply = self._commit(
-                keys=[k.meta(hh), k.account(hh, account), k.windows(hh), k.journal(hh), k.idempotency(hh),
-                      k.sales(hh), k.pending(hh), k.groups(hh)] + [k.lots(hh, g) for g in keys_needed],
-                args=[idempotency_key, digest, version, date.toordinal(), account, int(allow_wash),
-                      json.dumps(planned["checks"]), json.dumps(planned["writes"]),
-                      json.dumps({"trades": request, "allow_wash": allow_wash}), json.dumps(planned["result"]),
-                      date.isoformat()],
-            )  # fmt: skip
+                keys=[
+                    k.meta(hh),
+                    k.account(hh, account),
+                    k.windows(hh),
+                    k.journal(hh),
+                    k.idempotency(hh),
+                    k.sales(hh),
+                    k.pending(hh),
+                    k.groups(hh),
+                ]
+                + [k.lots(hh, g) for g in keys_needed],
+                args=[
+                    idempotency_key,
+                    digest,
+                    version,
+                    date.toordinal(),
+                    account,
+                    int(allow_wash),
+                    json.dumps(planned["checks"]),
+                    json.dumps(planned["writes"]),
+                    json.dumps({"trades": request, "allow_wash": allow_wash}),
+                    json.dumps(planned["result"]),
+                    date.isoformat(),
+                ],
+            )
             status = reply[0].decode()
             if status in ("OK", "REPLAY"):
                 return self._result(json.loads(reply[1]), replayed=status == "REPLAY", attempts=attempt)
@@ -314,17 +419,28 @@ class LedgerStore:
             raise CommitRejected(code, message)
         raise CommitRejected("BUSY", f"household {hh!r} kept changing; gave up after {MAX_ATTEMPTS} attempts")
 
-    def _normalize(self, account: str, date: dt.date, trades: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def _normalize(
+        self, account: str, date: dt.date, trades: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
         out = []
         for i, t in enumerate(trades):
             try:
                 qty, price = Decimal(str(t["quantity"])), Decimal(str(t["price"]))
                 side, symbol = str(t["side"]).lower(), str(t["symbol"])
             except (KeyError, ArithmeticError, ValueError) as exc:
-                raise LedgerInputError("trade", f"trade {i}: {exc!r} (need symbol, side, quantity, price)") from None
+                raise LedgerInputError(
+                    "trade", f"trade {i}: {exc!r} (need symbol, side, quantity, price)"
+                ) from None
             validate_trade(TradeIn(date, account, "-", "taxable", symbol, side, qty, price), f"trade {i}: ")
-            out.append({"symbol": symbol, "side": side, "quantity": str(qty), "price": str(price),
-                        "lot_id": t.get("lot_id") or None})  # fmt: skip
+            out.append(
+                {
+                    "symbol": symbol,
+                    "side": side,
+                    "quantity": str(qty),
+                    "price": str(price),
+                    "lot_id": t.get("lot_id") or None,
+                }
+            )
         if not out:
             raise LedgerInputError("trades", "a commit needs at least one trade")
         return out
@@ -335,8 +451,9 @@ class LedgerStore:
         for i in range(0, len(snap[1]), 2):
             a = snap[1][i].decode()
             house.accounts[a] = Account(a, hh, snap[1][i + 1].decode())
-        house.pending = sorted((decode_sale(x.decode()) for x in snap[2] if x),
-                               key=lambda s: int(s.sale_id.rsplit(":", 1)[1]))  # fmt: skip
+        house.pending = sorted(
+            (decode_sale(x.decode()) for x in snap[2] if x), key=lambda s: int(s.sale_id.rsplit(":", 1)[1])
+        )
         for h in snap[4:]:
             for j in range(0, len(h), 2):
                 lot = decode_lot(h[j].decode(), h[j + 1].decode())
@@ -352,54 +469,95 @@ class LedgerStore:
         before = {s.sale_id: (s.disallowed_cents, s.permanent_cents) for s in house.pending}
         start = date - dt.timedelta(days=WINDOW_DAYS)
         house.pending = [s for s in house.pending if s.date >= start]  # older ones can wash nothing more
-        lot_group = {lid: self.key_of(x.symbol) for lid, x in house.lots.items()}
+        stored = set(house.lots)  # lots bought within this commit are not in Redis yet
         checks, sales_out, new_lots, win = [], [], [], {}
         house.reset_changes()
         for i, t in enumerate(request):
-            trade = TradeIn(date, account, house.household, acct_type, t["symbol"], t["side"], Decimal(t["quantity"]),
-                            Decimal(t["price"]), t["lot_id"])  # fmt: skip
+            trade = TradeIn(
+                date,
+                account,
+                house.household,
+                acct_type,
+                t["symbol"],
+                t["side"],
+                Decimal(t["quantity"]),
+                Decimal(t["price"]),
+                t["lot_id"],
+            )
             key = self.key_of(trade.symbol)
             if trade.side == "sell":
                 parts = house._lot_to_sell(trade, f"trade {i}: ")
                 out = house.apply(trade)
                 for lot, q in parts:
-                    checks.append({"op": "sell", "g": group_index[key], "lot": lot.lot_id, "qty": str(q), "key": key,
-                                   "loss": bool(out.recognized and out.gain_cents < 0)})  # fmt: skip
+                    checks.append(
+                        {
+                            "op": "sell" if lot.lot_id in stored else "sell_new",
+                            "g": group_index[key],
+                            "lot": lot.lot_id,
+                            "qty": str(q),
+                            "key": key,
+                            "loss": bool(out.recognized and out.gain_cents < 0),
+                        }
+                    )
                 if out.recognized and out.gain_cents < 0:
                     win.setdefault(key, [key, False, False])[2] = date.toordinal()
             else:
                 out = house.apply(trade)
-                lot_group[out.lot_id] = key  # it may be split (and so removed) within this commit
                 new_lots.append(out.lot_id)
                 checks.append({"op": "buy", "key": key})
                 win.setdefault(key, [key, False, False])[1] = date.toordinal()
-        washed = [s for s in house.changed_sales.values()
-                  if (s.disallowed_cents, s.permanent_cents) != before.get(s.sale_id, (0, 0))]  # fmt: skip
+        washed = [
+            s
+            for s in house.changed_sales.values()
+            if (s.disallowed_cents, s.permanent_cents) != before.get(s.sale_id, (0, 0))
+        ]
         if washed and not allow_wash:
-            raise CommitRejected("WASH_CONFLICT", f"these trades would wash the loss of {washed[0].symbol} "
-                                 f"sold {washed[0].date} in account {washed[0].account}")  # fmt: skip
-        for lid in house.changed_lots:
-            lot_group[lid] = self.key_of(house.lots[lid].symbol)
-        sets = [[group_index[lot_group[lid]], lid, encode_lot(house.lots[lid])] for lid in sorted(house.changed_lots)]
-        dels = [[group_index[lot_group[lid]], lid] for lid in sorted(house.removed_lots)]
+            raise CommitRejected(
+                "WASH_CONFLICT",
+                f"these trades would wash the loss of {washed[0].symbol} "
+                f"sold {washed[0].date} in account {washed[0].account}",
+            )
+        sets = [
+            [group_index[self.key_of(house.lots[lid].symbol)], lid, encode_lot(house.lots[lid])]
+            for lid in sorted(house.changed_lots)
+        ]
+        dels = [[group_index[self.key_of(sym)], lid] for lid, sym in sorted(house.removed_lots.items())]
         changed = sorted(house.changed_sales.values(), key=lambda s: int(s.sale_id.rsplit(":", 1)[1]))
         pending_ids = {s.sale_id for s in house.pending if s.unmatched > 0}
         writes = {
-            "set": sets, "del": dels, "sales": [[s.sale_id, encode_sale(s)] for s in changed],
-            "pending_add": sorted(pending_ids - before.keys()), "pending_del": sorted(before.keys() - pending_ids),
-            "win": list(win.values()), "seq": house.seq, "sale_seq": house.sale_seq, "groups": sorted(group_index),
-        }  # fmt: skip
+            "set": sets,
+            "del": dels,
+            "sales": [[s.sale_id, encode_sale(s)] for s in changed],
+            "pending_add": sorted(pending_ids - before.keys()),
+            "pending_del": sorted(before.keys() - pending_ids),
+            "win": list(win.values()),
+            "seq": house.seq,
+            "sale_seq": house.sale_seq,
+            "groups": sorted(group_index),
+        }
         for s in changed:
             if s.account == account and s.date == date and s.sale_id not in before:
-                sales_out.append({"sale_id": s.sale_id, "symbol": s.symbol, "lot_id": s.lot_id, "quantity": str(s.quantity),
-                                  "proceeds_cents": s.proceeds_cents, "basis_cents": s.basis_cents,
-                                  "gain_cents": s.gain_cents, "disallowed_cents": s.disallowed_cents,
-                                  "permanent_cents": s.permanent_cents, "term": s.term})  # fmt: skip
+                sales_out.append(
+                    {
+                        "sale_id": s.sale_id,
+                        "symbol": s.symbol,
+                        "lot_id": s.lot_id,
+                        "quantity": str(s.quantity),
+                        "proceeds_cents": s.proceeds_cents,
+                        "basis_cents": s.basis_cents,
+                        "gain_cents": s.gain_cents,
+                        "disallowed_cents": s.disallowed_cents,
+                        "permanent_cents": s.permanent_cents,
+                        "term": s.term,
+                    }
+                )
         result = {"account": account, "date": date.isoformat(), "sales": sales_out, "new_lots": new_lots}
         return {"checks": checks, "writes": writes, "result": result}
 
     def _result(self, d: dict, replayed: bool, attempts: int) -> CommitResult:
-        return CommitResult(d["account"], dt.date.fromisoformat(d["date"]), replayed, d["sales"], d["new_lots"], attempts)
+        return CommitResult(
+            d["account"], dt.date.fromisoformat(d["date"]), replayed, d["sales"], d["new_lots"], attempts
+        )
 
     # --- journal ---------------------------------------------------------------------------
 
@@ -433,8 +591,13 @@ class LedgerStore:
                 if "import" in entry:
                     target.import_lots([decode_lot(lid, enc) for lid, enc in entry["import"]])
                 else:
-                    target.commit(e["account"], dt.date.fromisoformat(e["date"]), entry["trades"], e["key"],
-                                  allow_wash=entry["allow_wash"])  # fmt: skip
+                    target.commit(
+                        e["account"],
+                        dt.date.fromisoformat(e["date"]),
+                        entry["trades"],
+                        e["key"],
+                        allow_wash=entry["allow_wash"],
+                    )
                     n += 1
         return n
 

@@ -27,7 +27,9 @@ def read_trades_csv(path: Path | str) -> list[TradeIn]:
         header = reader.fieldnames or []
         missing = [c for c in COLUMNS if c not in header]
         if missing:
-            raise LedgerInputError(missing[0], f"{path}: missing column(s) {missing}; need {list(COLUMNS)}[,lot_id]")
+            raise LedgerInputError(
+                missing[0], f"{path}: missing column(s) {missing}; need {list(COLUMNS)}[,lot_id]"
+            )
         last: dt.date | None = None
         for row_no, row in enumerate(reader, start=2):
             where = f"{path.name} row {row_no}: "
@@ -44,14 +46,22 @@ def read_trades_csv(path: Path | str) -> list[TradeIn]:
                 except InvalidOperation:
                     raise LedgerInputError(name, f"{where}{row[name]!r} is not a number") from None
             t = TradeIn(
-                date=date, account=row["account"].strip(), household=row["household"].strip(),
-                account_type=row["account_type"].strip().lower(), symbol=row["symbol"].strip(),
-                side=row["side"].strip().lower(), quantity=values["quantity"], price=values["price"],
-                lot_id=(row.get("lot_id") or "").strip() or None, row=row_no,
-            )  # fmt: skip
+                date=date,
+                account=row["account"].strip(),
+                household=row["household"].strip(),
+                account_type=row["account_type"].strip().lower(),
+                symbol=row["symbol"].strip(),
+                side=row["side"].strip().lower(),
+                quantity=values["quantity"],
+                price=values["price"],
+                lot_id=(row.get("lot_id") or "").strip() or None,
+                row=row_no,
+            )
             validate_trade(t, where)
             if last is not None and date < last:
-                raise LedgerInputError("date", f"{where}{date} comes after {last}: trades must be in date order")
+                raise LedgerInputError(
+                    "date", f"{where}{date} comes after {last}: trades must be in date order"
+                )
             last = date
             out.append(t)
     return out
@@ -66,25 +76,52 @@ def money(cents: int) -> str:
 def report_to_dict(r: Report) -> dict[str, Any]:
     sales = [
         {
-            "date": s.date.isoformat(), "account": s.account, "symbol": s.symbol, "quantity": str(s.quantity),
-            "proceeds": money(s.proceeds_cents), "basis": money(s.basis_cents), "gain": money(s.gain_cents),
-            "disallowed": money(s.disallowed_cents), "permanently_disallowed": money(s.permanent_cents),
-            "recognized": money(s.recognized_cents), "term": s.term, "lot_id": s.lot_id,
+            "date": s.date.isoformat(),
+            "account": s.account,
+            "symbol": s.symbol,
+            "quantity": str(s.quantity),
+            "proceeds": money(s.proceeds_cents),
+            "basis": money(s.basis_cents),
+            "gain": money(s.gain_cents),
+            "disallowed": money(s.disallowed_cents),
+            "permanently_disallowed": money(s.permanent_cents),
+            "recognized": money(s.recognized_cents),
+            "term": s.term,
+            "lot_id": s.lot_id,
             "recognized_in_account": s.recognized,
-            "replacements": [{"lot_id": x.lot_id, "account": x.account, "shares": str(x.shares),
-                              "amount": money(x.amount_cents), "permanent": x.permanent} for x in s.replacements],
+            "replacements": [
+                {
+                    "lot_id": x.lot_id,
+                    "account": x.account,
+                    "shares": str(x.shares),
+                    "amount": money(x.amount_cents),
+                    "permanent": x.permanent,
+                }
+                for x in s.replacements
+            ],
         }
         for s in r.sales
-    ]  # fmt: skip
+    ]
     lots = [
-        {"lot_id": x.lot_id, "account": x.account, "symbol": x.symbol, "quantity": str(x.quantity),
-         "basis": money(x.basis_cents), "acquired": x.acquired.isoformat(), "holding_start": x.holding_start.isoformat()}
+        {
+            "lot_id": x.lot_id,
+            "account": x.account,
+            "symbol": x.symbol,
+            "quantity": str(x.quantity),
+            "basis": money(x.basis_cents),
+            "acquired": x.acquired.isoformat(),
+            "holding_start": x.holding_start.isoformat(),
+        }
         for x in r.lots
-    ]  # fmt: skip
+    ]
     totals: dict[str, dict[str, dict[str, int]]] = {}
     for s in r.sales:
-        t = totals.setdefault(s.account, {}).setdefault(s.term, dict.fromkeys(
-            ("proceeds", "basis", "gain", "disallowed", "permanently_disallowed", "recognized"), 0))  # fmt: skip
+        t = totals.setdefault(s.account, {}).setdefault(
+            s.term,
+            dict.fromkeys(
+                ("proceeds", "basis", "gain", "disallowed", "permanently_disallowed", "recognized"), 0
+            ),
+        )
         t["proceeds"] += s.proceeds_cents
         t["basis"] += s.basis_cents
         t["gain"] += s.gain_cents
@@ -94,25 +131,42 @@ def report_to_dict(r: Report) -> dict[str, Any]:
     return {
         "sales": sales,
         "lots": lots,
-        "totals": {a: {term: {k: money(v) for k, v in t.items()} for term, t in terms.items()} for a, terms in totals.items()},
+        "totals": {
+            a: {term: {k: money(v) for k, v in t.items()} for term, t in terms.items()}
+            for a, terms in totals.items()
+        },
     }
 
 
 def report_table(r: Report) -> str:
     d = report_to_dict(r)
-    lines = ["SALES", f"{'date':<10} {'account':<10} {'symbol':<7} {'qty':>10} {'proceeds':>12} {'basis':>12} "
-             f"{'gain':>11} {'disallowed':>11} {'perm.lost':>10} {'term':<5} lot"]  # fmt: skip
+    lines = [
+        "SALES",
+        f"{'date':<10} {'account':<10} {'symbol':<7} {'qty':>10} {'proceeds':>12} {'basis':>12} "
+        f"{'gain':>11} {'disallowed':>11} {'perm.lost':>10} {'term':<5} lot",
+    ]
     for s in d["sales"]:
-        lines.append(f"{s['date']:<10} {s['account']:<10} {s['symbol']:<7} {s['quantity']:>10} {s['proceeds']:>12} "
-                     f"{s['basis']:>12} {s['gain']:>11} {s['disallowed']:>11} {s['permanently_disallowed']:>10} "
-                     f"{s['term']:<5} {s['lot_id']}")  # fmt: skip
-    lines += ["", "OPEN LOTS", f"{'lot':<16} {'account':<10} {'symbol':<7} {'qty':>10} {'basis':>12} {'acquired':<10} holding_start"]
+        lines.append(
+            f"{s['date']:<10} {s['account']:<10} {s['symbol']:<7} {s['quantity']:>10} {s['proceeds']:>12} "
+            f"{s['basis']:>12} {s['gain']:>11} {s['disallowed']:>11} {s['permanently_disallowed']:>10} "
+            f"{s['term']:<5} {s['lot_id']}"
+        )
+    lines += [
+        "",
+        "OPEN LOTS",
+        f"{'lot':<16} {'account':<10} {'symbol':<7} {'qty':>10} {'basis':>12} {'acquired':<10} holding_start",
+    ]
     for x in d["lots"]:
-        lines.append(f"{x['lot_id']:<16} {x['account']:<10} {x['symbol']:<7} {x['quantity']:>10} {x['basis']:>12} "
-                     f"{x['acquired']:<10} {x['holding_start']}")  # fmt: skip
+        lines.append(
+            f"{x['lot_id']:<16} {x['account']:<10} {x['symbol']:<7} {x['quantity']:>10} {x['basis']:>12} "
+            f"{x['acquired']:<10} {x['holding_start']}"
+        )
     lines += ["", "TOTALS (recognized = gain + disallowed + permanently lost)"]
     for a, terms in d["totals"].items():
         for term, t in sorted(terms.items()):
-            lines.append(f"{a:<10} {term:<5} proceeds {t['proceeds']:>12} gain {t['gain']:>11} disallowed "
-                         f"{t['disallowed']:>10} lost {t['permanently_disallowed']:>10} recognized {t['recognized']:>11}")  # fmt: skip
+            lines.append(
+                f"{a:<10} {term:<5} proceeds {t['proceeds']:>12} gain {t['gain']:>11} disallowed "
+                f"{t['disallowed']:>10} lost {t['permanently_disallowed']:>10} "
+                f"recognized {t['recognized']:>11}"
+            )
     return "\n".join(lines)

@@ -69,9 +69,17 @@ class OpenLot:
 
     def copy(self) -> OpenLot:
         return OpenLot(
-            self.lot_id, self.account, self.symbol, self.quantity, self.basis_cents, self.acquired,
-            self.holding_start, self.purchase_id, self.capacity, self.seq,
-        )  # fmt: skip
+            self.lot_id,
+            self.account,
+            self.symbol,
+            self.quantity,
+            self.basis_cents,
+            self.acquired,
+            self.holding_start,
+            self.purchase_id,
+            self.capacity,
+            self.seq,
+        )
 
 
 @dataclass(slots=True)
@@ -139,7 +147,7 @@ class Household:
         self.sale_seq = 0
         # what the last ``apply`` calls touched (the store writes exactly these)
         self.changed_lots: set[str] = set()
-        self.removed_lots: set[str] = set()
+        self.removed_lots: dict[str, str] = {}  # lot id -> symbol
         self.changed_sales: dict[str, Sale] = {}
 
     def key(self, symbol: str) -> str:
@@ -159,11 +167,10 @@ class Household:
     def _put(self, lot: OpenLot) -> None:
         self.lots[lot.lot_id] = lot
         self.changed_lots.add(lot.lot_id)
-        self.removed_lots.discard(lot.lot_id)
+        self.removed_lots.pop(lot.lot_id, None)
 
     def _drop(self, lot_id: str) -> None:
-        del self.lots[lot_id]
-        self.removed_lots.add(lot_id)
+        self.removed_lots[lot_id] = self.lots.pop(lot_id).symbol
         self.changed_lots.discard(lot_id)
 
     def _bite(self, sale: Sale, lot: OpenLot, shares: Decimal) -> None:
@@ -206,7 +213,9 @@ class Household:
         if acct is None:
             acct = self.accounts[account] = Account(account, self.household, account_type)
         elif acct.account_type != account_type:
-            raise LedgerInputError("account_type", f"account {account!r} is {acct.account_type}, not {account_type}")
+            raise LedgerInputError(
+                "account_type", f"account {account!r} is {acct.account_type}, not {account_type}"
+            )
         return acct
 
     def apply(self, t: TradeIn) -> Sale | OpenLot:
@@ -214,12 +223,20 @@ class Household:
         where = f"row {t.row}: " if t.row is not None else ""
         validate_trade(t, where)
         if t.household != self.household:
-            raise LedgerInputError("household", f"{where}trade of household {t.household!r} applied to {self.household!r}")
+            raise LedgerInputError(
+                "household", f"{where}trade of household {t.household!r} applied to {self.household!r}"
+            )
         if self.last_date is not None and t.date < self.last_date:
-            raise LedgerInputError("date", f"{where}{t.date} is before the household's last trade {self.last_date}; trades must be in date order")
+            raise LedgerInputError(
+                "date",
+                f"{where}{t.date} is before the household's last trade {self.last_date}; "
+                "trades must be in date order",
+            )
         acct = self.accounts.get(t.account)
         if acct is not None and acct.account_type != t.account_type:
-            raise LedgerInputError("account_type", f"{where}account {t.account!r} is {acct.account_type}, not {t.account_type}")
+            raise LedgerInputError(
+                "account_type", f"{where}account {t.account!r} is {acct.account_type}, not {t.account_type}"
+            )
         if t.side == "sell":
             parts = self._lot_to_sell(t, where)
         else:
@@ -237,17 +254,25 @@ class Household:
             if lot is None:
                 raise LedgerInputError("lot_id", f"{where}no open lot {t.lot_id!r}")
             if lot.account != t.account:
-                raise LedgerInputError("lot_id", f"{where}lot {t.lot_id!r} belongs to account {lot.account!r}, not {t.account!r}")
+                raise LedgerInputError(
+                    "lot_id", f"{where}lot {t.lot_id!r} belongs to account {lot.account!r}, not {t.account!r}"
+                )
             if lot.symbol != t.symbol:
                 raise LedgerInputError("symbol", f"{where}lot {t.lot_id!r} is {lot.symbol}, not {t.symbol}")
             if t.quantity > lot.quantity:
-                raise LedgerInputError("quantity", f"{where}selling {t.quantity} of lot {t.lot_id!r} which holds {lot.quantity}")
+                raise LedgerInputError(
+                    "quantity", f"{where}selling {t.quantity} of lot {t.lot_id!r} which holds {lot.quantity}"
+                )
             return [(lot, t.quantity)]
-        fifo = sorted((x for x in self.lots.values() if x.account == t.account and x.symbol == t.symbol),
-                      key=lambda x: (x.acquired, x.seq))  # fmt: skip
+        fifo = sorted(
+            (x for x in self.lots.values() if x.account == t.account and x.symbol == t.symbol),
+            key=lambda x: (x.acquired, x.seq),
+        )
         held = sum((x.quantity for x in fifo), Decimal(0))
         if t.quantity > held:
-            raise LedgerInputError("quantity", f"{where}selling {t.quantity} {t.symbol} in {t.account!r} which holds {held}")
+            raise LedgerInputError(
+                "quantity", f"{where}selling {t.quantity} {t.symbol} in {t.account!r} which holds {held}"
+            )
         out, left = [], t.quantity
         for x in fifo:
             if left <= 0:
@@ -267,11 +292,19 @@ class Household:
             basis = allocate_basis(lot.basis_cents, q, lot.quantity)
             self.sale_seq += 1
             sale = Sale(
-                sale_id=f"{self.household}:{self.sale_seq}", date=t.date, account=t.account,
-                symbol=t.symbol, quantity=q, proceeds_cents=proceeds, basis_cents=basis,
-                term=term_of(lot.holding_start, t.date), lot_id=lot.lot_id, purchase_id=lot.purchase_id,
-                held_days=(t.date - lot.holding_start).days, recognized=not acct.is_ira,
-            )  # fmt: skip
+                sale_id=f"{self.household}:{self.sale_seq}",
+                date=t.date,
+                account=t.account,
+                symbol=t.symbol,
+                quantity=q,
+                proceeds_cents=proceeds,
+                basis_cents=basis,
+                term=term_of(lot.holding_start, t.date),
+                lot_id=lot.lot_id,
+                purchase_id=lot.purchase_id,
+                held_days=(t.date - lot.holding_start).days,
+                recognized=not acct.is_ira,
+            )
             lot.quantity -= q
             lot.basis_cents -= basis
             lot.capacity = min(lot.capacity, lot.quantity)
@@ -293,11 +326,16 @@ class Household:
         start = sale.date - dt.timedelta(days=WINDOW_DAYS)
         key = self.key(sale.symbol)
         candidates = sorted(
-            (x for x in self.lots.values()
-             if x.capacity > 0 and start <= x.acquired <= sale.date and self.key(x.symbol) == key
-             and x.purchase_id != sale.purchase_id),
+            (
+                x
+                for x in self.lots.values()
+                if x.capacity > 0
+                and start <= x.acquired <= sale.date
+                and self.key(x.symbol) == key
+                and x.purchase_id != sale.purchase_id
+            ),
             key=lambda x: (x.acquired, x.seq),
-        )  # fmt: skip
+        )
         for lot in candidates:
             if sale.unmatched <= 0:
                 break
@@ -306,8 +344,18 @@ class Household:
     def _buy(self, t: TradeIn, acct: Account) -> OpenLot:
         seq = self._next_seq()
         lot_id = t.lot_id or f"{t.account}-{t.date:%Y%m%d}-{seq}"
-        lot = OpenLot(lot_id, t.account, t.symbol, t.quantity, cents_of(t.quantity, t.price), t.date, t.date,
-                      lot_id, t.quantity, seq)  # fmt: skip
+        lot = OpenLot(
+            lot_id,
+            t.account,
+            t.symbol,
+            t.quantity,
+            cents_of(t.quantity, t.price),
+            t.date,
+            t.date,
+            lot_id,
+            t.quantity,
+            seq,
+        )
         self._put(lot)
         start = t.date - dt.timedelta(days=WINDOW_DAYS)
         self.pending = [s for s in self.pending if s.date >= start and s.unmatched > 0]
@@ -356,13 +404,18 @@ def run(trades: Iterable[TradeIn], identical: Mapping[str, str] | None = None) -
         home = account_home.setdefault(t.account, t.household)
         if home != t.household:
             where = f"row {t.row}: " if t.row is not None else ""
-            raise LedgerInputError("household", f"{where}account {t.account!r} is in household {home!r}, not {t.household!r}")
+            raise LedgerInputError(
+                "household", f"{where}account {t.account!r} is in household {home!r}, not {t.household!r}"
+            )
         hh = households.get(t.household)
         if hh is None:
             hh = households[t.household] = Household(t.household, identical)
         hh.apply(t)
     sales = [s for hh in households.values() for s in hh.sales]
     sales.sort(key=lambda s: (s.date, s.sale_id))
-    lots = sorted((x for hh in households.values() for x in hh.lots.values()), key=lambda x: (x.account, x.symbol, x.acquired, x.seq))
+    lots = sorted(
+        (x for hh in households.values() for x in hh.lots.values()),
+        key=lambda x: (x.account, x.symbol, x.acquired, x.seq),
+    )
     accounts = {a.account: a for hh in households.values() for a in hh.accounts.values()}
     return Report(sales, lots, accounts)

@@ -135,12 +135,34 @@ class Outcome:
 
 def _outcome(sales, lots) -> Outcome:
     return Outcome(
-        sorted((Sold(s.date, s.account, s.symbol, s.lot_id, s.quantity, s.proceeds_cents, s.basis_cents, s.gain_cents,
-                     s.disallowed_cents, s.permanent_cents, s.recognized_cents, s.term) for s in sales),
-               key=lambda s: (s.date, s.account, s.lot_id)),
-        sorted((Held(x.lot_id, x.account, x.symbol, x.quantity, x.basis_cents, x.acquired, x.holding_start) for x in lots),
-               key=lambda x: x.lot_id),
-    )  # fmt: skip
+        sorted(
+            (
+                Sold(
+                    s.date,
+                    s.account,
+                    s.symbol,
+                    s.lot_id,
+                    s.quantity,
+                    s.proceeds_cents,
+                    s.basis_cents,
+                    s.gain_cents,
+                    s.disallowed_cents,
+                    s.permanent_cents,
+                    s.recognized_cents,
+                    s.term,
+                )
+                for s in sales
+            ),
+            key=lambda s: (s.date, s.account, s.lot_id),
+        ),
+        sorted(
+            (
+                Held(x.lot_id, x.account, x.symbol, x.quantity, x.basis_cents, x.acquired, x.holding_start)
+                for x in lots
+            ),
+            key=lambda x: x.lot_id,
+        ),
+    )
 
 
 def replay_into_store(store, trades, identical=None):
@@ -155,9 +177,22 @@ def replay_into_store(store, trades, identical=None):
     for t in [*trades, None]:
         if batch and (t is None or (t.date, t.account) != (batch[0].date, batch[0].account)):
             n += 1
-            store.commit(batch[0].account, batch[0].date,
-                         [{"symbol": x.symbol, "side": x.side, "quantity": x.quantity, "price": x.price,
-                           "lot_id": x.lot_id} for x in batch], f"replay-{n}", allow_wash=True)
+            store.commit(
+                batch[0].account,
+                batch[0].date,
+                [
+                    {
+                        "symbol": x.symbol,
+                        "side": x.side,
+                        "quantity": x.quantity,
+                        "price": x.price,
+                        "lot_id": x.lot_id,
+                    }
+                    for x in batch
+                ],
+                f"replay-{n}",
+                allow_wash=True,
+            )
             batch = []
         if t is not None:
             batch.append(t)
@@ -173,13 +208,16 @@ def ledger_backend(request):
     from ledger.washsale import run
 
     if request.param == "engine":
+
         def engine(trades, identical=None):
             r = run(trades, identical)
             return _outcome(r.sales, r.lots)
+
         return engine
     store = request.getfixturevalue("store")
 
     def redis_backend(trades, identical=None):
         store.identical = dict(identical or {})
         return replay_into_store(store, trades, identical)
+
     return redis_backend

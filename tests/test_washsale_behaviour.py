@@ -21,11 +21,13 @@ def lot(result, lot_id):
 
 
 def test_basic_wash_sale_moves_the_loss_into_the_replacement_basis(ledger_backend):
-    r = ledger_backend([
-        T("2024-01-02", "A", "buy", 100, 10, "a"),
-        T("2024-03-01", "A", "sell", 100, 7.50, "a"),
-        T("2024-03-15", "A", "buy", 100, 8, "b"),
-    ])  # fmt: skip
+    r = ledger_backend(
+        [
+            T("2024-01-02", "A", "buy", 100, 10, "a"),
+            T("2024-03-01", "A", "sell", 100, 7.50, "a"),
+            T("2024-03-15", "A", "buy", 100, 8, "b"),
+        ]
+    )
     s = one_sale(r)
     assert (s.proceeds, s.basis, s.gain, s.disallowed, s.permanent) == (75000, 100000, -25000, 25000, 0)
     b = lot(r, "b")
@@ -35,27 +37,33 @@ def test_basic_wash_sale_moves_the_loss_into_the_replacement_basis(ledger_backen
 
 @pytest.mark.parametrize(("rebuy", "new_basis"), [(90, 11000), (70, 9000)])
 def test_per_share_basis_after_a_wash(ledger_backend, rebuy, new_basis):
-    r = ledger_backend([
-        T("2024-01-02", "A", "buy", 1, 100, "a"),
-        T("2024-02-01", "A", "sell", 1, 80, "a"),
-        T("2024-02-10", "A", "buy", 1, rebuy, "b"),
-    ])  # fmt: skip
+    r = ledger_backend(
+        [
+            T("2024-01-02", "A", "buy", 1, 100, "a"),
+            T("2024-02-01", "A", "sell", 1, 80, "a"),
+            T("2024-02-10", "A", "buy", 1, rebuy, "b"),
+        ]
+    )
     assert lot(r, "b").basis == new_basis
     assert one_sale(r).disallowed == 2000
 
 
 def test_ira_replacement_loses_the_loss_for_good_and_keeps_its_basis(ledger_backend):
-    r = ledger_backend([
-        T("2024-01-02", "A", "buy", 100, 10, "a"),
-        T("2024-12-20", "A", "sell", 100, 6, "a"),
-        T("2024-12-21", "IRA", "buy", 100, 6.10, "i"),
-    ])  # fmt: skip
+    r = ledger_backend(
+        [
+            T("2024-01-02", "A", "buy", 100, 10, "a"),
+            T("2024-12-20", "A", "sell", 100, 6, "a"),
+            T("2024-12-21", "IRA", "buy", 100, 6.10, "i"),
+        ]
+    )
     s = one_sale(r)
     assert (s.gain, s.disallowed, s.permanent, s.recognized) == (-40000, 0, 40000, 0)
     assert lot(r, "i").basis == 61000 and lot(r, "i").holding_start == day("2024-12-21")
 
 
-@pytest.mark.parametrize(("offset", "washed"), [(-31, False), (-30, True), (0, True), (30, True), (31, False)])
+@pytest.mark.parametrize(
+    ("offset", "washed"), [(-31, False), (-30, True), (0, True), (30, True), (31, False)]
+)
 def test_window_is_thirty_days_each_side_inclusive(ledger_backend, offset, washed):
     sale = day("2024-06-14")
     trades = [T("2024-01-02", "A", "buy", 10, 50, "a")]
@@ -68,55 +76,65 @@ def test_window_is_thirty_days_each_side_inclusive(ledger_backend, offset, washe
 
 
 def test_spouse_rebuy_washes(ledger_backend):
-    r = ledger_backend([
-        T("2024-01-02", "A", "buy", 10, 50, "a"),
-        T("2024-05-01", "A", "sell", 10, 40, "a"),
-        T("2024-05-10", "SPOUSE", "buy", 10, 41, "s"),
-    ])  # fmt: skip
+    r = ledger_backend(
+        [
+            T("2024-01-02", "A", "buy", 10, 50, "a"),
+            T("2024-05-01", "A", "sell", 10, 40, "a"),
+            T("2024-05-10", "SPOUSE", "buy", 10, 41, "s"),
+        ]
+    )
     assert one_sale(r).disallowed == 10000 and lot(r, "s").basis == 41000 + 10000
 
 
 def test_another_households_rebuy_does_not_wash(ledger_backend):
-    r = ledger_backend([
-        T("2024-01-02", "A", "buy", 10, 50, "a"),
-        T("2024-05-01", "A", "sell", 10, 40, "a"),
-        T("2024-05-10", "OTHER", "buy", 10, 41, "o"),
-    ])  # fmt: skip
+    r = ledger_backend(
+        [
+            T("2024-01-02", "A", "buy", 10, 50, "a"),
+            T("2024-05-01", "A", "sell", 10, 40, "a"),
+            T("2024-05-10", "OTHER", "buy", 10, 41, "o"),
+        ]
+    )
     assert one_sale(r).disallowed == 0 and lot(r, "o").basis == 41000
 
 
 def test_partial_replacement_disallows_only_that_fraction(ledger_backend):
-    r = ledger_backend([
-        T("2024-01-02", "A", "buy", 100, 10, "a"),
-        T("2024-04-01", "A", "sell", 100, 7, "a"),
-        T("2024-04-05", "A", "buy", 40, 7.25, "b"),
-    ])  # fmt: skip
+    r = ledger_backend(
+        [
+            T("2024-01-02", "A", "buy", 100, 10, "a"),
+            T("2024-04-01", "A", "sell", 100, 7, "a"),
+            T("2024-04-05", "A", "buy", 40, 7.25, "b"),
+        ]
+    )
     s = one_sale(r)
     assert s.gain == -30000 and s.disallowed == 12000 and s.recognized == -18000
     assert lot(r, "b").basis == 29000 + 12000
 
 
 def test_one_bite_two_losses_one_rebuy_washes_the_first_sale_only(ledger_backend):
-    r = ledger_backend([
-        T("2024-01-02", "A", "buy", 100, 10, "a"),
-        T("2024-01-03", "SPOUSE", "buy", 100, 10, "s"),
-        T("2024-04-01", "A", "sell", 100, 8, "a"),
-        T("2024-04-02", "SPOUSE", "sell", 100, 8, "s"),
-        T("2024-04-10", "A", "buy", 100, 8.5, "b"),
-    ])  # fmt: skip
+    r = ledger_backend(
+        [
+            T("2024-01-02", "A", "buy", 100, 10, "a"),
+            T("2024-01-03", "SPOUSE", "buy", 100, 10, "s"),
+            T("2024-04-01", "A", "sell", 100, 8, "a"),
+            T("2024-04-02", "SPOUSE", "sell", 100, 8, "s"),
+            T("2024-04-10", "A", "buy", 100, 8.5, "b"),
+        ]
+    )
     first, second = sorted(r.sales, key=lambda s: s.date)
     assert first.disallowed == 20000 and second.disallowed == 0
     assert lot(r, "b").basis == 85000 + 20000
 
 
 def test_partial_rebuy_splits_the_lot_and_the_rest_washes_the_next_loss(ledger_backend):
-    r = ledger_backend([
-        T("2024-01-02", "A", "buy", 60, 10, "a"),
-        T("2024-01-02", "SPOUSE", "buy", 50, 10, "s"),
-        T("2024-04-01", "A", "sell", 60, 8, "a"),
-        T("2024-04-02", "SPOUSE", "sell", 50, 9, "s"),
-        T("2024-04-10", "A", "buy", 100, 8.5, "b"),
-    ])  # fmt: skip
+    r = ledger_backend(
+        [
+            T("2024-01-02", "A", "buy", 60, 10, "a"),
+            T("2024-01-02", "SPOUSE", "buy", 50, 10, "s"),
+            T("2024-04-01", "A", "sell", 60, 8, "a"),
+            T("2024-04-02", "SPOUSE", "sell", 50, 9, "s"),
+            T("2024-04-10", "A", "buy", 100, 8.5, "b"),
+        ]
+    )
     first, second = sorted(r.sales, key=lambda s: s.date)
     assert first.disallowed == 12000 and second.disallowed == 4000  # 60 shares, then the other 40 of 50
     assert lot(r, "b.1").quantity == 60 and lot(r, "b.1").basis == 51000 + 12000
@@ -124,13 +142,15 @@ def test_partial_rebuy_splits_the_lot_and_the_rest_washes_the_next_loss(ledger_b
 
 
 def test_chain_replacement_sold_at_a_loss_and_rebought(ledger_backend):
-    r = ledger_backend([
-        T("2024-01-02", "A", "buy", 10, 100, "a"),
-        T("2024-03-01", "A", "sell", 10, 80, "a"),  # loss 200 → b
-        T("2024-03-05", "A", "buy", 10, 82, "b"),  # basis 820 + 200 = 1020
-        T("2024-05-01", "A", "sell", 10, 75, "b"),  # loss 1020 - 750 = 270 → c
-        T("2024-05-02", "A", "buy", 10, 76, "c"),
-    ])  # fmt: skip
+    r = ledger_backend(
+        [
+            T("2024-01-02", "A", "buy", 10, 100, "a"),
+            T("2024-03-01", "A", "sell", 10, 80, "a"),  # loss 200 → b
+            T("2024-03-05", "A", "buy", 10, 82, "b"),  # basis 820 + 200 = 1020
+            T("2024-05-01", "A", "sell", 10, 75, "b"),  # loss 1020 - 750 = 270 → c
+            T("2024-05-02", "A", "buy", 10, 76, "c"),
+        ]
+    )
     first, second = sorted(r.sales, key=lambda s: s.date)
     assert first.disallowed == 20000 and second.basis == 102000 and second.disallowed == 27000
     c = lot(r, "c")
@@ -141,19 +161,23 @@ def test_chain_replacement_sold_at_a_loss_and_rebought(ledger_backend):
 
 
 def test_gains_are_never_washed(ledger_backend):
-    r = ledger_backend([
-        T("2024-01-02", "A", "buy", 10, 50, "a"),
-        T("2024-02-01", "A", "sell", 10, 60, "a"),
-        T("2024-02-02", "A", "buy", 10, 61, "b"),
-    ])  # fmt: skip
+    r = ledger_backend(
+        [
+            T("2024-01-02", "A", "buy", 10, 50, "a"),
+            T("2024-02-01", "A", "sell", 10, 60, "a"),
+            T("2024-02-02", "A", "buy", 10, 61, "b"),
+        ]
+    )
     assert one_sale(r).disallowed == 0 and lot(r, "b").basis == 61000
 
 
 def test_part_of_one_purchase_is_not_washed_by_the_rest_of_it(ledger_backend):
-    r = ledger_backend([
-        T("2024-01-02", "A", "buy", 100, 10, "a"),
-        T("2024-01-20", "A", "sell", 50, 8, "a"),
-    ])  # fmt: skip
+    r = ledger_backend(
+        [
+            T("2024-01-02", "A", "buy", 100, 10, "a"),
+            T("2024-01-20", "A", "sell", 50, 8, "a"),
+        ]
+    )
     s = one_sale(r)
     assert s.gain == -10000 and s.disallowed == 0 and lot(r, "a").quantity == 50
 
@@ -165,11 +189,13 @@ def test_long_short_boundary_with_feb_29(ledger_backend, sold, term):
 
 
 def test_fifo_sell_without_lot_id_takes_the_oldest_lots_first(ledger_backend):
-    r = ledger_backend([
-        T("2023-01-03", "A", "buy", 10, 10, "old"),
-        T("2023-06-01", "A", "buy", 10, 20, "new"),
-        T("2024-07-01", "A", "sell", 15, 15),
-    ])  # fmt: skip
+    r = ledger_backend(
+        [
+            T("2023-01-03", "A", "buy", 10, 10, "old"),
+            T("2023-06-01", "A", "buy", 10, 20, "new"),
+            T("2024-07-01", "A", "sell", 15, 15),
+        ]
+    )
     sold = sorted((s.lot_id, s.quantity, s.gain) for s in r.sales)
     assert sold == [("new", Decimal(5), -2500), ("old", Decimal(10), 5000)]
     assert lot(r, "new").quantity == 5

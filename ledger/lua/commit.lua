@@ -9,6 +9,7 @@
 -- ARGV[1] idempotency key  ARGV[2] request digest  ARGV[3] expected household version
 -- ARGV[4] date (proleptic ordinal)  ARGV[5] account  ARGV[6] allow_wash (0|1)
 -- ARGV[7] checks json: [{"op":"sell","g":i,"lot":id,"qty":"10","key":k,"loss":true}, {"op":"buy","key":k}]
+--         ("sell_new": a sell of a lot bought earlier in this same commit: only its window is checked)
 -- ARGV[8] writes json: {"set":[[g,id,enc]],"del":[[g,id]],"sales":[[id,json]],"pending_add":[..],
 --                       "pending_del":[..],"win":[[key,buy_ord|false,loss_ord|false]],"seq":n,"sale_seq":n,
 --                       "groups":[keys]}
@@ -69,7 +70,7 @@ for _, c in ipairs(checks) do
       if c.op == 'buy' and last_loss and date - last_loss <= 30 then
         return {'ERR', 'WASH_CONFLICT', 'buying ' .. c.key .. ' within 30 days of a household loss sale'}
       end
-      if c.op == 'sell' and c.loss and last_buy and date - last_buy <= 30 then
+      if (c.op == 'sell' or c.op == 'sell_new') and c.loss and last_buy and date - last_buy <= 30 then
         return {'ERR', 'WASH_CONFLICT', 'selling ' .. c.key .. ' at a loss within 30 days of a household purchase'}
       end
     end
