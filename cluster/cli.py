@@ -127,6 +127,125 @@ def _cmd_washsale(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Ledger:
+    """The ledger for one CLI command: a URL, or a private redis-server in the working directory."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from ledger.server import connect
+        from ledger.store import LedgerStore
+
+        self.client, self.server = connect(args.redis, Path(args.workdir) / "redis", args.appendfsync)
+        self.store = LedgerStore(self.client, identical=_parse_identical(getattr(args, "identical", None)))
+
+    def __enter__(self):
+        return self.store
+
+    def __exit__(self, *exc) -> None:
+        self.client.close()
+        if self.server is not None:
+            self.server.stop()
+
+
+def _cmd_ledger_import(args: argparse.Namespace) -> int:
+    from ledger.importer import import_lots, read_accounts, read_lots
+
+    t0 = time.perf_counter()
+    accounts = read_accounts(args.accounts) if args.accounts else []
+    lots = read_lots(args.lots) if args.lots else None
+    with _Ledger(args) as store:
+        store.add_accounts(accounts)
+        n = import_lots(store, lots) if lots is not None else 0
+    print(
+        f"imported {len(accounts)} accounts and {n} lots in {time.perf_counter() - t0:.1f}s", file=sys.stderr
+    )
+    return 0
+
+
+def _cmd_ledger_export(args: argparse.Namespace) -> int:
+    from ledger.importer import export
+
+    with _Ledger(args) as store:
+        a, b = export(store, args.out)
+    print(f"wrote {a} and {b}", file=sys.stderr)
+    return 0
+
+
+def _cmd_ledger_show(args: argparse.Namespace) -> int:
+    from ledger.trades import money
+
+    with _Ledger(args) as store:
+        info = store.account(args.account)
+        lots = store.lots(args.account)
+        restr = store.restrictions(info.household, _date(args.date))[args.account] if args.date else None
+    if args.json:
+        json.dump(
+            {
+                "account": info.account,
+                "household": info.household,
+                "type": info.account_type,
+                "cash": money(info.cash_cents),
+                "lots": [
+                    {
+                        "lot_id": x.lot_id,
+                        "symbol": x.symbol,
+                        "quantity": str(x.quantity),
+                        "basis": money(x.basis_cents),
+                        "acquired": x.acquired.isoformat(),
+                        "holding_start": x.holding_start.isoformat(),
+                    }
+                    for x in lots
+                ],
+                "restrictions": None
+                if restr is None
+                else {"no_buy": sorted(restr.no_buy), "no_loss_sale": sorted(restr.no_loss_sale)},
+            },
+            sys.stdout,
+            indent=1,
+        )
+        print()
+        return 0
+    print(
+        f"account {info.account} ({info.account_type}) in household {info.household}; "
+        f"cash {money(info.cash_cents)}"
+    )
+    print(f"{'lot':<20} {'symbol':<8} {'quantity':>12} {'basis':>14} {'acquired':<10} holding_start")
+    for x in lots:
+        basis = money(x.basis_cents)
+        print(f"{x.lot_id:<20} {x.symbol:<8} {x.quantity!s:>12} {basis:>14} {x.acquired} {x.holding_start}")
+    if restr is not None:
+        print(
+            f"may not buy: {sorted(restr.no_buy) or '-'}; "
+            f"may not sell at a loss: {sorted(restr.no_loss_sale) or '-'}"
+        )
+    return 0
+
+
+def _date(text: str):
+    import datetime as dt
+
+    from solver.errors import InputError
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputError("date", f"{text!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+def _redis_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--redis",
+        help="redis://[:password@]host:port/db or rediss:// (default: $TAXVIEW_REDIS_URL, "
+        "else a private redis-server with its data under --workdir)",
+    )
+    p.add_argument("--workdir", default="taxview-work", help="where a private redis-server keeps its data")
+    p.add_argument(
+        "--appendfsync",
+        choices=["everysec", "always"],
+        default="everysec",
+        help="private server durability: everysec (default) or always (no acknowledged commit lost)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="taxview", description="Tax-aware direct indexing at firm scale.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -155,6 +274,30 @@ def build_parser() -> argparse.ArgumentParser:
     ws.add_argument("--identical", help="substantially identical symbols, e.g. GOOG=GOOGL,BRK.A=BRK.B")
     ws.add_argument("--json", action="store_true")
     ws.set_defaults(func=_cmd_washsale)
+
+    ledger = sub.add_parser("ledger", help="the Redis tax-lot ledger").add_subparsers(
+        dest="ledger_cmd", required=True
+    )
+    imp = ledger.add_parser("import", help="bulk-load accounts and lots (CSV or Parquet)")
+    imp.add_argument(
+        "--accounts", help="ACCOUNTS.csv|parquet: account,household,account_type[,st_rate,lt_rate,cash]"
+    )
+    imp.add_argument(
+        "--lots", help="LOTS.csv|parquet: account,lot_id,symbol,quantity,basis,acquired[,holding_start]"
+    )
+    imp.add_argument("--identical", help="substantially identical symbols, e.g. GOOG=GOOGL")
+    _redis_options(imp)
+    imp.set_defaults(func=_cmd_ledger_import)
+    exp = ledger.add_parser("export", help="write accounts.parquet and lots.parquet")
+    exp.add_argument("--out", required=True)
+    _redis_options(exp)
+    exp.set_defaults(func=_cmd_ledger_export)
+    show = ledger.add_parser("show", help="one account's lots (and restrictions on --date)")
+    show.add_argument("--account", required=True)
+    show.add_argument("--date", help="also show the household's wash-sale restrictions on this date")
+    show.add_argument("--json", action="store_true")
+    _redis_options(show)
+    show.set_defaults(func=_cmd_ledger_show)
 
     demo = sub.add_parser("demo", help="the single-account demo on synthetic data")
     demo.add_argument("--workdir", default="taxview-work")
