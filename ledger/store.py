@@ -167,6 +167,7 @@ class LedgerStore:
         self.identical = dict(identical or {})
         self._read = client.register_script(_lua("read.lua"))
         self._commit = client.register_script(_lua("commit.lua"))
+        self._homes: dict[str, str] = {}
 
     def key_of(self, symbol: str) -> str:
         return self.identical.get(symbol, symbol)
@@ -174,10 +175,13 @@ class LedgerStore:
     # --- accounts ----------------------------------------------------------------------------
 
     def household_of(self, account: str) -> str:
-        hh = self.r.hget(self.k.account_index(), account)
+        hh = self._homes.get(account)  # an account never changes household: cache it
         if hh is None:
-            raise UnknownAccount(account)
-        return hh.decode()
+            raw = self.r.hget(self.k.account_index(), account)
+            if raw is None:
+                raise UnknownAccount(account)
+            hh = self._homes[account] = raw.decode()
+        return hh
 
     def add_accounts(self, accounts: Iterable[AccountInfo]) -> int:
         accounts = list(accounts)
