@@ -21,7 +21,7 @@ from .errors import InputError
 from .money import SHARE_QUANTUM, allocate_basis
 from .problem import DEFAULT_CACHE, OBJ_SCALE, Layout, ProblemCache
 from .snapshot import Snapshot
-from .tax import add_one_year, term_of
+from .tax import add_one_year
 from .types import AccountSettings, Lot, Realized, Restrictions, SolveResult, Trade
 
 MAX_SLOTS = 4  # lot slots per name; more lots in one name are merged by tax per dollar
@@ -49,7 +49,9 @@ def validate_settings(s: AccountSettings) -> None:
         raise InputError("account_type", f"{s.account_type!r} is not taxable|ira|trust|other")
 
 
-def validate_lots(lots: list[Lot] | tuple[Lot, ...], snap: Snapshot) -> None:
+def validate_lots(
+    lots: list[Lot] | tuple[Lot, ...], snap: Snapshot
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every lot: unique id, a symbol of the universe, quantity > 0, basis ≥ 0, acquired ≤ date."""
     N = len(lots)
     name = np.fromiter((snap.index.get(lot.symbol, -1) for lot in lots), dtype=np.int64, count=N)
@@ -82,6 +84,7 @@ def validate_lots(lots: list[Lot] | tuple[Lot, ...], snap: Snapshot) -> None:
             if x.lot_id in seen:
                 raise InputError("lot_id", f"lot {x.lot_id!r} appears twice")
             seen.add(x.lot_id)
+    return name, qty, basis
 
 
 @dataclass(slots=True)
@@ -97,16 +100,14 @@ class _Lots:
     merged: int  # lots merged into a neighbour's slot
 
 
-def _lot_arrays(lots, snap: Snapshot, s: AccountSettings, V: float, max_slots: int) -> _Lots:
+def _lot_arrays(lots, arrays, snap: Snapshot, s: AccountSettings, V: float, max_slots: int) -> _Lots:
     """Assign lots to at most ``max_slots`` (≥ 2) slots per name; losses and gains never share one.
 
     Lots of one name sorted by tax per dollar fill slots in that order; the optimizer sells the
     cheapest first anyway, so merging only coarsens names with more lots than slots.
     """
     N = len(lots)
-    name = np.fromiter((snap.index[lot.symbol] for lot in lots), dtype=np.int64, count=N)
-    qty = np.fromiter((float(lot.quantity) for lot in lots), dtype=np.float64, count=N)
-    basis = np.fromiter((lot.basis_cents for lot in lots), dtype=np.float64, count=N) / 100.0
+    name, qty, basis = arrays[0], arrays[1], arrays[2] / 100.0  # from validate_lots
     value = qty * snap.prices[name]
     gain_frac = 1.0 - basis / value
     if s.taxable:
@@ -164,16 +165,16 @@ def solve_account(
     """
     t0 = time.perf_counter()
     validate_settings(settings)
-    validate_lots(lots, snap)
+    arrays = validate_lots(lots, snap)
     if not isinstance(cash_cents, int) or cash_cents < 0:
         raise InputError("cash", f"cash must be >= 0 cents, got {cash_cents!r}")
     n, p = len(snap.symbols), snap.prices
-    held_value = sum(float(lot.quantity) * p[snap.index[lot.symbol]] for lot in lots)
+    held_value = float(arrays[1] @ p[arrays[0]]) if len(lots) else 0.0
     V = held_value + cash_cents / 100.0
     if V <= 0:
         raise InputError("cash", "account has no holdings and no cash")
 
-    la = _lot_arrays(lots, snap, settings, V, max_slots)
+    la = _lot_arrays(lots, arrays, snap, settings, V, max_slots)
     K = snap.model.B.shape[1]
     excluded = np.fromiter(
         (
@@ -346,32 +347,32 @@ def _round_and_report(snap, lots, cash_cents, s, layout, la, x, V, excluded, no_
     before = cum - qty[idx] - np.maximum.accumulate(np.where(first, cum - qty[idx], 0.0))
     take = np.clip(target[idx] - before, 0.0, qty[idx])
     sells: list[tuple[int, Decimal]] = []  # (lot index, shares)
-    for k, tk in zip(idx.tolist(), take.tolist()):
+    columns = (idx.tolist(), take.tolist(), qty[idx].tolist(), forced[idx].tolist(), (qty * p[la.name])[idx].tolist())
+    for k, tk, q_f, f, val in zip(*columns):
         q = lots[k].quantity
-        if forced[k] or tk >= qty[k] * (1 - 1e-6):  # excluded, or the solver sold (almost) all
+        if f or tk >= q_f * (1 - 1e-6):  # excluded, or the solver sold (almost) all of the lot
             sh = q
         elif tk <= 0:
             continue
         else:  # nearest whole share (or fractional quantum), never more than held
             sh = min(_shares(tk if s.fractional else tk + 0.5, s.fractional), q)
-        if sh > 0 and (forced[k] or float(sh) * p[la.name[k]] >= min_trade):
+        if sh > 0 and (f or float(sh) / q_f * val >= min_trade):
             sells.append((k, sh))
     bought_w = x[layout.ob : layout.ob + n]
     held_sh = np.bincount(la.name, weights=la.weight * V / p[la.name], minlength=n)
-    sold_sh = np.zeros(n)
-    for k, sh in sells:
-        sold_sh[la.name[k]] += float(sh)
+    sold_idx = np.fromiter((k for k, _ in sells), dtype=np.int64, count=len(sells))
+    sold_sh = np.bincount(la.name[sold_idx], weights=[float(sh) for _, sh in sells], minlength=n)
     # the account after trading costs, which the cap applies to
     V_after = V * (1.0 - s.cost_bps / 1e4 * (x[: layout.S].sum() + bought_w.sum()) - 1e-9)
+    want = bought_w * V / p
+    room = np.maximum(cap * V_after / p - (held_sh - sold_sh), 0.0)  # shares the cap still allows
+    rounded = np.minimum(want + (0.0 if s.fractional else 0.5), room)
+    candidates = np.flatnonzero((bought_w > EPS_W) & ~no_buy)  # blocked buys never survive rounding
     buys: dict[int, Decimal] = {}
-    for i in np.flatnonzero(bought_w > EPS_W):
-        if no_buy[i]:
-            continue  # a blocked buy never survives rounding, whatever the solver noise
-        want = bought_w[i] * V / p[i]
-        room = cap[i] * V_after / p[i] - (held_sh[i] - sold_sh[i])  # shares the cap still allows
-        sh = _shares(min(want + (0.0 if s.fractional else 0.5), max(room, 0.0)), s.fractional)
-        if sh > 0 and float(sh) * p[i] >= min_trade:
-            buys[int(i)] = sh
+    for i, r, price in zip(candidates.tolist(), rounded[candidates].tolist(), p[candidates].tolist()):
+        sh = _shares(r, s.fractional)
+        if sh > 0 and float(sh) * price >= min_trade:
+            buys[i] = sh
 
     # Never a buy and a loss-sale of the same name (solver noise cannot reintroduce one).
     loss_sold_names = {int(la.name[k]) for k, _ in sells if la.loss[k]}
@@ -411,7 +412,7 @@ def _round_and_report(snap, lots, cash_cents, s, layout, la, x, V, excluded, no_
         lot = lots[k]
         i = int(la.name[k])
         gain = value_cents(sh, i) - allocate_basis(lot.basis_cents, sh, lot.quantity)
-        term = term_of(lot.holding_from, snap.date)
+        term = "long" if _is_long(lot.holding_from, snap.date) else "short"
         if term == "short":
             st_g, st_l = (st_g + gain, st_l) if gain >= 0 else (st_g, st_l + gain)
         else:
