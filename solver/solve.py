@@ -347,7 +347,13 @@ def _round_and_report(snap, lots, cash_cents, s, layout, la, x, V, excluded, no_
     before = cum - qty[idx] - np.maximum.accumulate(np.where(first, cum - qty[idx], 0.0))
     take = np.clip(target[idx] - before, 0.0, qty[idx])
     sells: list[tuple[int, Decimal]] = []  # (lot index, shares)
-    columns = (idx.tolist(), take.tolist(), qty[idx].tolist(), forced[idx].tolist(), (qty * p[la.name])[idx].tolist())
+    columns = (
+        idx.tolist(),
+        take.tolist(),
+        qty[idx].tolist(),
+        forced[idx].tolist(),
+        (qty * p[la.name])[idx].tolist(),
+    )
     for k, tk, q_f, f, val in zip(*columns):
         q = lots[k].quantity
         if f or tk >= q_f * (1 - 1e-6):  # excluded, or the solver sold (almost) all of the lot
