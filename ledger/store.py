@@ -154,6 +154,8 @@ class CommitResult:
     sales: list[dict[str, Any]]
     new_lots: list[str]
     attempts: int
+    trades: list[dict[str, Any]] = ()
+    meta: dict[str, Any] | None = None
 
 
 class LedgerStore:
@@ -221,6 +223,7 @@ class LedgerStore:
                     "cash_cents": a.cash_cents,
                 },
             )
+            pipe.hsetnx(self.k.account(a.household, a.account), "opening_cash_cents", a.cash_cents)
             pipe.hsetnx(self.k.meta(a.household), "version", 0)
         pipe.execute()
         return len(accounts)
@@ -350,6 +353,8 @@ class LedgerStore:
         trades: Sequence[Mapping[str, Any]],
         idempotency_key: str,
         allow_wash: bool = False,
+        check_cash: bool = False,
+        meta: Mapping[str, Any] | None = None,
     ) -> CommitResult:
         """Apply one account's trades of ``date`` atomically and idempotently.
 
@@ -359,6 +364,9 @@ class LedgerStore:
         with the wash-sale adjustments (history replays, client-directed trades).
         A replay of the same key returns the stored result; the same key with other content is
         refused (``KEY_REUSED``); bad input raises ``LedgerInputError``; nothing is written then.
+        The account's cash moves by sell proceeds minus buy costs; ``check_cash`` refuses a commit
+        that would take it below zero (``OVERDRAFT``). ``meta`` (JSON) is stored with the result.
+        An empty ``trades`` records the key (an account that had nothing to trade in a run).
         """
         hh = self.household_of(account)
         if not idempotency_key:
@@ -407,8 +415,10 @@ class LedgerStore:
                     json.dumps(planned["checks"]),
                     json.dumps(planned["writes"]),
                     json.dumps({"trades": request, "allow_wash": allow_wash}),
-                    json.dumps(planned["result"]),
+                    json.dumps({**planned["result"], "meta": dict(meta or {})}),
                     date.isoformat(),
+                    planned["cash_delta"],
+                    int(check_cash),
                 ],
             )
             status = reply[0].decode()
@@ -445,8 +455,6 @@ class LedgerStore:
                     "lot_id": t.get("lot_id") or None,
                 }
             )
-        if not out:
-            raise LedgerInputError("trades", "a commit needs at least one trade")
         return out
 
     def _household(self, hh: str, snap: list, keys_needed: list[str]) -> tuple[Household, int]:
@@ -460,8 +468,7 @@ class LedgerStore:
         )
         for h in snap[4:]:
             for j in range(0, len(h), 2):
-                lot = decode_lot(h[j].decode(), h[j + 1].decode())
-                house.lots[lot.lot_id] = lot
+                house.load(decode_lot(h[j].decode(), h[j + 1].decode()))
         last = int(meta.get("last_date", 0))
         house.last_date = dt.date.fromordinal(last) if last else None
         house.seq = int(meta.get("seq", 0))
@@ -555,8 +562,18 @@ class LedgerStore:
                         "term": s.term,
                     }
                 )
-        result = {"account": account, "date": date.isoformat(), "sales": sales_out, "new_lots": new_lots}
-        return {"checks": checks, "writes": writes, "result": result}
+        cash_delta = sum(
+            (1 if t["side"] == "sell" else -1) * cents_of(Decimal(t["quantity"]), Decimal(t["price"]))
+            for t in request
+        )
+        result = {
+            "account": account,
+            "date": date.isoformat(),
+            "sales": sales_out,
+            "new_lots": new_lots,
+            "trades": request,
+        }
+        return {"checks": checks, "writes": writes, "result": result, "cash_delta": cash_delta}
 
     def _result(self, d: dict, replayed: bool, attempts: int) -> CommitResult:
         return CommitResult(
@@ -586,7 +603,11 @@ class LedgerStore:
     def rebuild_from_journal(self, target: LedgerStore) -> int:
         """Replay every household's journal into ``target`` (an empty ledger); returns commits replayed."""
         homes = self.accounts()
-        infos = [self.account(a) for a in sorted(homes)]
+        infos = []
+        for a in sorted(homes):
+            info = self.account(a)
+            opening = int(self.r.hget(self.k.account(info.household, a), "opening_cash_cents") or 0)
+            infos.append(AccountInfo(a, info.household, info.account_type, info.st_rate, info.lt_rate, opening))
         target.add_accounts(infos)
         n = 0
         for hh in sorted({i.household for i in infos}):

@@ -140,6 +140,7 @@ class Household:
         self.identical = dict(identical or {})
         self.accounts: dict[str, Account] = {}
         self.lots: dict[str, OpenLot] = {}
+        self.by_key: dict[str, dict[str, OpenLot]] = {}  # identity key -> its open lots
         self.pending: list[Sale] = []  # loss sales with unmatched shares, in order of sale
         self.sales: list[Sale] = []
         self.last_date: dt.date | None = None
@@ -164,13 +165,20 @@ class Household:
         self.seq += 1
         return self.seq
 
-    def _put(self, lot: OpenLot) -> None:
+    def load(self, lot: OpenLot) -> None:
+        """Add a stored lot to the state (not a change)."""
         self.lots[lot.lot_id] = lot
+        self.by_key.setdefault(self.key(lot.symbol), {})[lot.lot_id] = lot
+
+    def _put(self, lot: OpenLot) -> None:
+        self.load(lot)
         self.changed_lots.add(lot.lot_id)
         self.removed_lots.pop(lot.lot_id, None)
 
     def _drop(self, lot_id: str) -> None:
-        self.removed_lots[lot_id] = self.lots.pop(lot_id).symbol
+        symbol = self.lots.pop(lot_id).symbol
+        del self.by_key[self.key(symbol)][lot_id]
+        self.removed_lots[lot_id] = symbol
         self.changed_lots.discard(lot_id)
 
     def _bite(self, sale: Sale, lot: OpenLot, shares: Decimal) -> None:
@@ -241,7 +249,8 @@ class Household:
             parts = self._lot_to_sell(t, where)
         else:
             parts = []
-            if t.lot_id and (t.lot_id in self.lots or any(x.startswith(t.lot_id + ".") for x in self.lots)):
+            same = self.by_key.get(self.key(t.symbol), {})
+            if t.lot_id and (t.lot_id in self.lots or any(x.startswith(t.lot_id + ".") for x in same)):
                 raise LedgerInputError("lot_id", f"{where}lot id {t.lot_id!r} is already open")
         # validated: from here on the trade is applied in full
         acct = self.register(t.account, t.account_type)
@@ -265,7 +274,11 @@ class Household:
                 )
             return [(lot, t.quantity)]
         fifo = sorted(
-            (x for x in self.lots.values() if x.account == t.account and x.symbol == t.symbol),
+            (
+                x
+                for x in self.by_key.get(self.key(t.symbol), {}).values()
+                if x.account == t.account and x.symbol == t.symbol
+            ),
             key=lambda x: (x.acquired, x.seq),
         )
         held = sum((x.quantity for x in fifo), Decimal(0))
@@ -328,7 +341,7 @@ class Household:
         candidates = sorted(
             (
                 x
-                for x in self.lots.values()
+                for x in self.by_key.get(key, {}).values()
                 if x.capacity > 0
                 and start <= x.acquired <= sale.date
                 and self.key(x.symbol) == key
@@ -412,7 +425,7 @@ def run(trades: Iterable[TradeIn], identical: Mapping[str, str] | None = None) -
             hh = households[t.household] = Household(t.household, identical)
         hh.apply(t)
     sales = [s for hh in households.values() for s in hh.sales]
-    sales.sort(key=lambda s: (s.date, s.sale_id))
+    sales.sort(key=lambda s: (s.date, s.sale_id.rsplit(":", 1)[0], int(s.sale_id.rsplit(":", 1)[1])))
     lots = sorted(
         (x for hh in households.values() for x in hh.lots.values()),
         key=lambda x: (x.account, x.symbol, x.acquired, x.seq),

@@ -14,6 +14,7 @@
 --                       "pending_del":[..],"win":[[key,buy_ord|false,loss_ord|false]],"seq":n,"sale_seq":n,
 --                       "groups":[keys]}
 -- ARGV[9] journal entry json   ARGV[10] result json   ARGV[11] date ISO
+-- ARGV[12] cash change in cents (sell proceeds - buy costs)   ARGV[13] refuse an overdraft (0|1)
 -- Returns {"OK", result} | {"REPLAY", stored result} | {"ERR", code, message}
 
 local stored = redis.call('HGET', KEYS[5], ARGV[1])
@@ -77,7 +78,13 @@ for _, c in ipairs(checks) do
   end
 end
 
+local cash = tonumber(redis.call('HGET', KEYS[2], 'cash_cents') or '0')
+if ARGV[13] == '1' and cash + tonumber(ARGV[12]) < 0 then
+  return {'ERR', 'OVERDRAFT', 'cash ' .. cash .. ' cents cannot pay ' .. (-tonumber(ARGV[12])) .. ' cents of buys'}
+end
+
 -- validated: write
+redis.call('HINCRBY', KEYS[2], 'cash_cents', ARGV[12])
 local w = cjson.decode(ARGV[8])
 for _, x in ipairs(w.del) do redis.call('HDEL', KEYS[8 + x[1]], x[2]) end
 for _, x in ipairs(w.set) do redis.call('HSET', KEYS[8 + x[1]], x[2], x[3]) end
