@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -71,37 +72,98 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     return 0 if r.ok else 3
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    """One synthetic 500-name account, end to end through the same files ``taxview solve`` reads."""
-    import numpy as np
+def _cmd_rebalance(args: argparse.Namespace) -> int:
+    from cluster.coordinator import rebalance, summary_table
 
-    from solver.io import read_account_toml, read_lots_csv, write_lots_csv
+    with _Ledger(args) as store:
+        url = store.r.connection_pool.connection_kwargs
+        redis_url = (
+            args.redis or os.environ.get("TAXVIEW_REDIS_URL") or f"redis://{url['host']}:{url['port']}/0"
+        )
+        s = rebalance(
+            args.date,
+            args.market,
+            args.out,
+            redis_url,
+            address=args.address,
+            workers=args.workers,
+            run_id=args.run_id,
+            quiet=args.quiet,
+            shard_size=args.shard_size,
+            identical=_parse_identical(args.identical),
+            factors=args.factors,
+        )
+    print(summary_table(s))
+    return 0 if s.failed == 0 else 1
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """The nightly rebalance of a synthetic firm, end to end, on a private Redis and a local Ray."""
+    import shutil
+
+    from cluster.coordinator import rebalance, summary_table
+    from cluster.demo import synth_firm
+    from ledger.importer import import_lots, read_accounts, read_lots
+    from ledger.server import RedisServer
+    from ledger.store import LedgerStore
     from solver.market import read_market, synthesize, write_market
-    from solver.snapshot import snapshot
-    from solver.solve import solve_account
-    from solver.synthetic import synth_lots
 
     work = Path(args.workdir)
-    mdir = work / "market"
+    mdir, fdir = work / "market", work / f"firm-{args.accounts}"
+    t0 = time.perf_counter()
     if not (mdir / "prices.parquet").is_file():
         print(f"building the synthetic market in {mdir} ...", file=sys.stderr)
         write_market(synthesize(names=args.names, days=args.days, seed=args.seed), mdir)
-    m = read_market(mdir)
-    t = len(m.dates) - 1
-    lots_path, acct_path = work / "account-lots.csv", work / "account.toml"
-    write_lots_csv(synth_lots(m, t, np.random.default_rng(args.seed)), lots_path)
-    acct_path.write_text(
-        '[account]\nid = "DEMO-1"\ntype = "taxable"\ncash = 2000.00\n\n[optimizer]\nte_max = 0.02\n'
-    )
-    settings, cash, restrictions = read_account_toml(acct_path)
-    snap = snapshot(m, str(m.dates[t]))
-    r = solve_account(snap, read_lots_csv(lots_path), cash, settings, restrictions)
-    _print_result(r, snap, settings.account_id)
+    market = read_market(mdir)
+    t = len(market.dates) - 1
+    date = str(market.dates[t])
+    if not (fdir / "lots.parquet").is_file():
+        print(f"building a synthetic firm of {args.accounts} accounts in {fdir} ...", file=sys.stderr)
+        infos, lots = synth_firm(market, t, args.accounts, args.seed)
+        fdir.mkdir(parents=True, exist_ok=True)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(
+            pa.table(
+                {
+                    "account": [a.account for a in infos],
+                    "household": [a.household for a in infos],
+                    "account_type": [a.account_type for a in infos],
+                    "cash": [str(a.cash_cents / 100) for a in infos],
+                }
+            ),
+            fdir / "accounts.parquet",
+        )
+        lots = lots.set_column(
+            5, "acquired", pa.array([_iso(x) for x in lots.column("acquired").to_pylist()], pa.date32())
+        )
+        lots = lots.drop_columns(["holding_start"])
+        pq.write_table(lots, fdir / "lots.parquet")
+    rdir = work / "redis"
+    shutil.rmtree(rdir, ignore_errors=True)  # the demo starts every run from the same firm
+    with RedisServer(rdir) as server:
+        store = LedgerStore(server.client())
+        store.add_accounts(read_accounts(fdir / "accounts.parquet"))
+        n = import_lots(store, read_lots(fdir / "lots.parquet"))
+        print(
+            f"ledger: {len(store.accounts())} accounts, {n} lots loaded into a private redis-server "
+            f"({time.perf_counter() - t0:.1f}s so far)",
+            file=sys.stderr,
+        )
+        s = rebalance(date, mdir, work / "out" / date, server.url, workers=args.workers, quiet=args.quiet)
+    print(summary_table(s))
     print(
-        f"\nfiles: {mdir} (market), {lots_path}, {acct_path}\nreproduce: taxview solve --market {mdir} "
-        f"--date {snap.date} --account {acct_path} --lots {lots_path} --json"
+        f"\nrebalance again by hand: taxview rebalance --date {date} --market {mdir} --out OUT "
+        f"--workdir {work}  (the ledger stays in {rdir} until the next demo)"
     )
-    return 0 if r.ok else 3
+    return 0 if s.failed == 0 else 1
+
+
+def _iso(ordinal: int):
+    import datetime as dt
+
+    return dt.date.fromordinal(ordinal)
 
 
 def _parse_identical(text: str | None) -> dict[str, str]:
@@ -299,11 +361,30 @@ def build_parser() -> argparse.ArgumentParser:
     _redis_options(show)
     show.set_defaults(func=_cmd_ledger_show)
 
-    demo = sub.add_parser("demo", help="the single-account demo on synthetic data")
+    rb = sub.add_parser("rebalance", help="the nightly rebalance of every account in the ledger, on Ray")
+    rb.add_argument("--date", required=True)
+    rb.add_argument("--market", required=True)
+    rb.add_argument("--out", required=True, help="directory for trades.parquet, accounts.parquet, run.json")
+    rb.add_argument("--address", help="Ray cluster: auto or ray://host:10001 (default: a local Ray)")
+    rb.add_argument("--workers", type=int, help="worker actors (default: one per CPU)")
+    rb.add_argument(
+        "--run-id", help="idempotency of the run (default nightly-DATE): re-running it applies nothing twice"
+    )
+    rb.add_argument("--shard-size", type=int, default=8, help="accounts per shard (households never split)")
+    rb.add_argument("--factors", type=int, default=20, help="PCA factors when the market has no riskmodel/")
+    rb.add_argument("--identical", help="substantially identical symbols, e.g. GOOG=GOOGL")
+    rb.add_argument("--quiet", action="store_true", help="no progress bar")
+    _redis_options(rb)
+    rb.set_defaults(func=_cmd_rebalance)
+
+    demo = sub.add_parser("demo", help="the nightly rebalance of a synthetic firm (private Redis, local Ray)")
     demo.add_argument("--workdir", default="taxview-work")
+    demo.add_argument("--accounts", type=int, default=200)
     demo.add_argument("--names", type=int, default=500)
     demo.add_argument("--days", type=int, default=1260)
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--workers", type=int, help="worker actors (default: one per CPU)")
+    demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(func=_cmd_demo)
     return p
 

@@ -196,6 +196,14 @@ def import_lots(store: LedgerStore, lots: pa.Table, batch: int = 50_000) -> int:
         if len(pipe) >= 200:
             pipe.execute()
         start = end
+    # purchases of the last days count for the wash-sale windows like committed ones
+    acquired = lots.column("acquired").to_numpy()
+    latest: dict[tuple[str, str], int] = {}
+    for i in range(n):
+        k2 = (households[i], keys[i])
+        if acquired[i] > latest.get(k2, 0):
+            latest[k2] = int(acquired[i])
+    store.note_purchases(pipe, latest)
     for hh, entries in journal.items():
         pipe.xadd(
             k.journal(hh),

@@ -45,6 +45,14 @@ from .washsale import (
 )
 
 MAX_ATTEMPTS = 200
+_RAISE_BUY_WINDOW = """
+-- KEYS[1] windows hash; ARGV[1] identity key, ARGV[2] purchase date (ordinal). Keeps the latest.
+local old = redis.call('HGET', KEYS[1], ARGV[1]) or '|'
+local bar = string.find(old, '|', 1, true)
+local b, l = string.sub(old, 1, bar - 1), string.sub(old, bar + 1)
+if b == '' or tonumber(b) < tonumber(ARGV[2]) then b = ARGV[2] end
+redis.call('HSET', KEYS[1], ARGV[1], b .. '|' .. l)
+"""
 
 
 def _lua(name: str) -> str:
@@ -170,6 +178,13 @@ class LedgerStore:
         self._read = client.register_script(_lua("read.lua"))
         self._commit = client.register_script(_lua("commit.lua"))
         self._homes: dict[str, str] = {}
+        self._raise_buy = client.register_script(_RAISE_BUY_WINDOW)
+
+    def note_purchases(self, pipe, latest: Mapping[tuple[str, str], int]) -> None:
+        """Imported lots count for the 30-day windows like committed buys: (household, key) ->
+        latest acquisition ordinal, queued on ``pipe``."""
+        for (hh, key), ordinal in latest.items():
+            self._raise_buy(keys=[self.k.windows(hh)], args=[key, ordinal], client=pipe)
 
     def key_of(self, symbol: str) -> str:
         return self.identical.get(symbol, symbol)
@@ -274,6 +289,11 @@ class LedgerStore:
                 pipe.hset(self.k.lots(hh, key), mapping=mapping)
                 pipe.sadd(self.k.groups(hh), key)
                 n += len(mapping)
+            latest: dict[tuple[str, str], int] = {}
+            for x in group:
+                k2 = (hh, self.key_of(x.symbol))
+                latest[k2] = max(latest.get(k2, 0), x.acquired.toordinal())
+            self.note_purchases(pipe, latest)
             pipe.xadd(
                 self.k.journal(hh),
                 {
@@ -496,6 +516,7 @@ class LedgerStore:
                 t["lot_id"],
             )
             key = self.key_of(trade.symbol)
+            bites = house.bites
             if trade.side == "sell":
                 parts = house._lot_to_sell(trade, f"trade {i}: ")
                 out = house.apply(trade)
@@ -517,6 +538,12 @@ class LedgerStore:
                 new_lots.append(out.lot_id)
                 checks.append({"op": "buy", "key": key})
                 win.setdefault(key, [key, False, False])[1] = date.toordinal()
+            if house.bites > bites and not allow_wash:
+                raise CommitRejected(
+                    "WASH_CONFLICT",
+                    f"trade {i} ({trade.side} {trade.symbol}) would create a wash sale "
+                    "with a household purchase or loss sale within 30 days",
+                )
         washed = [
             s
             for s in house.changed_sales.values()
@@ -577,8 +604,22 @@ class LedgerStore:
 
     def _result(self, d: dict, replayed: bool, attempts: int) -> CommitResult:
         return CommitResult(
-            d["account"], dt.date.fromisoformat(d["date"]), replayed, d["sales"], d["new_lots"], attempts
+            d["account"],
+            dt.date.fromisoformat(d["date"]),
+            replayed,
+            d["sales"],
+            d["new_lots"],
+            attempts,
+            d.get("trades", []),
+            d.get("meta", {}),
         )
+
+    def committed(self, account: str, idempotency_key: str) -> CommitResult | None:
+        """The stored result of a commit made with this key, or None."""
+        stored = self.r.hget(self.k.idempotency(self.household_of(account)), idempotency_key)
+        if stored is None:
+            return None
+        return self._result(json.loads(stored.decode().partition("|")[2]), replayed=True, attempts=0)
 
     # --- journal ---------------------------------------------------------------------------
 
@@ -607,7 +648,9 @@ class LedgerStore:
         for a in sorted(homes):
             info = self.account(a)
             opening = int(self.r.hget(self.k.account(info.household, a), "opening_cash_cents") or 0)
-            infos.append(AccountInfo(a, info.household, info.account_type, info.st_rate, info.lt_rate, opening))
+            infos.append(
+                AccountInfo(a, info.household, info.account_type, info.st_rate, info.lt_rate, opening)
+            )
         target.add_accounts(infos)
         n = 0
         for hh in sorted({i.household for i in infos}):

@@ -146,6 +146,7 @@ class Household:
         self.last_date: dt.date | None = None
         self.seq = 0
         self.sale_seq = 0
+        self.bites = 0  # wash-sale matches made (a nightly commit refuses any)
         # what the last ``apply`` calls touched (the store writes exactly these)
         self.changed_lots: set[str] = set()
         self.removed_lots: dict[str, str] = {}  # lot id -> symbol
@@ -183,6 +184,7 @@ class Household:
 
     def _bite(self, sale: Sale, lot: OpenLot, shares: Decimal) -> None:
         """``shares`` of ``lot`` absorb their share of ``sale``'s remaining loss."""
+        self.bites += 1
         amount = allocate_basis(sale.loss_left_cents, shares, sale.unmatched)
         sale.unmatched -= shares
         sale.loss_left_cents -= amount

@@ -199,6 +199,9 @@ def solve_account(
         allowed &= ~(la.loss & no_loss[la.name])
     # A name that must go to zero but whose loss lots may not be sold cannot be fixed.
     stuck = sorted({snap.symbols[i] for i in la.name[~allowed & excluded[la.name]]})
+    # Elsewhere the cap gives way to lots that may not be sold (rather than making it infeasible).
+    unsellable = np.bincount(la.name, weights=la.weight * ~allowed, minlength=n)
+    cap = np.where(excluded, 0.0, np.maximum(cap, unsellable * (1 + 1e-9)))
     if stuck:
         return _failed(
             "infeasible",

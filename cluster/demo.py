@@ -1,0 +1,52 @@
+"""The synthetic firm of the demo and the benchmarks (domain.md §8): households with a taxable
+account, often a spouse's and sometimes an IRA, holding lots bought over past years."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ledger.store import AccountInfo
+from solver.market import Market
+from solver.synthetic import synth_lots
+
+
+def synth_firm(market: Market, t: int, accounts: int, seed: int = 7) -> tuple[list[AccountInfo], pa.Table]:
+    """About 2.5 accounts per household; lots worth $0.3M–$5M per account, ~5 per name."""
+    rng = np.random.default_rng(seed)
+    infos: list[AccountInfo] = []
+    h = 0
+    while len(infos) < accounts:
+        members = [("T", "taxable")]
+        if rng.random() < 0.8:
+            members.append(("S", "taxable"))
+        if rng.random() < 0.7:
+            members.append(("I", "ira"))
+        for tag, kind in members[: accounts - len(infos)]:
+            cash = int(rng.uniform(0.001, 0.01) * 1e6 * 100)
+            infos.append(AccountInfo(f"H{h:05d}-{tag}", f"H{h:05d}", kind, 0.408, 0.238, cash))
+        h += 1
+    cols: dict[str, list] = {
+        k: [] for k in ("account", "lot_id", "symbol", "quantity", "basis_cents", "acquired")
+    }
+    for a in infos:
+        value = float(np.exp(rng.uniform(np.log(3e5), np.log(5e6))))
+        for lot in synth_lots(market, t, rng, value=value, prefix=f"{a.account}:"):
+            cols["account"].append(a.account)
+            cols["lot_id"].append(lot.lot_id)
+            cols["symbol"].append(lot.symbol)
+            cols["quantity"].append(str(lot.quantity))
+            cols["basis_cents"].append(lot.basis_cents)
+            cols["acquired"].append(lot.acquired.toordinal())
+    table = pa.table(
+        {
+            "account": pa.array(cols["account"], pa.string()),
+            "lot_id": pa.array(cols["lot_id"], pa.string()),
+            "symbol": pa.array(cols["symbol"], pa.string()),
+            "quantity": pa.array(cols["quantity"], pa.string()),
+            "basis_cents": pa.array(cols["basis_cents"], pa.int64()),
+            "acquired": pa.array(cols["acquired"], pa.int64()),
+            "holding_start": pa.array(cols["acquired"], pa.int64()),
+        }
+    )
+    return infos, table
