@@ -121,6 +121,7 @@ class RebalanceWorker:
                 st_rate=info.st_rate,
                 lt_rate=info.lt_rate,
             )
+            stages["ledger_read_s"] += time.perf_counter() - t
         except (TaxviewError, redis.RedisError) as exc:
             stages["ledger_read_s"] += time.perf_counter() - t
             return self._failed(account, household, "error", f"ledger: {exc}"), []

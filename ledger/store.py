@@ -177,6 +177,7 @@ class LedgerStore:
         self.identical = dict(identical or {})
         self._read = client.register_script(_lua("read.lua"))
         self._commit = client.register_script(_lua("commit.lua"))
+        self._account_lots = client.register_script(_lua("account_lots.lua"))
         self._homes: dict[str, str] = {}
         self._raise_buy = client.register_script(_RAISE_BUY_WINDOW)
 
@@ -313,15 +314,25 @@ class LedgerStore:
 
     def lots(self, account: str) -> list[OpenLot]:
         hh = self.household_of(account)
-        out = [x for x in self._household_lots(hh) if x.account == account]
+        # Lua filters by account server side: a household's other accounts never cross the wire.
+        # (The lot hashes are named from the household's groups set, all in the household's slot.)
+        flat = self._account_lots(keys=[self.k.groups(hh)], args=[self.k.lots(hh, ""), account])
+        out = [decode_lot(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
         return sorted(out, key=lambda x: (x.symbol, x.acquired, x.seq))
 
-    def _household_lots(self, hh: str) -> list[OpenLot]:
+    def _household_lots(self, hh: str, account: str | None = None) -> list[OpenLot]:
+        """The household's open lots (only ``account``'s when given: others are not decoded)."""
         keys = [k.decode() for k in self.r.smembers(self.k.groups(hh))]
         pipe = self.r.pipeline(transaction=False)
         for key in keys:
             pipe.hgetall(self.k.lots(hh, key))
-        return [decode_lot(i.decode(), e.decode()) for h in pipe.execute() for i, e in h.items()]
+        mine = None if account is None else (account + "|").encode()
+        return [
+            decode_lot(i.decode(), e.decode())
+            for h in pipe.execute()
+            for i, e in h.items()
+            if mine is None or e.startswith(mine)
+        ]
 
     def sales(self, household: str) -> list[Sale]:
         out = [decode_sale(v.decode()) for v in self.r.hvals(self.k.sales(household))]
@@ -396,10 +407,24 @@ class LedgerStore:
             json.dumps([account, date.isoformat(), request, allow_wash]).encode()
         ).hexdigest()
         keys_needed = sorted({self.key_of(t["symbol"]) for t in request})
+        # Which lots planning needs: the lots sold, and every lot of a key when a sell goes FIFO
+        # or a buy names its lot id (read.lua adds every lot of keys bought in the last 30 days).
+        wanted_ids: dict[str, set[str]] = {g: set() for g in keys_needed}
+        everything: set[str] = set()
+        for t in request:
+            g = self.key_of(t["symbol"])
+            if t["side"] == "sell" and t["lot_id"]:
+                wanted_ids[g].add(t["lot_id"])
+            elif t["lot_id"] or t["side"] == "sell":
+                everything.add(g)
+        wanted = {g: "*" if g in everything else "|".join(sorted(wanted_ids[g])) for g in keys_needed}
         k = self.k
         base_keys = [k.meta(hh), k.members(hh), k.pending(hh), k.sales(hh), k.idempotency(hh)]
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            snap = self._read(keys=base_keys + [k.lots(hh, g) for g in keys_needed], args=[idempotency_key])
+            snap = self._read(
+                keys=base_keys + [k.windows(hh)] + [k.lots(hh, g) for g in keys_needed],
+                args=[idempotency_key, date.toordinal(), *(wanted[g] for g in keys_needed)],
+            )
             stored = snap[3]
             if stored:
                 d, _, result = stored.decode().partition("|")
@@ -486,7 +511,7 @@ class LedgerStore:
         house.pending = sorted(
             (decode_sale(x.decode()) for x in snap[2] if x), key=lambda s: int(s.sale_id.rsplit(":", 1)[1])
         )
-        for h in snap[4:]:
+        for h in snap[4:]:  # only what read.lua sent (see commit)
             for j in range(0, len(h), 2):
                 house.load(decode_lot(h[j].decode(), h[j + 1].decode()))
         last = int(meta.get("last_date", 0))

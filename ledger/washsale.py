@@ -141,7 +141,8 @@ class Household:
         self.accounts: dict[str, Account] = {}
         self.lots: dict[str, OpenLot] = {}
         self.by_key: dict[str, dict[str, OpenLot]] = {}  # identity key -> its open lots
-        self.pending: list[Sale] = []  # loss sales with unmatched shares, in order of sale
+        # loss sales with unmatched shares, per identity key, in order of sale
+        self.pending_by_key: dict[str, list[Sale]] = {}
         self.sales: list[Sale] = []
         self.last_date: dt.date | None = None
         self.seq = 0
@@ -154,6 +155,17 @@ class Household:
 
     def key(self, symbol: str) -> str:
         return self.identical.get(symbol, symbol)
+
+    @property
+    def pending(self) -> list[Sale]:
+        """All pending loss sales, in order of sale."""
+        return sorted((s for v in self.pending_by_key.values() for s in v), key=lambda s: _sale_number(s))
+
+    @pending.setter
+    def pending(self, sales: list[Sale]) -> None:
+        self.pending_by_key = {}
+        for sale in sorted(sales, key=_sale_number):
+            self.pending_by_key.setdefault(self.key(sale.symbol), []).append(sale)
 
     def reset_changes(self) -> None:
         self.changed_lots.clear()
@@ -333,7 +345,7 @@ class Household:
                 sale.unmatched, sale.loss_left_cents = q, -sale.gain_cents
                 self._match_earlier_purchases(sale)
                 if sale.unmatched > 0:
-                    self.pending.append(sale)
+                    self.pending_by_key.setdefault(self.key(sale.symbol), []).append(sale)
         assert sale is not None
         return sale
 
@@ -373,21 +385,26 @@ class Household:
         )
         self._put(lot)
         start = t.date - dt.timedelta(days=WINDOW_DAYS)
-        self.pending = [s for s in self.pending if s.date >= start and s.unmatched > 0]
         key = self.key(t.symbol)
+        waiting = [s for s in self.pending_by_key.get(key, ()) if s.date >= start and s.unmatched > 0]
         current: OpenLot | None = lot  # the piece of this purchase not yet used as replacement
-        for sale in self.pending:
+        for sale in waiting:
             if current is None or current.capacity <= 0:
                 break
-            if self.key(sale.symbol) != key or sale.purchase_id == lot.purchase_id:
+            if sale.purchase_id == lot.purchase_id:
                 continue
             shares = min(sale.unmatched, current.capacity)
             split = not acct.is_ira and shares < current.quantity
             self._bite(sale, current, shares)
             if not acct.is_ira:
                 current = self.lots[f"{current.lot_id}.2"] if split else None
-        self.pending = [s for s in self.pending if s.unmatched > 0]
+        if waiting or key in self.pending_by_key:
+            self.pending_by_key[key] = [s for s in waiting if s.unmatched > 0]
         return lot
+
+
+def _sale_number(sale: Sale) -> int:
+    return int(sale.sale_id.rsplit(":", 1)[1])
 
 
 def validate_trade(t: TradeIn, where: str = "") -> None:
