@@ -74,6 +74,14 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
 def _cmd_rebalance(args: argparse.Namespace) -> int:
     from cluster.coordinator import rebalance, summary_table
+    from solver.errors import InputError
+
+    if args.address and not (args.redis or os.environ.get("TAXVIEW_REDIS_URL")):
+        raise InputError(
+            "redis",
+            "a Ray cluster needs a ledger every node reaches: pass --redis URL or set "
+            "TAXVIEW_REDIS_URL (a private loopback redis-server is for a local run only)",
+        )
 
     with _Ledger(args) as store:
         url = store.r.connection_pool.connection_kwargs

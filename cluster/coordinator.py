@@ -233,7 +233,8 @@ def summary_table(s: RunSummary) -> str:
         ("estimated tax", f"${float(s.tax_estimate):,.2f} (negative: a saving)"),
         (
             "wall time",
-            f"{s.wall_s:.1f}s (rebalance {s.stages['rebalance_s']:.1f}s, Ray start {s.stages['ray_setup_s']:.1f}s)",
+            f"{s.wall_s:.1f}s (rebalance {s.stages['rebalance_s']:.1f}s, "
+            f"Ray start {s.stages['ray_setup_s']:.1f}s)",
         ),
         ("throughput", f"{s.accounts_per_s:.1f} accounts/s on {s.workers} workers"),
         ("output", f"{s.out}/trades.parquet, accounts.parquet, run.json"),
