@@ -139,6 +139,7 @@ def rebalance(
     in_flight: dict[Any, tuple[int, Any, int]] = {}  # ref -> (actor index, shard, attempt)
     retries = 0
     done = 0
+    waited = 0.0  # time the coordinator spent waiting on workers (the rest is its own overhead)
     bar = tqdm(
         total=n_accounts,
         unit="acct",
@@ -158,11 +159,14 @@ def rebalance(
                 submit(i, queue.pop(), 1)
     try:
         while in_flight:
+            t_wait = time.perf_counter()
             ready, _ = ray.wait(list(in_flight), num_returns=1)
+            waited += time.perf_counter() - t_wait
             ref = ready[0]
             i, shard, attempt = in_flight.pop(ref)
             try:
                 result = ray.get(ref)
+
             except RayActorError as exc:  # the worker died (killed, OOM, node lost)
                 if attempt >= MAX_SHARD_ATTEMPTS:
                     raise ClusterError(f"shard {shard.shard_id} failed {attempt} times: {exc}") from exc
@@ -189,6 +193,7 @@ def rebalance(
             bar.set_postfix(failed=counts["failed"], refresh=False)
             if after_shard is not None:
                 after_shard(done, actors)
+        stages["rebalance_s"] = time.perf_counter() - t
     finally:
         bar.close()
         trades_writer.close()
@@ -197,8 +202,9 @@ def rebalance(
             ray.kill(a)
         if started_ray:
             ray.shutdown()
-    stages["rebalance_s"] = time.perf_counter() - t
+    stages["shutdown_s"] = time.perf_counter() - t - stages["rebalance_s"]
     stages["output_s"] = output_s
+    stages["coordinator_busy_s"] = stages["rebalance_s"] - waited
     wall = time.perf_counter() - t_start
     summary = RunSummary(
         run_id=run_id,

@@ -1,0 +1,112 @@
+"""How fast is the nightly rebalance? (issue 4)
+
+The reference firm (domain.md §8: 2,000 accounts in about 800 households, 500 names, 20 factors,
+about 5 lots per name) is loaded into a private redis-server and rebalanced on a local Ray with
+each worker count in turn (a fresh ledger each time), all in one run. Reports wall time and
+accounts/s per worker count, scaling efficiency, the time per stage and the coordinator's own
+share of the wall time.
+
+    python benchmarks/nightly.py [--accounts 2000] [--workers 1,2] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from cluster.coordinator import rebalance
+from cluster.demo import synth_firm
+from ledger.importer import import_lots
+from ledger.server import RedisServer
+from ledger.store import LedgerStore
+from solver.market import synthesize, write_market
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--accounts", type=int, default=2000)
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--names", type=int, default=500)
+    ap.add_argument("--factors", type=int, default=20)
+    ap.add_argument("--shard-size", type=int, default=8)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    counts = [int(x) for x in args.workers.split(",")]
+
+    out = {
+        "benchmark": "nightly",
+        "accounts": args.accounts,
+        "names": args.names,
+        "factors": args.factors,
+        "machine": {"cpus": os.cpu_count()},
+        "runs": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        market = synthesize(names=args.names, days=1260, factors=args.factors, seed=7)
+        write_market(market, tmp / "market")
+        t = len(market.dates) - 1
+        infos, lots = synth_firm(market, t, args.accounts, seed=7)
+        out["firm"] = {
+            "accounts": len(infos),
+            "households": len({a.household for a in infos}),
+            "lots": lots.num_rows,
+            "build_s": round(time.perf_counter() - t0, 1),
+        }
+        print(json.dumps(out["firm"]), flush=True)
+        for w in counts:
+            with RedisServer(tmp / f"redis-{w}") as server:
+                store = LedgerStore(server.client())
+                t0 = time.perf_counter()
+                store.add_accounts(infos)
+                import_lots(store, lots)
+                import_s = time.perf_counter() - t0
+                s = rebalance(
+                    str(market.dates[t]),
+                    tmp / "market",
+                    tmp / f"out-{w}",
+                    server.url,
+                    workers=w,
+                    quiet=True,
+                    shard_size=args.shard_size,
+                    factors=args.factors,
+                )
+            reb = s.stages["rebalance_s"]
+            run = {
+                "workers": w,
+                "accounts": s.accounts,
+                "ok": s.ok,
+                "failed": s.failed,
+                "trades": s.trades,
+                "wall_s": s.wall_s,
+                "rebalance_s": reb,
+                "accounts_per_s": s.accounts_per_s,
+                "per_worker_accounts_per_s": round(s.accounts_per_s / w, 2),
+                "coordinator_overhead_pct": round(100 * s.stages["coordinator_busy_s"] / reb, 2),
+                "stages": s.stages,
+                "worker_stage_totals_s": s.worker_stages,
+                "worker_ms_per_account": {
+                    k.removesuffix("_s"): round(1e3 * v / s.accounts, 2) for k, v in s.worker_stages.items()
+                },
+                "ledger_import_s": round(import_s, 1),
+            }
+            out["runs"].append(run)
+            print(json.dumps(run), flush=True)
+    by = {r["workers"]: r for r in out["runs"]}
+    if 1 in by and len(by) > 1:
+        out["scaling_efficiency"] = {
+            str(w): round(by[w]["accounts_per_s"] / (w * by[1]["accounts_per_s"]), 3) for w in by if w != 1
+        }
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
