@@ -174,6 +174,175 @@ def _iso(ordinal: int):
     return dt.date.fromordinal(ordinal)
 
 
+def _transition_inputs(args: argparse.Namespace, profile: str | None):
+    from cluster.transition import PROFILES, Inputs, harvest_path_from_metrics
+
+    rates = dict(PROFILES[profile]) if profile else {}
+    for name in ("cg_rate", "income_rate"):
+        if getattr(args, name) is not None:
+            rates[name] = getattr(args, name)
+    path = None
+    if args.harvest_from:
+        try:
+            metrics = json.loads(Path(args.harvest_from).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            from solver.errors import InputError
+
+            raise InputError("harvest_from", f"cannot read {args.harvest_from}: {exc}") from None
+        path = harvest_path_from_metrics(metrics, args.years)
+    return Inputs(
+        value=args.value,
+        embedded_gain=args.embedded_gain,
+        growth=args.growth,
+        fee=args.fee,
+        years=args.years,
+        harvest=args.harvest,
+        harvest_years=args.harvest_years,
+        harvest_path=path,
+        **{k: rates.get(k, getattr(Inputs, k)) for k in ("cg_rate", "income_rate")},
+    )
+
+
+def _cmd_transition(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from cluster.transition import analyze, gradual
+
+    if args.mode == "sweep":
+        return _cmd_transition_sweep(args)
+    profiles = args.profile or [None]
+    x = _transition_inputs(args, profiles[0])
+    r = analyze(x)
+    out = asdict(r)
+    if args.gradual_budget:
+        out["gradual"] = gradual(x, args.gradual_budget)
+    if args.json:
+        json.dump(out, sys.stdout, indent=1)
+        print()
+        return 0
+    rows = [
+        ("transition tax (paid now)", r.transition_tax),
+        ("direct index starts with", r.di_initial),
+        ("ETF at year N", r.etf_end),
+        ("direct index at year N (after fees)", r.di_end),
+        ("fees paid", r.total_fee),
+        ("opportunity cost of the tax and fees", r.opportunity_cost),
+        ("total cost", r.total_cost),
+        ("harvested losses", r.max_losses),
+        ("tax savings", r.tax_savings),
+        ("tax alpha (savings reinvested, at year N)", r.tax_alpha),
+        ("ETF, pre-tax (step-up)", r.etf_pre_tax),
+        ("direct index + savings, pre-tax", r.di_pre_tax),
+        ("ETF, post-tax (liquidated)", r.etf_post_tax),
+        ("direct index + savings, post-tax", r.di_post_tax),
+        ("net benefit of switching, pre-tax", r.net_benefit_pre_tax),
+        ("net benefit of switching, post-tax", r.net_benefit_post_tax),
+    ]
+    print(
+        f"ETF ${x.value:,.0f}, embedded gain {x.embedded_gain:.1%}, cg {x.cg_rate:.1%}, "
+        f"income {x.income_rate:.1%}, growth {x.growth:.1%}, fee {x.fee:.2%}, {x.years} years"
+    )
+    for label, v in rows:
+        print(f"  {label:<44} {v:>14,.2f}")
+    print(
+        "  tax alpha by year                            "
+        + ", ".join(f"{v:,.0f}" for v in r.tax_alpha_by_year)
+    )
+    print(r.verdict_pre_tax)
+    print(r.verdict_post_tax)
+    if "gradual" in out:
+        gr = out["gradual"]
+        print(
+            f"gradual switch (≤ ${gr['gain_budget']:,.0f} of gain a year, {gr['years_to_move']} years): "
+            f"pre-tax {gr['pre_tax']:,.0f} vs all at once {gr['all_at_once_pre_tax']:,.0f}; "
+            f"post-tax {gr['post_tax']:,.0f} vs {gr['all_at_once_post_tax']:,.0f}"
+        )
+    return 0
+
+
+def _cmd_transition_sweep(args: argparse.Namespace) -> int:
+    import base64
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cluster.transition import PROFILES, breakeven, sweep
+
+    if not args.out:
+        from solver.errors import InputError
+
+        raise InputError("out", "transition sweep needs --out DIR")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict = {"profiles": {}}
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for profile in args.profile or list(PROFILES):
+        x = _transition_inputs(args, profile)
+        curve = sweep(x)
+        be_pre, be_post = breakeven(x, "pre_tax"), breakeven(x, "post_tax")
+        result["profiles"][profile] = {
+            "cg_rate": x.cg_rate,
+            "income_rate": x.income_rate,
+            "breakeven_pre_tax": be_pre,
+            "breakeven_post_tax": be_post,
+            **curve,
+        }
+        g = [100 * v for v in curve["embedded_gain"]]
+        ax.plot(g, curve["net_benefit_pre_tax"], label=f"{profile}: pre-tax (break-even {_pct(be_pre)})")
+        ax.plot(
+            g, curve["net_benefit_post_tax"], "--", label=f"{profile}: post-tax (break-even {_pct(be_post)})"
+        )
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel("embedded gain of the ETF (%)")
+    ax.set_ylabel(f"net benefit of switching after {args.years} years ($)")
+    ax.set_title(f"ETF → direct indexing, ${args.value:,.0f}")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "sweep.png", dpi=120)
+    plt.close(fig)
+    (out / "sweep.json").write_text(json.dumps(result, indent=1) + "\n")
+    img = base64.b64encode((out / "sweep.png").read_bytes()).decode()
+    rows = "".join(
+        f"<tr><td>{p}</td><td>{v['cg_rate']:.1%}</td><td>{v['income_rate']:.1%}</td>"
+        f"<td>{_pct(v['breakeven_pre_tax'])}</td><td>{_pct(v['breakeven_post_tax'])}</td></tr>"
+        for p, v in result["profiles"].items()
+    )
+    (out / "sweep.html").write_text(
+        "<!doctype html><meta charset=utf-8><title>taxview transition sweep</title>"
+        "<style>body{font-family:sans-serif;max-width:960px;margin:2em auto}td,th{padding:4px 12px}</style>"
+        "<h1>Should an ETF investor switch to direct indexing?</h1>"
+        f"<img alt='net benefit against embedded gain' src='data:image/png;base64,{img}' width=900>"
+        "<table><tr><th>profile</th><th>cg rate</th><th>income rate</th><th>break-even pre-tax</th>"
+        f"<th>break-even post-tax</th></tr>{rows}</table>"
+        "<p>Above the break-even embedded gain, switching loses money. Method: domain.md §6.</p>"
+    )
+    if args.json:
+        json.dump(
+            {
+                p: {k: v[k] for k in ("breakeven_pre_tax", "breakeven_post_tax")}
+                for p, v in result["profiles"].items()
+            },
+            sys.stdout,
+            indent=1,
+        )
+        print()
+    else:
+        for p, v in result["profiles"].items():
+            print(
+                f"{p:<8} break-even embedded gain: pre-tax {_pct(v['breakeven_pre_tax'])}, "
+                f"post-tax {_pct(v['breakeven_post_tax'])}"
+            )
+        print(f"wrote {out / 'sweep.json'}, {out / 'sweep.png'}, {out / 'sweep.html'}")
+    return 0
+
+
+def _pct(v: float | None) -> str:
+    return "none in 0–100%" if v is None else f"{v:.1%}"
+
+
 def _parse_identical(text: str | None) -> dict[str, str]:
     """``GOOG=GOOGL,BRK.A=BRK.B``: each group of substantially identical symbols shares a key."""
     out: dict[str, str] = {}
@@ -384,6 +553,39 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--quiet", action="store_true", help="no progress bar")
     _redis_options(rb)
     rb.set_defaults(func=_cmd_rebalance)
+
+    tr = sub.add_parser("transition", help="should this investor switch from an ETF to direct indexing?")
+    tr.add_argument(
+        "mode", nargs="?", choices=["sweep"], help="sweep: net benefit against embedded gain 0–100%%"
+    )
+    tr.add_argument("--value", type=float, default=100_000.0, help="ETF value in dollars")
+    tr.add_argument(
+        "--embedded-gain", type=float, default=0.20, help="unrealized gain as a fraction of value"
+    )
+    tr.add_argument(
+        "--cg-rate", type=float, help="long-term capital-gains rate (default: the profile's, or 0.238)"
+    )
+    tr.add_argument(
+        "--income-rate", type=float, help="rate the harvested losses save (default: profile, or 0.408)"
+    )
+    tr.add_argument("--growth", type=float, default=0.06, help="yearly growth of both")
+    tr.add_argument("--fee", type=float, default=0.003, help="yearly direct-indexing fee")
+    tr.add_argument("--years", type=int, default=10)
+    tr.add_argument(
+        "--harvest", type=float, default=0.30, help="harvested losses, fraction of the initial DI"
+    )
+    tr.add_argument("--harvest-years", type=int, default=3)
+    tr.add_argument("--harvest-from", help="metrics.json of a taxview backtest: its yearly harvested losses")
+    tr.add_argument("--gradual-budget", type=float, help="also: move over years within this yearly gain ($)")
+    tr.add_argument(
+        "--profile",
+        action="append",
+        choices=["higher", "lower"],
+        help="higher: cg 23.8%%, income 40.8%%; lower: cg 15.0%%, income 22.0%% (repeatable for sweep)",
+    )
+    tr.add_argument("--out", help="sweep: directory for sweep.json, sweep.png, sweep.html")
+    tr.add_argument("--json", action="store_true")
+    tr.set_defaults(func=_cmd_transition)
 
     demo = sub.add_parser("demo", help="the nightly rebalance of a synthetic firm (private Redis, local Ray)")
     demo.add_argument("--workdir", default="taxview-work")
