@@ -39,9 +39,7 @@ def firm(accounts: int, seed: int = 7) -> list[AccountInfo]:
     out, h = [], 0
     while len(out) < accounts:
         members = (
-            [("taxable", "T")]
-            + [("taxable", "S")] * int(rng.random() < 0.8)
-            + [("ira", "I")] * int(rng.random() < 0.7)
+            [("taxable", "T")] + [("taxable", "S")] * int(rng.random() < 0.8) + [("ira", "I")] * int(rng.random() < 0.7)
         )
         for kind, tag in members[: accounts - len(out)]:
             out.append(AccountInfo(f"H{h:05d}{tag}", f"H{h:05d}", kind))
@@ -72,9 +70,7 @@ def lots_table(infos: list[AccountInfo], names: int, lots_per_name: float, seed:
     )
 
 
-def small_commits(
-    url: str, accounts: list[str], lots: dict[str, tuple[str, str]], start: int, n: int, out
-) -> None:
+def small_commits(url: str, accounts: list[str], lots: dict[str, tuple[str, str]], start: int, n: int, out) -> None:
     """``n`` commits: sell one held lot at a loss, buy a different name."""
     store = LedgerStore(redis.Redis.from_url(url))
     t0 = time.perf_counter()
@@ -101,9 +97,7 @@ def run_commits(url, accounts, lots, procs: int, per_proc: int, offset: int) -> 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     ps = [
-        ctx.Process(
-            target=small_commits, args=(url, accounts[k::procs], lots, offset + k * per_proc, per_proc, q)
-        )
+        ctx.Process(target=small_commits, args=(url, accounts[k::procs], lots, offset + k * per_proc, per_proc, q))
         for k in range(procs)
     ]
     t0 = time.perf_counter()
@@ -202,9 +196,7 @@ def main() -> None:
         for x in held:
             if x.symbol not in seen:
                 seen.add(x.symbol)
-                sells.append(
-                    {"symbol": x.symbol, "side": "sell", "quantity": 1, "price": "500.00", "lot_id": x.lot_id}
-                )
+                sells.append({"symbol": x.symbol, "side": "sell", "quantity": 1, "price": "500.00", "lot_id": x.lot_id})
         buys = [{"symbol": f"S{i:03d}", "side": "buy", "quantity": 1, "price": "9.00"} for i in range(200)]
         t0 = time.perf_counter()
         res = store.commit(a, DATE + dt.timedelta(days=60), sells + buys, "bench:nightly")

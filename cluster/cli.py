@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from solver.errors import TaxviewError
 
 
@@ -85,9 +87,7 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
 
     with _Ledger(args) as store:
         url = store.r.connection_pool.connection_kwargs
-        redis_url = (
-            args.redis or os.environ.get("TAXVIEW_REDIS_URL") or f"redis://{url['host']}:{url['port']}/0"
-        )
+        redis_url = args.redis or os.environ.get("TAXVIEW_REDIS_URL") or f"redis://{url['host']}:{url['port']}/0"
         s = rebalance(
             args.date,
             args.market,
@@ -244,10 +244,7 @@ def _cmd_transition(args: argparse.Namespace) -> int:
     )
     for label, v in rows:
         print(f"  {label:<44} {v:>14,.2f}")
-    print(
-        "  tax alpha by year                            "
-        + ", ".join(f"{v:,.0f}" for v in r.tax_alpha_by_year)
-    )
+    print("  tax alpha by year                            " + ", ".join(f"{v:,.0f}" for v in r.tax_alpha_by_year))
     print(r.verdict_pre_tax)
     print(r.verdict_post_tax)
     if "gradual" in out:
@@ -291,9 +288,7 @@ def _cmd_transition_sweep(args: argparse.Namespace) -> int:
         }
         g = [100 * v for v in curve["embedded_gain"]]
         ax.plot(g, curve["net_benefit_pre_tax"], label=f"{profile}: pre-tax (break-even {_pct(be_pre)})")
-        ax.plot(
-            g, curve["net_benefit_post_tax"], "--", label=f"{profile}: post-tax (break-even {_pct(be_post)})"
-        )
+        ax.plot(g, curve["net_benefit_post_tax"], "--", label=f"{profile}: post-tax (break-even {_pct(be_post)})")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xlabel("embedded gain of the ETF (%)")
     ax.set_ylabel(f"net benefit of switching after {args.years} years ($)")
@@ -321,10 +316,7 @@ def _cmd_transition_sweep(args: argparse.Namespace) -> int:
     )
     if args.json:
         json.dump(
-            {
-                p: {k: v[k] for k in ("breakeven_pre_tax", "breakeven_post_tax")}
-                for p, v in result["profiles"].items()
-            },
+            {p: {k: v[k] for k in ("breakeven_pre_tax", "breakeven_post_tax")} for p, v in result["profiles"].items()},
             sys.stdout,
             indent=1,
         )
@@ -341,6 +333,96 @@ def _cmd_transition_sweep(args: argparse.Namespace) -> int:
 
 def _pct(v: float | None) -> str:
     return "none in 0–100%" if v is None else f"{v:.1%}"
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from cluster.backtest import TaxConfig, load_data, metrics, simulate
+    from cluster.report import charts, report_html, write_metrics, write_nav
+    from solver.io import read_account_toml
+
+    if args.capital <= 0:
+        from solver.errors import InputError
+
+        raise InputError("capital", f"must be > 0, got {args.capital}")
+    if args.account:
+        settings, _, _ = read_account_toml(args.account)
+    else:
+        settings = default_settings(args.data)
+    tax = TaxConfig(outside_gains=not args.no_outside_gains)
+    data = load_data(args.data)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    m = data.market
+    n_days = int(((m.dates >= np.datetime64(args.start)) & (m.dates <= np.datetime64(args.end))).sum())
+    runs = {}
+    for label, s in (("tax-aware", settings), ("baseline", replace(settings, lambda_tax=0.0))):
+        with tqdm(total=n_days, unit="day", desc=label, file=sys.stderr, disable=args.quiet) as bar:
+            runs[label] = simulate(
+                data,
+                args.start,
+                args.end,
+                args.rebalance,
+                args.capital,
+                s,
+                tax,
+                factors=args.factors,
+                progress=bar,
+            )
+    run, base = runs["tax-aware"], runs["baseline"]
+    result = metrics(run, args.capital)
+    result["baseline"] = metrics(base, args.capital)
+    result["tax_awareness_alpha_bps"] = round(
+        (result["ann_return_after_tax"] - result["baseline"]["ann_return_after_tax"]) * 1e4, 1
+    )
+    assumptions = [
+        f"data: {args.data}, {run.dates[0]} to {run.dates[-1]}, {args.rebalance} rebalancing, "
+        f"${args.capital:,.0f} from cash",
+        f"benchmark: {data.benchmark_kind}" + (f"; {data.index_name} shown for context" if data.index_name else ""),
+        f"rates: short-term {settings.st_rate:.1%}, long-term {settings.lt_rate:.1%}; "
+        + (
+            "net losses offset outside gains in full"
+            if tax.outside_gains
+            else "net losses: $3,000 a year against ordinary income, the rest carried forward"
+        ),
+        "taxes settled per tax year (domain.md §2 netting) and paid from outside the portfolio",
+        f"fills at the close; trading cost {settings.cost_bps:g} bps; whole shares; TE budget {settings.te_max:.1%}",
+        "risk model: PCA of the trailing 252 days (refreshed every 21 trading days, no look-ahead)",
+        "wash sales: the ledger's rule across the account; the optimizer never creates one",
+        "liquidation after-tax NAV: every open lot sold on the last day at its own term's rate",
+    ]
+    result["assumptions"] = assumptions
+    write_metrics(out, result)
+    write_nav(out / "nav.parquet", run, base)
+    images = charts(out, run, base, _align_index(data, run), data.index_name)
+    page = report_html(out, result, images, assumptions)
+    print(
+        f"after-tax {result['ann_return_after_tax']:.2%}/yr vs benchmark {result['benchmark_ann_return']:.2%}/yr "
+        f"(alpha {result['after_tax_alpha_bps']:+.0f} bps; "
+        f"tax awareness {result['tax_awareness_alpha_bps']:+.0f} bps); "
+        f"TE {result['tracking_error_bps']:.0f} bps; harvested {result['lifetime_harvested_pct']:.1f}% of capital; "
+        f"wash sales created: {result['wash_sales_created']}; {result['days_per_second']:.0f} days/s"
+    )
+    print(f"wrote {out / 'metrics.json'}, {out / 'nav.parquet'}, {page} and {len(images)} PNG charts")
+    return 0
+
+
+def default_settings(data: str):
+    """A 20-name universe cannot hold every name at a 5% cap while harvesting: allow 15% there."""
+    from solver.types import AccountSettings
+
+    return AccountSettings(max_weight=0.15) if data == "sp500-20" else AccountSettings()
+
+
+def _align_index(data, run):
+    if data.index is None:
+        return None
+    m = data.market
+    i0 = int(np.searchsorted(m.dates, np.datetime64(run.dates[0])))
+    return data.index[i0 : i0 + len(run.dates)]
 
 
 def _parse_identical(text: str | None) -> dict[str, str]:
@@ -394,9 +476,7 @@ def _cmd_ledger_import(args: argparse.Namespace) -> int:
     with _Ledger(args) as store:
         store.add_accounts(accounts)
         n = import_lots(store, lots) if lots is not None else 0
-    print(
-        f"imported {len(accounts)} accounts and {n} lots in {time.perf_counter() - t0:.1f}s", file=sys.stderr
-    )
+    print(f"imported {len(accounts)} accounts and {n} lots in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return 0
 
 
@@ -443,18 +523,14 @@ def _cmd_ledger_show(args: argparse.Namespace) -> int:
         )
         print()
         return 0
-    print(
-        f"account {info.account} ({info.account_type}) in household {info.household}; "
-        f"cash {money(info.cash_cents)}"
-    )
+    print(f"account {info.account} ({info.account_type}) in household {info.household}; cash {money(info.cash_cents)}")
     print(f"{'lot':<20} {'symbol':<8} {'quantity':>12} {'basis':>14} {'acquired':<10} holding_start")
     for x in lots:
         basis = money(x.basis_cents)
         print(f"{x.lot_id:<20} {x.symbol:<8} {x.quantity!s:>12} {basis:>14} {x.acquired} {x.holding_start}")
     if restr is not None:
         print(
-            f"may not buy: {sorted(restr.no_buy) or '-'}; "
-            f"may not sell at a loss: {sorted(restr.no_loss_sale) or '-'}"
+            f"may not buy: {sorted(restr.no_buy) or '-'}; may not sell at a loss: {sorted(restr.no_loss_sale) or '-'}"
         )
     return 0
 
@@ -514,16 +590,10 @@ def build_parser() -> argparse.ArgumentParser:
     ws.add_argument("--json", action="store_true")
     ws.set_defaults(func=_cmd_washsale)
 
-    ledger = sub.add_parser("ledger", help="the Redis tax-lot ledger").add_subparsers(
-        dest="ledger_cmd", required=True
-    )
+    ledger = sub.add_parser("ledger", help="the Redis tax-lot ledger").add_subparsers(dest="ledger_cmd", required=True)
     imp = ledger.add_parser("import", help="bulk-load accounts and lots (CSV or Parquet)")
-    imp.add_argument(
-        "--accounts", help="ACCOUNTS.csv|parquet: account,household,account_type[,st_rate,lt_rate,cash]"
-    )
-    imp.add_argument(
-        "--lots", help="LOTS.csv|parquet: account,lot_id,symbol,quantity,basis,acquired[,holding_start]"
-    )
+    imp.add_argument("--accounts", help="ACCOUNTS.csv|parquet: account,household,account_type[,st_rate,lt_rate,cash]")
+    imp.add_argument("--lots", help="LOTS.csv|parquet: account,lot_id,symbol,quantity,basis,acquired[,holding_start]")
     imp.add_argument("--identical", help="substantially identical symbols, e.g. GOOG=GOOGL")
     _redis_options(imp)
     imp.set_defaults(func=_cmd_ledger_import)
@@ -555,25 +625,15 @@ def build_parser() -> argparse.ArgumentParser:
     rb.set_defaults(func=_cmd_rebalance)
 
     tr = sub.add_parser("transition", help="should this investor switch from an ETF to direct indexing?")
-    tr.add_argument(
-        "mode", nargs="?", choices=["sweep"], help="sweep: net benefit against embedded gain 0–100%%"
-    )
+    tr.add_argument("mode", nargs="?", choices=["sweep"], help="sweep: net benefit against embedded gain 0–100%%")
     tr.add_argument("--value", type=float, default=100_000.0, help="ETF value in dollars")
-    tr.add_argument(
-        "--embedded-gain", type=float, default=0.20, help="unrealized gain as a fraction of value"
-    )
-    tr.add_argument(
-        "--cg-rate", type=float, help="long-term capital-gains rate (default: the profile's, or 0.238)"
-    )
-    tr.add_argument(
-        "--income-rate", type=float, help="rate the harvested losses save (default: profile, or 0.408)"
-    )
+    tr.add_argument("--embedded-gain", type=float, default=0.20, help="unrealized gain as a fraction of value")
+    tr.add_argument("--cg-rate", type=float, help="long-term capital-gains rate (default: the profile's, or 0.238)")
+    tr.add_argument("--income-rate", type=float, help="rate the harvested losses save (default: profile, or 0.408)")
     tr.add_argument("--growth", type=float, default=0.06, help="yearly growth of both")
     tr.add_argument("--fee", type=float, default=0.003, help="yearly direct-indexing fee")
     tr.add_argument("--years", type=int, default=10)
-    tr.add_argument(
-        "--harvest", type=float, default=0.30, help="harvested losses, fraction of the initial DI"
-    )
+    tr.add_argument("--harvest", type=float, default=0.30, help="harvested losses, fraction of the initial DI")
     tr.add_argument("--harvest-years", type=int, default=3)
     tr.add_argument("--harvest-from", help="metrics.json of a taxview backtest: its yearly harvested losses")
     tr.add_argument("--gradual-budget", type=float, help="also: move over years within this yearly gain ($)")
@@ -586,6 +646,23 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", help="sweep: directory for sweep.json, sweep.png, sweep.html")
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=_cmd_transition)
+
+    bt = sub.add_parser("backtest", help="after-tax backtest with a report")
+    bt.add_argument("--data", default="sp500-20", help="sp500-20 | synthetic | a market DIR")
+    bt.add_argument("--start", required=True)
+    bt.add_argument("--end", required=True)
+    bt.add_argument("--rebalance", choices=["daily", "weekly", "monthly"], default="monthly")
+    bt.add_argument("--capital", type=float, default=1_000_000.0)
+    bt.add_argument("--account", help="ACCOUNT.toml: rates and optimizer settings (README)")
+    bt.add_argument(
+        "--no-outside-gains",
+        action="store_true",
+        help="net losses only offset $3,000 of income a year; the rest carries forward",
+    )
+    bt.add_argument("--factors", type=int, default=20)
+    bt.add_argument("--out", required=True)
+    bt.add_argument("--quiet", action="store_true")
+    bt.set_defaults(func=_cmd_backtest)
 
     demo = sub.add_parser("demo", help="the nightly rebalance of a synthetic firm (private Redis, local Ray)")
     demo.add_argument("--workdir", default="taxview-work")

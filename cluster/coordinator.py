@@ -119,8 +119,7 @@ def rebalance(
     snap_ref = ray.put(snap)  # once; every worker reads the arrays zero-copy
     actor_cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(RebalanceWorker)
     actors = [
-        actor_cls.remote(redis_url, prefix, dict(identical or {}), dict(settings or {}))
-        for _ in range(n_workers)
+        actor_cls.remote(redis_url, prefix, dict(identical or {}), dict(settings or {})) for _ in range(n_workers)
     ]
     ray.get([a.ping.remote() for a in actors])
     stages["ray_setup_s"] = time.perf_counter() - t
@@ -239,8 +238,7 @@ def summary_table(s: RunSummary) -> str:
         ("estimated tax", f"${float(s.tax_estimate):,.2f} (negative: a saving)"),
         (
             "wall time",
-            f"{s.wall_s:.1f}s (rebalance {s.stages['rebalance_s']:.1f}s, "
-            f"Ray start {s.stages['ray_setup_s']:.1f}s)",
+            f"{s.wall_s:.1f}s (rebalance {s.stages['rebalance_s']:.1f}s, Ray start {s.stages['ray_setup_s']:.1f}s)",
         ),
         ("throughput", f"{s.accounts_per_s:.1f} accounts/s on {s.workers} workers"),
         ("output", f"{s.out}/trades.parquet, accounts.parquet, run.json"),

@@ -26,9 +26,7 @@ def synth_firm(market: Market, t: int, accounts: int, seed: int = 7) -> tuple[li
             cash = int(rng.uniform(0.001, 0.01) * 1e6 * 100)
             infos.append(AccountInfo(f"H{h:05d}-{tag}", f"H{h:05d}", kind, 0.408, 0.238, cash))
         h += 1
-    cols: dict[str, list] = {
-        k: [] for k in ("account", "lot_id", "symbol", "quantity", "basis_cents", "acquired")
-    }
+    cols: dict[str, list] = {k: [] for k in ("account", "lot_id", "symbol", "quantity", "basis_cents", "acquired")}
     for a in infos:
         value = float(np.exp(rng.uniform(np.log(3e5), np.log(5e6))))
         for lot in synth_lots(market, t, rng, value=value, prefix=f"{a.account}:"):

@@ -143,9 +143,7 @@ def breakeven(x: Inputs, case: str, tol: float = 0.001) -> float | None:
     key = "net_benefit_pre_tax" if case == "pre_tax" else "net_benefit_post_tax"
 
     def benefit(g: float) -> float:
-        return getattr(
-            analyze(Inputs(**{**asdict(x), "embedded_gain": g, "harvest_path": x.harvest_path})), key
-        )
+        return getattr(analyze(Inputs(**{**asdict(x), "embedded_gain": g, "harvest_path": x.harvest_path})), key)
 
     lo, hi = 0.0, 1.0
     b_lo, b_hi = benefit(lo), benefit(hi)
@@ -200,9 +198,7 @@ def gradual(x: Inputs, gain_budget: float, years: int | None = None) -> dict:
                 basis_sold = etf_basis * sell / etf_value
                 etf_value -= sell
                 etf_basis -= basis_sold
-                tranches.append(
-                    {"value": sell - tax, "basis": sell - tax, "start": year, "initial": sell - tax}
-                )
+                tranches.append({"value": sell - tax, "basis": sell - tax, "start": year, "initial": sell - tax})
                 moved_years += 1
         if year == N:
             break

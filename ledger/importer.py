@@ -35,9 +35,7 @@ def read_table(path: Path | str, string_columns: tuple[str, ...]) -> pa.Table:
         if path.suffix == ".parquet":
             return pq.read_table(path)
         types = {c: pa.string() for c in string_columns}
-        return pacsv.read_csv(
-            path, convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False)
-        )
+        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False))
     except (pa.ArrowInvalid, OSError) as exc:
         raise LedgerInputError("file", f"cannot read {path}: {exc}") from exc
 
@@ -84,9 +82,7 @@ def read_lots(path: Path | str) -> pa.Table:
     bad = ~np.isfinite(qty.to_numpy(zero_copy_only=False)) | (qty.to_numpy(zero_copy_only=False) <= 0)
     if bad.any():
         i = int(np.argmax(bad))
-        raise LedgerInputError(
-            "quantity", f"{path} row {i + 1}: quantity must be > 0, got {qty_text[i].as_py()!r}"
-        )
+        raise LedgerInputError("quantity", f"{path} row {i + 1}: quantity must be > 0, got {qty_text[i].as_py()!r}")
     if "basis_cents" in t.column_names:
         basis = t.column("basis_cents").cast(pa.int64()).to_numpy()
     else:
@@ -145,9 +141,7 @@ def import_lots(store: LedgerStore, lots: pa.Table, batch: int = 50_000) -> int:
     accounts = lots.column("account").to_pylist()
     unknown = next((a for a in accounts if a not in homes), None)
     if unknown is not None:
-        raise LedgerInputError(
-            "account", f"lots row {accounts.index(unknown) + 1}: unknown account {unknown!r}"
-        )
+        raise LedgerInputError("account", f"lots row {accounts.index(unknown) + 1}: unknown account {unknown!r}")
     households = np.array([homes[a] for a in accounts], dtype=object)
     keys = np.array([store.key_of(s) for s in lots.column("symbol").to_pylist()], dtype=object)
     lot_ids = np.array(lots.column("lot_id").to_pylist(), dtype=object)
@@ -156,9 +150,7 @@ def import_lots(store: LedgerStore, lots: pa.Table, batch: int = 50_000) -> int:
         seen: set = set()
         for i, p in enumerate(pairs):
             if p in seen:
-                raise LedgerInputError(
-                    "lot_id", f"lots row {i + 1}: lot {lot_ids[i]!r} appears twice in its household"
-                )
+                raise LedgerInputError("lot_id", f"lots row {i + 1}: lot {lot_ids[i]!r} appears twice in its household")
             seen.add(p)
     seq = pa.array(np.arange(1, lots.num_rows + 1).astype(str))
 

@@ -111,9 +111,7 @@ def encode_sale(s: Sale) -> str:
             "r": s.recognized,
             "dis": s.disallowed_cents,
             "perm": s.permanent_cents,
-            "rep": [
-                [x.lot_id, x.account, str(x.shares), x.amount_cents, x.permanent] for x in s.replacements
-            ],
+            "rep": [[x.lot_id, x.account, str(x.shares), x.amount_cents, x.permanent] for x in s.replacements],
             "u": str(s.unmatched),
             "left": s.loss_left_cents,
         },
@@ -169,9 +167,7 @@ class CommitResult:
 class LedgerStore:
     """The ledger on one Redis (or Redis Cluster: every script touches one hash slot)."""
 
-    def __init__(
-        self, client: redis.Redis, prefix: str = "tv", identical: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "tv", identical: Mapping[str, str] | None = None) -> None:
         self.r = client
         self.k = Keys(prefix)
         self.identical = dict(identical or {})
@@ -213,9 +209,7 @@ class LedgerStore:
                     f"account {a.account!r}: {a.account_type!r} is not taxable|ira|trust|other",
                 )
             if not (0 <= a.st_rate < 1 and 0 <= a.lt_rate < 1) or a.cash_cents < 0:
-                raise LedgerInputError(
-                    "rates/cash", f"account {a.account!r}: rates must be in [0, 1) and cash >= 0"
-                )
+                raise LedgerInputError("rates/cash", f"account {a.account!r}: rates must be in [0, 1) and cash >= 0")
             if seen.setdefault(a.account, a.household) != a.household:
                 raise LedgerInputError("household", f"account {a.account!r} listed in two households")
         existing = self.r.hmget(self.k.account_index(), [a.account for a in accounts]) if accounts else []
@@ -247,9 +241,7 @@ class LedgerStore:
     def account(self, account: str) -> AccountInfo:
         hh = self.household_of(account)
         h = {k.decode(): v.decode() for k, v in self.r.hgetall(self.k.account(hh, account)).items()}
-        return AccountInfo(
-            account, hh, h["type"], float(h["st_rate"]), float(h["lt_rate"]), int(h["cash_cents"])
-        )
+        return AccountInfo(account, hh, h["type"], float(h["st_rate"]), float(h["lt_rate"]), int(h["cash_cents"]))
 
     def accounts(self) -> dict[str, str]:
         """account -> household, for every account."""
@@ -271,9 +263,7 @@ class LedgerStore:
             if hh is None:
                 raise UnknownAccount(x.account)
             if not x.quantity.is_finite() or x.quantity <= 0:
-                raise LedgerInputError(
-                    "quantity", f"lot {x.lot_id!r}: quantity must be > 0, got {x.quantity}"
-                )
+                raise LedgerInputError("quantity", f"lot {x.lot_id!r}: quantity must be > 0, got {x.quantity}")
             if x.basis_cents < 0:
                 raise LedgerInputError("basis", f"lot {x.lot_id!r}: basis must be >= 0")
             if (hh, x.lot_id) in ids:
@@ -301,9 +291,7 @@ class LedgerStore:
                     "key": "",
                     "account": "",
                     "date": "",
-                    "entry": json.dumps(
-                        {"import": [[x.lot_id, encode_lot(x)] for x in group]}, separators=(",", ":")
-                    ),
+                    "entry": json.dumps({"import": [[x.lot_id, encode_lot(x)] for x in group]}, separators=(",", ":")),
                 },
             )
             pipe.hincrby(self.k.meta(hh), "version", 1)
@@ -344,9 +332,7 @@ class LedgerStore:
         """Per account of ``household``: symbols it may not buy, symbols it may not sell at a loss."""
         return self.restrictions_many([household], date)[household]
 
-    def restrictions_many(
-        self, households: Sequence[str], date: dt.date
-    ) -> dict[str, dict[str, Restrictions]]:
+    def restrictions_many(self, households: Sequence[str], date: dt.date) -> dict[str, dict[str, Restrictions]]:
         """Restrictions of many households in one pipelined round trip."""
         pipe = self.r.pipeline(transaction=False)
         for hh in households:
@@ -370,9 +356,7 @@ class LedgerStore:
                 if b and 0 <= today - int(b) <= WINDOW_DAYS:
                     no_loss |= names
             nb, nl = frozenset(no_buy), frozenset(no_loss)
-            out[hh] = {
-                a.decode(): Restrictions(nb, nl if t != b"ira" else frozenset()) for a, t in members.items()
-            }
+            out[hh] = {a.decode(): Restrictions(nb, nl if t != b"ira" else frozenset()) for a, t in members.items()}
         return out
 
     # --- commit ------------------------------------------------------------------------------
@@ -403,9 +387,7 @@ class LedgerStore:
         if not idempotency_key:
             raise LedgerInputError("idempotency_key", "an idempotency key is required")
         request = self._normalize(account, date, trades)
-        digest = hashlib.sha256(
-            json.dumps([account, date.isoformat(), request, allow_wash]).encode()
-        ).hexdigest()
+        digest = hashlib.sha256(json.dumps([account, date.isoformat(), request, allow_wash]).encode()).hexdigest()
         keys_needed = sorted({self.key_of(t["symbol"]) for t in request})
         # Which lots planning needs: the lots sold, and every lot of a key when a sell goes FIFO
         # or a buy names its lot id (read.lua adds every lot of keys bought in the last 30 days).
@@ -478,18 +460,14 @@ class LedgerStore:
             raise CommitRejected(code, message)
         raise CommitRejected("BUSY", f"household {hh!r} kept changing; gave up after {MAX_ATTEMPTS} attempts")
 
-    def _normalize(
-        self, account: str, date: dt.date, trades: Sequence[Mapping[str, Any]]
-    ) -> list[dict[str, Any]]:
+    def _normalize(self, account: str, date: dt.date, trades: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         out = []
         for i, t in enumerate(trades):
             try:
                 qty, price = Decimal(str(t["quantity"])), Decimal(str(t["price"]))
                 side, symbol = str(t["side"]).lower(), str(t["symbol"])
             except (KeyError, ArithmeticError, ValueError) as exc:
-                raise LedgerInputError(
-                    "trade", f"trade {i}: {exc!r} (need symbol, side, quantity, price)"
-                ) from None
+                raise LedgerInputError("trade", f"trade {i}: {exc!r} (need symbol, side, quantity, price)") from None
             validate_trade(TradeIn(date, account, "-", "taxable", symbol, side, qty, price), f"trade {i}: ")
             out.append(
                 {
@@ -615,8 +593,7 @@ class LedgerStore:
                     }
                 )
         cash_delta = sum(
-            (1 if t["side"] == "sell" else -1) * cents_of(Decimal(t["quantity"]), Decimal(t["price"]))
-            for t in request
+            (1 if t["side"] == "sell" else -1) * cents_of(Decimal(t["quantity"]), Decimal(t["price"])) for t in request
         )
         result = {
             "account": account,
@@ -673,9 +650,7 @@ class LedgerStore:
         for a in sorted(homes):
             info = self.account(a)
             opening = int(self.r.hget(self.k.account(info.household, a), "opening_cash_cents") or 0)
-            infos.append(
-                AccountInfo(a, info.household, info.account_type, info.st_rate, info.lt_rate, opening)
-            )
+            infos.append(AccountInfo(a, info.household, info.account_type, info.st_rate, info.lt_rate, opening))
         target.add_accounts(infos)
         n = 0
         for hh in sorted({i.household for i in infos}):

@@ -27,9 +27,7 @@ def read_trades_csv(path: Path | str) -> list[TradeIn]:
         header = reader.fieldnames or []
         missing = [c for c in COLUMNS if c not in header]
         if missing:
-            raise LedgerInputError(
-                missing[0], f"{path}: missing column(s) {missing}; need {list(COLUMNS)}[,lot_id]"
-            )
+            raise LedgerInputError(missing[0], f"{path}: missing column(s) {missing}; need {list(COLUMNS)}[,lot_id]")
         last: dt.date | None = None
         for row_no, row in enumerate(reader, start=2):
             where = f"{path.name} row {row_no}: "
@@ -59,9 +57,7 @@ def read_trades_csv(path: Path | str) -> list[TradeIn]:
             )
             validate_trade(t, where)
             if last is not None and date < last:
-                raise LedgerInputError(
-                    "date", f"{where}{date} comes after {last}: trades must be in date order"
-                )
+                raise LedgerInputError("date", f"{where}{date} comes after {last}: trades must be in date order")
             last = date
             out.append(t)
     return out
@@ -118,9 +114,7 @@ def report_to_dict(r: Report) -> dict[str, Any]:
     for s in r.sales:
         t = totals.setdefault(s.account, {}).setdefault(
             s.term,
-            dict.fromkeys(
-                ("proceeds", "basis", "gain", "disallowed", "permanently_disallowed", "recognized"), 0
-            ),
+            dict.fromkeys(("proceeds", "basis", "gain", "disallowed", "permanently_disallowed", "recognized"), 0),
         )
         t["proceeds"] += s.proceeds_cents
         t["basis"] += s.basis_cents
@@ -132,8 +126,7 @@ def report_to_dict(r: Report) -> dict[str, Any]:
         "sales": sales,
         "lots": lots,
         "totals": {
-            a: {term: {k: money(v) for k, v in t.items()} for term, t in terms.items()}
-            for a, terms in totals.items()
+            a: {term: {k: money(v) for k, v in t.items()} for term, t in terms.items()} for a, terms in totals.items()
         },
     }
 

@@ -235,9 +235,7 @@ class Household:
         if acct is None:
             acct = self.accounts[account] = Account(account, self.household, account_type)
         elif acct.account_type != account_type:
-            raise LedgerInputError(
-                "account_type", f"account {account!r} is {acct.account_type}, not {account_type}"
-            )
+            raise LedgerInputError("account_type", f"account {account!r} is {acct.account_type}, not {account_type}")
         return acct
 
     def apply(self, t: TradeIn) -> Sale | OpenLot:
@@ -251,8 +249,7 @@ class Household:
         if self.last_date is not None and t.date < self.last_date:
             raise LedgerInputError(
                 "date",
-                f"{where}{t.date} is before the household's last trade {self.last_date}; "
-                "trades must be in date order",
+                f"{where}{t.date} is before the household's last trade {self.last_date}; trades must be in date order",
             )
         acct = self.accounts.get(t.account)
         if acct is not None and acct.account_type != t.account_type:

@@ -131,9 +131,7 @@ def read_account_toml(path: Path | str) -> tuple[AccountSettings, int, Restricti
             raise InputError(section, f"{path}: unknown section [{section}] (known: {list(_SECTIONS)})")
         for key in table:
             if key not in _SECTIONS[section]:
-                raise InputError(
-                    f"{section}.{key}", f"{path}: unknown key (known: {list(_SECTIONS[section])})"
-                )
+                raise InputError(f"{section}.{key}", f"{path}: unknown key (known: {list(_SECTIONS[section])})")
     acct = doc.get("account", {})
     cash = parse_decimal(str(acct.get("cash", 0)), "account.cash", str(path))
     if cash < 0:
@@ -194,4 +192,5 @@ def result_to_dict(r: SolveResult) -> dict[str, Any]:
     out["turnover"] = r.turnover
     out["passes"] = r.passes
     out["iterations"] = r.iterations
+    out["notes"] = list(r.notes)
     return out

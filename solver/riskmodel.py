@@ -32,9 +32,7 @@ class RiskModel:
     def __post_init__(self) -> None:
         n, K = self.B.shape
         if self.F.shape != (K, K) or self.D.shape != (n,) or len(self.symbols) != n:
-            raise InputError(
-                "riskmodel", f"inconsistent shapes B{self.B.shape} F{self.F.shape} D{self.D.shape}"
-            )
+            raise InputError("riskmodel", f"inconsistent shapes B{self.B.shape} F{self.F.shape} D{self.D.shape}")
         for name, arr in (("loadings", self.B), ("factor_cov", self.F), ("specific_var", self.D)):
             if not np.all(np.isfinite(arr)):
                 raise InputError(name, "risk model has NaN or infinite entries")
@@ -57,9 +55,7 @@ class RiskModel:
         return float(np.sqrt(max(self.variance(active), 0.0)))
 
 
-def estimate(
-    market: Market, t_end: int, factors: int = 20, window: int = 252, shrinkage: float = 0.3
-) -> RiskModel:
+def estimate(market: Market, t_end: int, factors: int = 20, window: int = 252, shrinkage: float = 0.3) -> RiskModel:
     """PCA model from the ``window`` daily returns ending at ``t_end`` (no look-ahead).
 
     Eigenvalues above the residual noise level are kept for ``factors`` components; specific
@@ -97,9 +93,7 @@ def write_riskmodel(model: RiskModel, out: Path | str) -> Path:
     pq.write_table(pa.table(cols), out / "loadings.parquet")
     cols = {"factor": pa.array(names)} | {f: model.F[:, k] for k, f in enumerate(names)}
     pq.write_table(pa.table(cols), out / "factor_cov.parquet")
-    pq.write_table(
-        pa.table({"symbol": pa.array(model.symbols), "specific_var": model.D}), out / "specific.parquet"
-    )
+    pq.write_table(pa.table({"symbol": pa.array(model.symbols), "specific_var": model.D}), out / "specific.parquet")
     return out
 
 
@@ -116,9 +110,7 @@ def read_riskmodel(path: Path | str, symbols: tuple[str, ...]) -> RiskModel:
     if "symbol" not in L.column_names or not factors:
         raise InputError("loadings", "loadings.parquet needs a 'symbol' column and factor columns")
     if Fc.column_names[1:] != factors or Fc.column("factor").to_pylist() != factors:
-        raise InputError(
-            "factor_cov", f"factor_cov.parquet must be {len(factors)}×{len(factors)} over {factors}"
-        )
+        raise InputError("factor_cov", f"factor_cov.parquet must be {len(factors)}×{len(factors)} over {factors}")
     lsym = {s: i for i, s in enumerate(L.column("symbol").to_pylist())}
     ssym = {s: i for i, s in enumerate(Sp.column("symbol").to_pylist())}
     missing = [s for s in symbols if s not in lsym or s not in ssym]

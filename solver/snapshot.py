@@ -31,9 +31,7 @@ class Snapshot:
         bad = ~(np.isfinite(self.prices) & (self.prices > 0))
         if bad.any():
             i = int(np.argmax(bad))
-            raise InputError(
-                "price", f"{self.symbols[i]} has price {self.prices[i]!r}; must be finite and > 0"
-            )
+            raise InputError("price", f"{self.symbols[i]} has price {self.prices[i]!r}; must be finite and > 0")
         if not np.all(np.isfinite(self.benchmark)) or np.any(self.benchmark < 0):
             raise InputError("benchmark", "benchmark weights must be finite and >= 0")
         if abs(self.benchmark.sum() - 1.0) > 1e-6:

@@ -9,6 +9,7 @@ The TE budget is a penalty first; only if the result breaks the budget is the SO
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import time
@@ -49,9 +50,7 @@ def validate_settings(s: AccountSettings) -> None:
         raise InputError("account_type", f"{s.account_type!r} is not taxable|ira|trust|other")
 
 
-def validate_lots(
-    lots: list[Lot] | tuple[Lot, ...], snap: Snapshot
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def validate_lots(lots: list[Lot] | tuple[Lot, ...], snap: Snapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every lot: unique id, a symbol of the universe, quantity > 0, basis ≥ 0, acquired ≤ date."""
     N = len(lots)
     name = np.fromiter((snap.index.get(lot.symbol, -1) for lot in lots), dtype=np.int64, count=N)
@@ -227,20 +226,30 @@ def solve_account(
         b[layout.r_bub : layout.r_bub + n] = buy_ub
         b[layout.r_cap : layout.r_cap + n] = cap - snap.benchmark
         b[layout.r_budget] = 1.0 - settings.cash_target - snap.benchmark.sum()
-        b[layout.r_budget + 1] = -(1.0 - settings.cash_max - snap.benchmark.sum())
+        b[layout.r_budget + 1] = -(1.0 - cash_max - snap.benchmark.sum())
         if layout.cone:
             b[layout.r_soc] = settings.te_max
         return q, b
 
     passes = iters = 0
+    cash_max = settings.cash_max
+    notes: list[str] = []
 
     def run(layout: Layout, slot, sellable, buy_ub):
-        nonlocal passes, iters
+        nonlocal passes, iters, cash_max
         q, b = data(layout, slot, sellable, buy_ub)
         status, x, it = cache.get(snap.model, layout).solve(q, b)
         passes, iters = passes + 1, iters + it
         if status not in _OK and "Infeasible" not in status:  # numerical trouble: the careful solver
             status, x, it = cache.get(snap.model, layout, robust=True).solve(q, b)
+            passes, iters = passes + 1, iters + it
+        if "Infeasible" in status and cash_max < 1.0:
+            # Names that may not be bought (wash-sale windows, caps) can leave nowhere to put the
+            # cash: hold it rather than fail the day. Any other infeasibility stays infeasible.
+            cash_max = 1.0
+            notes.append(f"cash above cash_max {settings.cash_max:.2%}: too few names may be bought")
+            q, b = data(layout, slot, sellable, buy_ub)
+            status, x, it = cache.get(snap.model, layout).solve(q, b)
             passes, iters = passes + 1, iters + it
         return status, x
 
@@ -283,9 +292,10 @@ def solve_account(
             return _failed(_kind(status), _reason(status, settings, excluded, te_min=te), t0, passes, iters)
         x = xc
 
-    return _round_and_report(
+    result = _round_and_report(
         snap, lots, cash_cents, settings, fine, la, x, V, excluded, no_buy, cap, t0, passes, iters
     )
+    return dataclasses.replace(result, notes=tuple(notes)) if notes else result
 
 
 _OK = ("Solved", "AlmostSolved")

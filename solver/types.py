@@ -105,6 +105,7 @@ class SolveResult:
     turnover: float = 0.0
     passes: int = 0
     iterations: int = 0
+    notes: tuple[str, ...] = ()  # constraints the solve had to give way on (e.g. cash above cash_max)
 
     @property
     def ok(self) -> bool:

@@ -62,9 +62,7 @@ def lot(lot_id: str, symbol: str, shares: int | str, basis_dollars: float | str,
     )
 
 
-def benchmark_lots(
-    snap: Snapshot, value: float, gain: float = 0.10, acquired: str = "2022-01-03"
-) -> list[Lot]:
+def benchmark_lots(snap: Snapshot, value: float, gain: float = 0.10, acquired: str = "2022-01-03") -> list[Lot]:
     """One lot per name at benchmark weight, each with the same gain fraction."""
     out = []
     for i, sym in enumerate(snap.symbols):
@@ -156,10 +154,7 @@ def _outcome(sales, lots) -> Outcome:
             key=lambda s: (s.date, s.account, s.lot_id),
         ),
         sorted(
-            (
-                Held(x.lot_id, x.account, x.symbol, x.quantity, x.basis_cents, x.acquired, x.holding_start)
-                for x in lots
-            ),
+            (Held(x.lot_id, x.account, x.symbol, x.quantity, x.basis_cents, x.acquired, x.holding_start) for x in lots),
             key=lambda x: x.lot_id,
         ),
     )

@@ -61,9 +61,7 @@ def test_ira_replacement_loses_the_loss_for_good_and_keeps_its_basis(ledger_back
     assert lot(r, "i").basis == 61000 and lot(r, "i").holding_start == day("2024-12-21")
 
 
-@pytest.mark.parametrize(
-    ("offset", "washed"), [(-31, False), (-30, True), (0, True), (30, True), (31, False)]
-)
+@pytest.mark.parametrize(("offset", "washed"), [(-31, False), (-30, True), (0, True), (30, True), (31, False)])
 def test_window_is_thirty_days_each_side_inclusive(ledger_backend, offset, washed):
     sale = day("2024-06-14")
     trades = [T("2024-01-02", "A", "buy", 10, 50, "a")]

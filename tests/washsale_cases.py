@@ -15,9 +15,7 @@ def day(text: str, offset: int = 0) -> dt.date:
     return dt.date.fromisoformat(text) + dt.timedelta(days=offset)
 
 
-def T(
-    date: dt.date | str, account: str, side: str, qty, price, lot: str | None = None, symbol: str = "XYZ"
-) -> TradeIn:
+def T(date: dt.date | str, account: str, side: str, qty, price, lot: str | None = None, symbol: str = "XYZ") -> TradeIn:
     d = date if isinstance(date, dt.date) else dt.date.fromisoformat(date)
     return TradeIn(
         d,

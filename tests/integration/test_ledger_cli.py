@@ -21,9 +21,7 @@ def test_washsale_report_of_the_domain_examples(tmp_path, capsys):
         "2024-12-20,S,H1,taxable,ABC,sell,100,6,c",      # sold for $600
         "2024-12-21,I,H1,ira,ABC,buy,100,6,i",           # IRA buys: $400 lost for good
     ]) + "\n")  # fmt: skip
-    f.write_text(
-        HEADER + "\n".join(sorted(f.read_text().splitlines()[1:], key=lambda r: r.split(",")[0])) + "\n"
-    )
+    f.write_text(HEADER + "\n".join(sorted(f.read_text().splitlines()[1:], key=lambda r: r.split(",")[0])) + "\n")
     assert main(["washsale", "--trades", str(f), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     by_lot = {s["lot_id"]: s for s in out["sales"]}
@@ -38,9 +36,7 @@ def test_washsale_report_of_the_domain_examples(tmp_path, capsys):
 
 def test_washsale_rejects_malformed_rows_with_their_row_number(tmp_path, capsys):
     f = tmp_path / "t.csv"
-    f.write_text(
-        HEADER + "2024-01-02,A,H1,taxable,XYZ,buy,100,10,a\n2024-01-03,A,H1,taxable,XYZ,sell,abc,10,a\n"
-    )
+    f.write_text(HEADER + "2024-01-02,A,H1,taxable,XYZ,buy,100,10,a\n2024-01-03,A,H1,taxable,XYZ,sell,abc,10,a\n")
     assert main(["washsale", "--trades", str(f)]) == 2
     assert "row 3" in capsys.readouterr().err
     f.write_text(HEADER + "2024-01-03,A,H1,taxable,XYZ,buy,1,10,a\n2024-01-02,A,H1,taxable,XYZ,buy,1,10,b\n")
@@ -108,8 +104,7 @@ def test_ledger_import_show_export_round_trip(tmp_path, redis_server, redis_clie
 def test_ledger_import_rejects_bad_rows_and_writes_nothing(tmp_path, redis_server, redis_client, capsys):
     (tmp_path / "a.csv").write_text("account,household,account_type\nA,H1,taxable\n")
     (tmp_path / "l.csv").write_text(
-        "account,lot_id,symbol,quantity,basis,acquired\n"
-        "A,a1,XYZ,100,1000.00,2023-01-03\nB,b1,XYZ,-4,10,2023-01-03\n"
+        "account,lot_id,symbol,quantity,basis,acquired\nA,a1,XYZ,100,1000.00,2023-01-03\nB,b1,XYZ,-4,10,2023-01-03\n"
     )
     url = ["--redis", redis_server.url]
     assert (
@@ -136,8 +131,6 @@ def test_private_redis_keeps_its_data_in_the_working_directory(tmp_path, monkeyp
     (tmp_path / "a.csv").write_text("account,household,account_type\nA,H1,taxable\n")
     work = ["--workdir", str(tmp_path / "w")]
     assert main(["ledger", "import", "--accounts", str(tmp_path / "a.csv"), *work]) == 0
-    assert (
-        main(["ledger", "show", "--account", "A", "--json", *work]) == 0
-    )  # a second private server, same data
+    assert main(["ledger", "show", "--account", "A", "--json", *work]) == 0  # a second private server, same data
     assert json.loads(capsys.readouterr().out)["household"] == "H1"
     assert (tmp_path / "w" / "redis" / "appendonlydir").is_dir()

@@ -37,12 +37,8 @@ def setup_household(store: LedgerStore) -> None:
     )
     store.import_lots(
         [
-            OpenLot(
-                "a1", "A", "XYZ", Decimal(100), 100000, D(2023, 1, 3), D(2023, 1, 3), "a1", Decimal(100), 0
-            ),
-            OpenLot(
-                "a2", "A", "ABC", Decimal(50), 250000, D(2023, 6, 1), D(2023, 6, 1), "a2", Decimal(50), 0
-            ),
+            OpenLot("a1", "A", "XYZ", Decimal(100), 100000, D(2023, 1, 3), D(2023, 1, 3), "a1", Decimal(100), 0),
+            OpenLot("a2", "A", "ABC", Decimal(50), 250000, D(2023, 6, 1), D(2023, 6, 1), "a2", Decimal(50), 0),
             OpenLot("x1", "X", "XYZ", Decimal(10), 10000, D(2023, 1, 3), D(2023, 1, 3), "x1", Decimal(10), 0),
         ]
     )
@@ -138,9 +134,7 @@ def test_journal_replay_reproduces_the_state_exactly(store, redis_client):
     setup_household(store)
     store.commit("A", D(2024, 3, 1), [sell("a1", 60, "7.50"), buy(5, "40", "ABC")], "k1")
     store.commit("S", D(2024, 3, 10), [buy(30, "7.70")], "k2", allow_wash=True)
-    store.commit(
-        "A", D(2024, 4, 20), [sell("a1", 40, "9"), sell("a2", 10, "41", "ABC")], "k3", allow_wash=True
-    )
+    store.commit("A", D(2024, 4, 20), [sell("a1", 40, "9"), sell("a2", 10, "41", "ABC")], "k3", allow_wash=True)
     target = LedgerStore(redis_client, prefix="rebuilt")
     assert store.rebuild_from_journal(target) == 3
     assert target.state() == store.state()
@@ -189,9 +183,7 @@ def test_ira_buy_racing_a_taxable_loss_sale_ends_as_some_serial_order(store, red
     out = ctx.Queue()
     start = time.time() + 1.5
     procs = [
-        ctx.Process(
-            target=_race, args=(redis_server.url, "A", [sell("a1", 100, "7.50")], "loss", start, out)
-        ),
+        ctx.Process(target=_race, args=(redis_server.url, "A", [sell("a1", 100, "7.50")], "loss", start, out)),
         ctx.Process(target=_race, args=(redis_server.url, "I", [buy(10, "7.60")], "ira", start, out)),
     ]
     for p in procs:

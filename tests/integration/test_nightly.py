@@ -65,17 +65,13 @@ def journal_trades(store: LedgerStore, run_id: str) -> Counter:
 
 def parquet_trades(path) -> Counter:
     rows = pq.read_table(path).to_pylist()
-    return Counter(
-        (r["account"], r["symbol"], r["side"], str(r["shares"].normalize()), r["lot_id"]) for r in rows
-    )
+    return Counter((r["account"], r["symbol"], r["side"], str(r["shares"].normalize()), r["lot_id"]) for r in rows)
 
 
 def normalize(c: Counter) -> Counter:
     from decimal import Decimal
 
-    return Counter(
-        {(a, s, side, str(Decimal(q).normalize()), lot): n for (a, s, side, q, lot), n in c.items()}
-    )
+    return Counter({(a, s, side, str(Decimal(q).normalize()), lot): n for (a, s, side, q, lot), n in c.items()})
 
 
 def test_every_account_rebalanced_once_without_wash_sales_and_outputs_match_the_journal(
@@ -95,9 +91,7 @@ def test_every_account_rebalanced_once_without_wash_sales_and_outputs_match_the_
     assert '"accounts_per_s"' in run_json and '"worker_stages"' in run_json
 
 
-def test_rerunning_the_same_run_id_applies_nothing(
-    local_ray, redis_server, redis_client, market_dir, tmp_path
-):
+def test_rerunning_the_same_run_id_applies_nothing(local_ray, redis_server, redis_client, market_dir, tmp_path):
     store = LedgerStore(redis_client)
     load_firm(store, market_dir, accounts=8)
     first = run(redis_server, market_dir, tmp_path / "a")
@@ -105,9 +99,7 @@ def test_rerunning_the_same_run_id_applies_nothing(
     again = run(redis_server, market_dir, tmp_path / "b")
     assert store.state() == state
     assert again.replayed == again.accounts == first.accounts and again.trades == first.trades
-    assert parquet_trades(tmp_path / "a" / "trades.parquet") == parquet_trades(
-        tmp_path / "b" / "trades.parquet"
-    )
+    assert parquet_trades(tmp_path / "a" / "trades.parquet") == parquet_trades(tmp_path / "b" / "trades.parquet")
 
 
 def test_a_worker_killed_mid_run_still_yields_every_account_once(
@@ -158,9 +150,7 @@ def test_a_coordinator_killed_mid_run_is_finished_by_a_rerun(
     assert set(commits.values()) == {1} and len(commits) == len(accounts)
 
 
-def test_a_corrupted_account_fails_alone_with_its_reason(
-    local_ray, redis_server, redis_client, market_dir, tmp_path
-):
+def test_a_corrupted_account_fails_alone_with_its_reason(local_ray, redis_server, redis_client, market_dir, tmp_path):
     store = LedgerStore(redis_client)
     accounts = load_firm(store, market_dir, accounts=8, corrupt="H00001-T")
     s = run(redis_server, market_dir, tmp_path / "out")

@@ -57,9 +57,7 @@ def resolve(hh: Household, t: TradeIn) -> TradeIn:
             break
     if chosen is None:
         return None
-    return TradeIn(
-        t.date, t.account, t.household, t.account_type, t.symbol, t.side, t.quantity, t.price, chosen
-    )
+    return TradeIn(t.date, t.account, t.household, t.account_type, t.symbol, t.side, t.quantity, t.price, chosen)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -106,6 +104,4 @@ def test_random_histories_keep_the_invariants(trades):
     for purchase, used in used_per_purchase.items():  # each replacement share used at most once
         assert used <= purchased[purchase]
     # every cent of cost and of deferred loss is either in a sale's basis or in an open lot
-    assert cost + deferred == sum(s.basis_cents for s in hh.sales) + sum(
-        x.basis_cents for x in hh.lots.values()
-    )
+    assert cost + deferred == sum(s.basis_cents for s in hh.sales) + sum(x.basis_cents for x in hh.lots.values())

@@ -103,9 +103,7 @@ def test_lots_csv_round_trip_and_row_numbered_errors(tmp_path):
     write_lots_csv(lots, tmp_path / "lots.csv")
     assert read_lots_csv(tmp_path / "lots.csv") == lots
     bad = tmp_path / "bad.csv"
-    bad.write_text(
-        "lot_id,symbol,quantity,basis,acquired\na,S000,10,100,2020-01-02\nb,S001,-3,100,2020-01-02\n"
-    )
+    bad.write_text("lot_id,symbol,quantity,basis,acquired\na,S000,10,100,2020-01-02\nb,S001,-3,100,2020-01-02\n")
     with pytest.raises(InputError, match=r"quantity.*row 3"):
         read_lots_csv(bad)
     bad.write_text("lot_id,symbol,quantity,basis,acquired\na,S000,ten,100,2020-01-02\n")
@@ -121,9 +119,7 @@ def test_lots_csv_round_trip_and_row_numbered_errors(tmp_path):
 
 def test_account_toml_unknown_keys_and_bad_values_are_rejected(tmp_path):
     f = tmp_path / "a.toml"
-    f.write_text(
-        '[account]\nid = "A"\ncash = 100.5\n[optimizer]\nte_max = 0.03\n[exclude]\nsectors = ["Energy"]\n'
-    )
+    f.write_text('[account]\nid = "A"\ncash = 100.5\n[optimizer]\nte_max = 0.03\n[exclude]\nsectors = ["Energy"]\n')
     s, cash, r = read_account_toml(f)
     assert s.account_id == "A" and cash == 10050 and s.te_max == 0.03 and s.exclude_sectors == {"Energy"}
     f.write_text("[optimizer]\nte_maxx = 0.03\n")

@@ -73,9 +73,7 @@ def test_blocked_buy_is_never_bought(small_snap, small_market):
     # the most underweight names are what the optimizer most wants to buy
     held = {}
     for x in lots:
-        held[x.symbol] = (
-            held.get(x.symbol, 0) + float(x.quantity) * small_snap.prices[small_snap.index[x.symbol]]
-        )
+        held[x.symbol] = held.get(x.symbol, 0) + float(x.quantity) * small_snap.prices[small_snap.index[x.symbol]]
     gap = sorted(
         small_snap.symbols,
         key=lambda s: held.get(s, 0) / ACCOUNT_VALUE - small_snap.benchmark[small_snap.index[s]],
@@ -148,9 +146,7 @@ def test_cached_problem_agrees_with_a_freshly_built_cvxpy_problem(small_market, 
     fresh = solve_account(small_snap, lots, 3_000_00, cache=FreshCache())
     assert cached.ok and fresh.ok
     assert cached.te_ex_ante == pytest.approx(fresh.te_ex_ante, rel=1e-3)
-    assert abs(cached.harvested_loss_cents - fresh.harvested_loss_cents) <= 0.001 * max(
-        1, fresh.harvested_loss_cents
-    )
+    assert abs(cached.harvested_loss_cents - fresh.harvested_loss_cents) <= 0.001 * max(1, fresh.harvested_loss_cents)
     a = by_symbol(cached, "buy")
     b = by_symbol(fresh, "buy")
     assert sum(abs(a.get(k, 0) - b.get(k, 0)) for k in a.keys() | b.keys()) <= 2  # shares, rounding
@@ -229,12 +225,8 @@ def test_rounding_never_shorts_or_overdraws(small_market, small_snap, seed):
         if t.side == "sell":
             assert t.shares <= held[t.lot_id]
             held[t.lot_id] -= t.shares
-    proceeds = sum(
-        t.shares * small_snap.price_cents[small_snap.index[t.symbol]] for t in r.trades if t.side == "sell"
-    )
-    spent = sum(
-        t.shares * small_snap.price_cents[small_snap.index[t.symbol]] for t in r.trades if t.side == "buy"
-    )
+    proceeds = sum(t.shares * small_snap.price_cents[small_snap.index[t.symbol]] for t in r.trades if t.side == "sell")
+    spent = sum(t.shares * small_snap.price_cents[small_snap.index[t.symbol]] for t in r.trades if t.side == "buy")
     assert cash + proceeds - spent >= 0
     assert r.cash_weight >= 0 and all(v >= 0 for v in r.weights.values())
 
@@ -249,9 +241,7 @@ def test_realized_gains_are_exact_cents():
     snap = twin_snapshot()
     lots = benchmark_lots(snap, ACCOUNT_VALUE)
     lots[0] = lot("AAA-1", "AAA", 3333, "166666.67", "2021-01-04")  # long term, $50.000001/share
-    r = solve_account(
-        snap, lots, 0, AccountSettings(exclude_symbols=frozenset({"AAA"}), te_max=0.2, max_weight=0.4)
-    )
+    r = solve_account(snap, lots, 0, AccountSettings(exclude_symbols=frozenset({"AAA"}), te_max=0.2, max_weight=0.4))
     assert r.ok
     (sale,) = [t for t in r.trades if t.lot_id == "AAA-1"]
     assert sale.shares == 3333 and sale.term == "long"

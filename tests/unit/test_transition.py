@@ -70,9 +70,7 @@ def test_cli_json_has_every_key_and_profiles_fill_the_rates(capsys):
     ):
         assert key in out
     assert out["inputs"]["cg_rate"] == 0.15 and out["inputs"]["income_rate"] == 0.22
-    assert (
-        main(["transition", "--profile", "higher", "--cg-rate", "0.2", "--json"]) == 0
-    )  # explicit flag wins
+    assert main(["transition", "--profile", "higher", "--cg-rate", "0.2", "--json"]) == 0  # explicit flag wins
     out = json.loads(capsys.readouterr().out)
     assert out["inputs"]["cg_rate"] == 0.2 and out["inputs"]["income_rate"] == 0.408
 
@@ -121,10 +119,7 @@ def test_sweep_writes_chart_page_and_breakevens(tmp_path, capsys):
         == 0
     )
     out = json.loads(capsys.readouterr().out)
-    assert (
-        set(out) == {"higher", "lower"}
-        and out["higher"]["breakeven_pre_tax"] > out["lower"]["breakeven_pre_tax"]
-    )
+    assert set(out) == {"higher", "lower"} and out["higher"]["breakeven_pre_tax"] > out["lower"]["breakeven_pre_tax"]
     saved = json.loads((tmp_path / "sweep.json").read_text())
     assert saved["profiles"]["higher"]["breakeven_post_tax"] == out["higher"]["breakeven_post_tax"]
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,138 @@
+"""The backtest's outputs: nav.parquet, metrics.json, PNG charts and a self-contained report.html."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROLLING_DAYS = 63
+
+
+def write_nav(path: Path, run, baseline) -> None:
+    pq.write_table(
+        pa.table(
+            {
+                "date": pa.array(run.dates, pa.date32()),
+                "nav": run.nav,
+                "after_tax_nav": run.after_tax_nav,
+                "benchmark_nav": run.benchmark_nav,
+                "cumulative_harvested": run.harvested,
+                "baseline_nav": baseline.nav,
+                "baseline_after_tax_nav": baseline.after_tax_nav,
+                "baseline_cumulative_harvested": baseline.harvested,
+            }
+        ),
+        path,
+    )
+
+
+def rolling_te(nav: list[float], bench: list[float], days: int = ROLLING_DAYS) -> np.ndarray:
+    r = np.diff(np.asarray(nav)) / np.asarray(nav)[:-1] - np.diff(np.asarray(bench)) / np.asarray(bench)[:-1]
+    out = np.full(len(nav), np.nan)
+    for t in range(days, len(r) + 1):
+        out[t] = np.std(r[t - days : t], ddof=1) * math.sqrt(252)
+    return out
+
+
+def charts(out: Path, run, baseline, index=None, index_name=None) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = run.dates
+    files = []
+    fig, ax = plt.subplots(figsize=(10, 5))
+    ax.plot(d, run.after_tax_nav, label="tax-aware, after tax", lw=1.6)
+    ax.plot(d, baseline.after_tax_nav, label="not tax-aware (λ_tax = 0), after tax", lw=1.0)
+    ax.plot(d, run.nav, label="tax-aware, pre-tax", lw=0.8, alpha=0.7)
+    ax.plot(d, run.benchmark_nav, label="benchmark", lw=1.2, color="black")
+    if index is not None:
+        ax.plot(d, index / index[0] * run.benchmark_nav[0], label=f"{index_name} (context)", lw=0.8, ls=":")
+    ax.set_ylabel("value ($)")
+    ax.set_title("After-tax NAV against the benchmark")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    files.append(out / "nav.png")
+    fig.savefig(files[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    cap = run.nav[0]
+    ax.plot(d, 100 * np.asarray(run.harvested) / cap, label="tax-aware")
+    ax.plot(d, 100 * np.asarray(baseline.harvested) / cap, label="not tax-aware")
+    ax.set_ylabel("% of initial value")
+    ax.set_title("Cumulative harvested losses")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    files.append(out / "harvested.png")
+    fig.savefig(files[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.plot(d, 1e4 * rolling_te(run.nav, run.benchmark_nav), label="tax-aware")
+    ax.plot(d, 1e4 * rolling_te(baseline.nav, baseline.benchmark_nav), label="not tax-aware")
+    ax.set_ylabel("bps, annualized")
+    ax.set_title(f"Realized tracking error, rolling {ROLLING_DAYS} days")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    files.append(out / "tracking_error.png")
+    fig.savefig(files[-1], dpi=110)
+    plt.close(fig)
+    return files
+
+
+def _fmt(key: str, v: Any) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_fmt(key, x)}" for k, x in v.items())
+    if isinstance(v, float):
+        if key.startswith("ann_return") or key == "benchmark_ann_return" or key.startswith("tax_alpha"):
+            return f"{v:.2%}"
+        if "nav" in key:
+            return f"${v:,.0f}"
+        return f"{v:,.2f}"
+    return html.escape(str(v))
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def report_html(out: Path, metrics: dict, images: list[Path], assumptions: list[str]) -> Path:
+    keys = [k for k in metrics if k not in ("baseline", "assumptions", "inputs")]
+    base = metrics["baseline"]
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{_fmt(k, metrics[k])}</td><td>{_fmt(k, base.get(k, ''))}</td></tr>"
+        for k in keys
+    )
+    imgs = "".join(f"<figure><img src='data:image/png;base64,{_b64(p)}' alt='{p.stem}'></figure>" for p in images)
+    notes = "".join(f"<li>{html.escape(a)}</li>" for a in assumptions)
+    page = f"""<!doctype html><html lang=en><meta charset=utf-8><title>taxview after-tax backtest</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+img{{max-width:100%}}table{{border-collapse:collapse}}td,th{{border-bottom:1px solid #ddd;padding:4px 10px;
+text-align:left;font-weight:normal}}th{{color:#555}}</style>
+<h1>After-tax backtest</h1>
+<p>Tax-aware direct indexing against its benchmark, and the same strategy without tax awareness.</p>
+{imgs}
+<h2>Metrics</h2><table><tr><th></th><td><b>tax-aware</b></td><td><b>not tax-aware</b></td></tr>{rows}</table>
+<h2>Assumptions</h2><ul>{notes}</ul></html>"""
+    path = out / "report.html"
+    path.write_text(page)
+    return path
+
+
+def write_metrics(out: Path, metrics: dict) -> Path:
+    path = out / "metrics.json"
+    path.write_text(json.dumps(metrics, indent=1, default=str) + "\n")
+    return path
