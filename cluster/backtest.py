@@ -152,6 +152,7 @@ class Run:
     final_lots: list = field(default_factory=list)
     final_cash: int = 0
     final_shares: Any = None
+    sales: list = field(default_factory=list)  # the wash-sale engine's sale records
     liquidation_tax: int = 0
     solve_failures: int = 0
     failures: list = field(default_factory=list)  # (date, status, reason) of days left untraded
@@ -324,6 +325,7 @@ def simulate(
     run.taxes_by_year[year] = tax_y
     run.days_per_s = (t1i - t0i + 1) / (time.perf_counter() - clock)
     run.final_lots = list(hh.lots.values())
+    run.sales = list(hh.sales)
     run.final_cash = cash
     run.final_shares = shares
     pT = m.prices[t1i]
