@@ -5,8 +5,10 @@ household's wash-sale restrictions and the account's lots go to the same per-acc
 nightly job runs; fills are at the close with the solver's trading cost; every trade goes through
 the same wash-sale engine the ledger uses (``ledger.washsale.Household``). Taxes are settled per
 tax year with §2 netting (and the $3,000 cap and carry-forward when the investor has no outside
-gains) and paid from outside the portfolio: after-tax NAV = NAV − taxes paid so far (a saving
-raises it). A baseline with λ_tax = 0 runs on the same days so the report shows what tax
+gains) and paid from outside the portfolio: after-tax NAV = NAV − each year's tax grown at the
+benchmark's return since it was settled (a saving raises it: it is reinvested in the index, as in
+domain.md §6) − the tax accrued in the current year. A baseline with λ_tax = 0 runs on the same
+days so the report shows what tax
 awareness itself added.
 """
 
@@ -230,7 +232,7 @@ def simulate(
     model = None
     st_year = lt_year = harvested_cum = 0
     carry_st = carry_lt = 0
-    taxes_paid = 0
+    settled: list[tuple[int, float]] = []  # (tax in cents, benchmark level when it was settled)
     year = dt.date.fromisoformat(str(m.dates[t0i])).year
     clock = time.perf_counter()
     start_nav = None
@@ -243,7 +245,7 @@ def simulate(
                 st_year, lt_year, carry_st, carry_lt, settings.st_rate, settings.lt_rate, tax
             )
             run.taxes_by_year[year] = tax_y
-            taxes_paid += tax_y
+            settled.append((tax_y, float((bench_shares * p).sum())))
             st_year = lt_year = 0
             year = date.year
         if bench_shares is None:
@@ -314,7 +316,10 @@ def simulate(
         accrued, _, _ = settle_year(st_year, lt_year, carry_st, carry_lt, settings.st_rate, settings.lt_rate, tax)
         run.dates.append(date)
         run.nav.append(nav)
-        run.after_tax_nav.append(nav - (taxes_paid + accrued) / 100)
+        level = float((bench_shares * p).sum())
+        # taxes paid (or saved) in past years, as if that money had stayed in the index since
+        paid = sum(tax_c * level / at for tax_c, at in settled)
+        run.after_tax_nav.append(nav - (paid + accrued) / 100)
         run.benchmark_nav.append(float((bench_shares * p).sum()) * start_nav)
         run.harvested.append(harvested_cum / 100)
         if progress is not None:

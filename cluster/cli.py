@@ -388,7 +388,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
             if tax.outside_gains
             else "net losses: $3,000 a year against ordinary income, the rest carried forward"
         ),
-        "taxes settled per tax year (domain.md §2 netting) and paid from outside the portfolio",
+        "taxes settled per tax year (domain.md §2 netting), paid from outside the portfolio; a year's tax "
+        "saving (or payment) is grown at the benchmark's return from then on",
         f"fills at the close; trading cost {settings.cost_bps:g} bps; whole shares; TE budget {settings.te_max:.1%}",
         "risk model: PCA of the trailing 252 days (refreshed every 21 trading days, no look-ahead)",
         "wash sales: the ledger's rule across the account; the optimizer never creates one",
