@@ -66,6 +66,7 @@ def main() -> None:
                 store.add_accounts(infos)
                 import_lots(store, lots)
                 import_s = time.perf_counter() - t0
+                cpu0 = server.client().info("cpu")
                 s = rebalance(
                     str(market.dates[t]),
                     tmp / "market",
@@ -76,6 +77,9 @@ def main() -> None:
                     shard_size=args.shard_size,
                     factors=args.factors,
                 )
+                cpu1 = server.client().info("cpu")
+                redis_cpu = sum(cpu1[k] - cpu0[k] for k in ("used_cpu_user", "used_cpu_sys"))
+                redis_mem = server.client().info("memory")["used_memory"]
             reb = s.stages["rebalance_s"]
             run = {
                 "workers": w,
@@ -94,6 +98,8 @@ def main() -> None:
                     k.removesuffix("_s"): round(1e3 * v / s.accounts, 2) for k, v in s.worker_stages.items()
                 },
                 "ledger_import_s": round(import_s, 1),
+                "redis_cpu_ms_per_account": round(1e3 * redis_cpu / s.accounts, 2),
+                "redis_used_memory_bytes": redis_mem,
             }
             out["runs"].append(run)
             print(json.dumps(run), flush=True)
