@@ -9,7 +9,6 @@ so nothing is applied twice and a re-run of the same run id only finishes what i
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
@@ -245,7 +244,3 @@ def summary_table(s: RunSummary) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
-
-
-def today() -> str:
-    return dt.date.today().isoformat()

@@ -40,7 +40,6 @@ from .washsale import (
     Sale,
     TradeIn,
     cents_of,
-    run,
     validate_trade,
 )
 
@@ -670,9 +669,4 @@ class LedgerStore:
         return n
 
 
-def replay_report(trades: Sequence[TradeIn], identical: Mapping[str, str] | None = None):
-    """The batch report of a trade history (for comparing with the store)."""
-    return run(trades, identical)
-
-
-__all__ = ["AccountInfo", "CommitResult", "LedgerStore", "cents_of", "replay_report"]
+__all__ = ["AccountInfo", "CommitResult", "LedgerStore", "cents_of"]

@@ -1,7 +1,7 @@
-"""The same per-pass problem written plainly in CVXPY and built fresh on every call.
+"""The same per-pass problem written plainly in CVXPY (an independent model of ``solver.problem``).
 
-Used as the "naive" baseline of ``benchmarks/solve_latency.py`` and by the tests that check the
-cached CLARABEL problem against an independently modelled one.
+Built fresh per account it is the "naive" baseline of ``benchmarks/solve_latency.py``; reused with
+``warm_start`` it is CVXPY's own cached path; the tests check the CLARABEL problem against it.
 """
 
 from __future__ import annotations
@@ -21,46 +21,6 @@ _STATUS = {
     cp.UNBOUNDED: "DualInfeasible",
     cp.UNBOUNDED_INACCURATE: "AlmostDualInfeasible",
 }
-
-
-class CvxpyProblem:
-    """Builds and solves one pass from (q, b) in the layout of ``solver.problem``."""
-
-    def __init__(self, model: RiskModel, layout: Layout) -> None:
-        self.model, self.layout = model, layout
-
-    def solve(self, q: np.ndarray, b: np.ndarray) -> tuple[str, np.ndarray, int]:
-        lay, M = self.layout, self.model
-        n, S, K = lay.n, lay.S, lay.K
-        s, buy, a, y = cp.Variable(S), cp.Variable(n), cp.Variable(n), cp.Variable(K)
-        E = sp.csr_matrix((np.ones(S), (np.repeat(np.arange(n), lay.L), np.arange(S))), shape=(n, S))
-        Fh = np.linalg.cholesky(M.F + 1e-14 * np.eye(K))
-        objective = (
-            OBJ_SCALE * (cp.sum_squares(cp.multiply(np.sqrt(M.D), a)) + cp.sum_squares(Fh.T @ y))
-            + q[:S] @ s
-            + q[lay.ob : lay.ob + n] @ buy
-        )
-        cons = [
-            a + E @ s - buy == b[:n],
-            y == M.B.T @ a,
-            s >= 0,
-            s <= b[lay.r_sub : lay.r_sub + S],
-            buy >= 0,
-            buy <= b[lay.r_bub : lay.r_bub + n],
-            a <= b[lay.r_cap : lay.r_cap + n],
-            cp.sum(a) <= b[lay.r_budget],
-            -cp.sum(a) <= b[lay.r_budget + 1],
-        ]
-        if lay.cone:
-            cons.append(cp.norm(cp.hstack([Fh.T @ y, cp.multiply(np.sqrt(M.D), a)])) <= b[lay.r_soc])
-        prob = cp.Problem(cp.Minimize(objective), cons)
-        tol = LOOSE_TOL if lay.loose else TOL
-        prob.solve(solver=cp.CLARABEL, tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol, max_threads=1)
-        status = _STATUS.get(prob.status, prob.status)
-        if s.value is None:
-            return status, np.zeros(lay.nx), 0
-        x = np.concatenate([s.value, buy.value, a.value, y.value])
-        return status, x, int(prob.solver_stats.num_iters or 0)
 
 
 class ParamCvxpyProblem:
@@ -125,17 +85,10 @@ class ParamCvxpyProblem:
 
 
 class FreshCache:
-    """A ``ProblemCache`` look-alike that builds a fresh CVXPY problem on every request.
+    """A ``ProblemCache`` look-alike that builds a fresh CVXPY problem on every request (naive)."""
 
-    ``parametrized=False`` writes the data as constants (the cheapest fresh build);
-    ``parametrized=True`` builds the DPP problem (what reusing CVXPY needs) each time.
-    """
-
-    def __init__(self, parametrized: bool = False) -> None:
-        self.parametrized = parametrized
-
-    def get(self, model: RiskModel, layout: Layout, robust: bool = False):
-        return ParamCvxpyProblem(model, layout) if self.parametrized else CvxpyProblem(model, layout)
+    def get(self, model: RiskModel, layout: Layout, robust: bool = False) -> ParamCvxpyProblem:
+        return ParamCvxpyProblem(model, layout)
 
 
 class CvxpyCache:

@@ -10,7 +10,7 @@ import pytest
 
 from solver.errors import InputError
 from solver.problem import Layout, ProblemCache
-from solver.reference import CvxpyProblem, FreshCache
+from solver.reference import FreshCache, ParamCvxpyProblem
 from solver.solve import solve_account
 from solver.synthetic import synth_lots
 from solver.types import AccountSettings, Restrictions
@@ -170,7 +170,7 @@ def test_one_pass_matches_cvxpy_objective_and_solution(small_snap, cone):
     from solver.problem import CompiledProblem
 
     st1, x1, _ = CompiledProblem(small_snap.model, lay).solve(q, b)
-    st2, x2, _ = CvxpyProblem(small_snap.model, lay).solve(q, b)
+    st2, x2, _ = ParamCvxpyProblem(small_snap.model, lay).solve(q, b)
     assert st1 == "Solved" and st2 in ("Solved", "AlmostSolved")
 
     def objective(x):
