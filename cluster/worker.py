@@ -21,7 +21,7 @@ from solver.errors import TaxviewError
 from solver.problem import ProblemCache
 from solver.snapshot import Snapshot
 from solver.solve import solve_account
-from solver.types import AccountSettings, Lot
+from solver.types import AccountSettings
 
 from .sharding import Shard
 
@@ -110,10 +110,7 @@ class RebalanceWorker:
                 stages["ledger_read_s"] += time.perf_counter() - t
                 return self._rows(run_id, snap, household, prior, replayed=True)
             info = self.store.account(account)
-            lots = [
-                Lot(x.lot_id, x.symbol, x.quantity, x.basis_cents, x.acquired, x.holding_start)
-                for x in self.store.lots(account)
-            ]
+            lots = self.store.lots(account)  # ledger lots carry what the solver reads of a Lot
             settings = replace(
                 self.defaults,
                 account_id=account,

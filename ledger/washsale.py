@@ -67,6 +67,11 @@ class OpenLot:
     capacity: Decimal  # shares not yet used as replacement shares
     seq: int  # creation order: ties of ``acquired`` go to the earlier lot
 
+    @property
+    def holding_from(self) -> dt.date:
+        """The holding-period start (the solver reads lots through this, as on ``solver.types.Lot``)."""
+        return self.holding_start
+
     def copy(self) -> OpenLot:
         return OpenLot(
             self.lot_id,
