@@ -476,7 +476,7 @@ def _cmd_ledger_import(args: argparse.Namespace) -> int:
     lots = read_lots(args.lots) if args.lots else None
     with _Ledger(args) as store:
         store.add_accounts(accounts)
-        n = import_lots(store, lots) if lots is not None else 0
+        n = import_lots(store, lots, progress=not args.quiet) if lots is not None else 0
     print(f"imported {len(accounts)} accounts and {n} lots in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return 0
 
@@ -596,6 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--accounts", help="ACCOUNTS.csv|parquet: account,household,account_type[,st_rate,lt_rate,cash]")
     imp.add_argument("--lots", help="LOTS.csv|parquet: account,lot_id,symbol,quantity,basis,acquired[,holding_start]")
     imp.add_argument("--identical", help="substantially identical symbols, e.g. GOOG=GOOGL")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
     _redis_options(imp)
     imp.set_defaults(func=_cmd_ledger_import)
     exp = ledger.add_parser("export", help="write accounts.parquet and lots.parquet")

@@ -9,6 +9,7 @@ Everything is validated before anything is written; errors name the row (1-based
 from __future__ import annotations
 
 import json
+import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from solver.money import dollars_to_cents
 
@@ -135,7 +137,7 @@ def _is_number(x: str) -> bool:
         return False
 
 
-def import_lots(store: LedgerStore, lots: pa.Table, batch: int = 50_000) -> int:
+def import_lots(store: LedgerStore, lots: pa.Table, batch: int = 50_000, progress: bool = False) -> int:
     """Write a normalized lots table (``read_lots``) into the ledger; validated first."""
     homes = store.accounts()
     accounts = lots.column("account").to_pylist()
@@ -174,6 +176,7 @@ def import_lots(store: LedgerStore, lots: pa.Table, batch: int = 50_000) -> int:
     k = store.k
     start, n = 0, len(order)
     journal: dict[str, list] = {}
+    bar = tqdm(total=n, unit="lot", desc="import", file=sys.stderr, disable=not progress, unit_scale=True)
     while start < n:
         i0 = order[start]
         hh, key = households[i0], keys[i0]
@@ -187,7 +190,9 @@ def import_lots(store: LedgerStore, lots: pa.Table, batch: int = 50_000) -> int:
         journal.setdefault(hh, []).extend([lot_ids[i], enc[i]] for i in idx)
         if len(pipe) >= 200:
             pipe.execute()
+        bar.update(end - start)
         start = end
+    bar.close()
     # purchases of the last days count for the wash-sale windows like committed ones
     acquired = lots.column("acquired").to_numpy()
     latest: dict[tuple[str, str], int] = {}
