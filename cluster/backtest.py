@@ -101,7 +101,8 @@ def load_data(kind: str, seed: int = 7) -> Data:
         )
         return Data(market, "buy-and-hold", index, "S&P 500")
     if kind == "synthetic":
-        return Data(synthesize(names=500, days=2520 + 260, factors=20, seed=seed, start="2013-12-31"), "cap-weighted")
+        # 2014 as risk-model history, then 2015-01-02 through 2024-12-31: ten full years
+        return Data(synthesize(names=500, days=2872, factors=20, seed=seed, start="2013-12-31"), "cap-weighted")
     path = Path(kind)
     if not path.is_dir():
         raise InputError("data", f"{kind!r} is not sp500-20, synthetic or a market directory")
