@@ -88,8 +88,9 @@ class RebalanceWorker:
         trades: list[dict] = []
         accounts: list[dict] = []
         for household, members in shard.households:
+            held: dict[str, list] = {}  # the household's lots, read once (see rebalance_account)
             for account in members:
-                row, rows = self.rebalance_account(snap, run_id, household, account, stages)
+                row, rows = self.rebalance_account(snap, run_id, household, account, stages, held)
                 accounts.append(row)
                 trades += rows
                 self.accounts_done += 1
@@ -100,7 +101,12 @@ class RebalanceWorker:
             "stages": stages,
         }
 
-    def rebalance_account(self, snap: Snapshot, run_id: str, household: str, account: str, stages: dict):
+    def rebalance_account(
+        self, snap: Snapshot, run_id: str, household: str, account: str, stages: dict, held: dict | None = None
+    ):
+        """``held``: the household's lots by account, filled on first use. A nightly commit never
+        touches another account's lots (wash sales are refused), so one read serves the household's
+        accounts in turn; anything changed behind our back is caught by the commit's validation."""
         key = f"{run_id}:{account}"
         t = time.perf_counter()
         try:
@@ -110,7 +116,13 @@ class RebalanceWorker:
                 stages["ledger_read_s"] += time.perf_counter() - t
                 return self._rows(run_id, snap, household, prior, replayed=True)
             info = self.store.account(account)
-            lots = self.store.lots(account)  # ledger lots carry what the solver reads of a Lot
+            if held is None:
+                lots = self.store.lots(account)
+            else:
+                if not held:
+                    held.update(self.store.household_lots(household))
+                    held.setdefault("", [])  # marks the household as read
+                lots = held.get(account, [])  # ledger lots carry what the solver reads of a Lot
             settings = replace(
                 self.defaults,
                 account_id=account,

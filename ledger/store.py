@@ -307,6 +307,17 @@ class LedgerStore:
         out = [decode_lot(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
         return sorted(out, key=lambda x: (x.symbol, x.acquired, x.seq))
 
+    def household_lots(self, household: str) -> dict[str, list[OpenLot]]:
+        """Every open lot of a household by account, in one round trip (sorted like ``lots``)."""
+        flat = self._account_lots(keys=[self.k.groups(household)], args=[self.k.lots(household, ""), ""])
+        out: dict[str, list[OpenLot]] = {}
+        for i in range(0, len(flat), 2):
+            lot = decode_lot(flat[i].decode(), flat[i + 1].decode())
+            out.setdefault(lot.account, []).append(lot)
+        for lots in out.values():
+            lots.sort(key=lambda x: (x.symbol, x.acquired, x.seq))
+        return out
+
     def _household_lots(self, hh: str, account: str | None = None) -> list[OpenLot]:
         """The household's open lots (only ``account``'s when given: others are not decoded)."""
         keys = [k.decode() for k in self.r.smembers(self.k.groups(hh))]
