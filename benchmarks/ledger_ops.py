@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import redis
+from _common import emit  # benchmarks/ is on sys.path when a script here runs
 
 from ledger.importer import import_lots, read_lots
 from ledger.server import RedisServer
@@ -207,10 +208,7 @@ def main() -> None:
         }
         print(json.dumps(out["commit_nightly_size"]), flush=True)
         out["used_memory_end_bytes"] = client.info("memory")["used_memory"]
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    emit(out, args.json)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import emit  # benchmarks/ is on sys.path when a script here runs
+
 from cluster.coordinator import rebalance
 from cluster.demo import synth_firm
 from ledger.importer import import_lots
@@ -108,10 +110,7 @@ def main() -> None:
         out["scaling_efficiency"] = {
             str(w): round(by[w]["accounts_per_s"] / (w * by[1]["accounts_per_s"]), 3) for w in by if w != 1
         }
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    emit(out, args.json)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ building a fresh CVXPY problem per pass ("naive") and by CVXPY's own cached re-s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
 
 import numpy as np
+from _common import emit  # benchmarks/ is on sys.path when a script here runs
 
 from solver.market import synthesize
 from solver.problem import ProblemCache
@@ -110,11 +110,7 @@ def main() -> None:
             "platform": platform.platform(),
         },
     }
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
+    emit(out, args.json)
 
 
 if __name__ == "__main__":

@@ -43,53 +43,57 @@ def rolling_te(nav: list[float], bench: list[float], days: int = ROLLING_DAYS) -
 
 
 def charts(out: Path, run, baseline, index=None, index_name=None) -> list[Path]:
+    """nav.png, harvested.png and tracking_error.png: each line for the strategy and the baseline."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    d = run.dates
-    files = []
-    fig, ax = plt.subplots(figsize=(10, 5))
-    ax.plot(d, run.after_tax_nav, label="tax-aware, after tax", lw=1.6)
-    ax.plot(d, baseline.after_tax_nav, label="not tax-aware (λ_tax = 0), after tax", lw=1.0)
-    ax.plot(d, run.nav, label="tax-aware, pre-tax", lw=0.8, alpha=0.7)
-    ax.plot(d, run.benchmark_nav, label="benchmark", lw=1.2, color="black")
+    d, cap = run.dates, run.nav[0]
+    nav = [
+        (run.after_tax_nav, "tax-aware, after tax", {"lw": 1.6}),
+        (baseline.after_tax_nav, "not tax-aware (λ_tax = 0), after tax", {"lw": 1.0}),
+        (run.nav, "tax-aware, pre-tax", {"lw": 0.8, "alpha": 0.7}),
+        (run.benchmark_nav, "benchmark", {"lw": 1.2, "color": "black"}),
+    ]
     if index is not None:
-        ax.plot(d, index / index[0] * run.benchmark_nav[0], label=f"{index_name} (context)", lw=0.8, ls=":")
-    ax.set_ylabel("value ($)")
-    ax.set_title("After-tax NAV against the benchmark")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    files.append(out / "nav.png")
-    fig.savefig(files[-1], dpi=110)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(10, 4))
-    cap = run.nav[0]
-    ax.plot(d, 100 * np.asarray(run.harvested) / cap, label="tax-aware")
-    ax.plot(d, 100 * np.asarray(baseline.harvested) / cap, label="not tax-aware")
-    ax.set_ylabel("% of initial value")
-    ax.set_title("Cumulative harvested losses")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    files.append(out / "harvested.png")
-    fig.savefig(files[-1], dpi=110)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(10, 4))
-    ax.plot(d, 1e4 * rolling_te(run.nav, run.benchmark_nav), label="tax-aware")
-    ax.plot(d, 1e4 * rolling_te(baseline.nav, baseline.benchmark_nav), label="not tax-aware")
-    ax.set_ylabel("bps, annualized")
-    ax.set_title(f"Realized tracking error, rolling {ROLLING_DAYS} days")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    files.append(out / "tracking_error.png")
-    fig.savefig(files[-1], dpi=110)
-    plt.close(fig)
+        nav.append((index / index[0] * run.benchmark_nav[0], f"{index_name} (context)", {"lw": 0.8, "ls": ":"}))
+    plots = [
+        ("nav.png", "After-tax NAV against the benchmark", "value ($)", 5, nav),
+        (
+            "harvested.png",
+            "Cumulative harvested losses",
+            "% of initial value",
+            4,
+            [
+                (100 * np.asarray(run.harvested) / cap, "tax-aware", {}),
+                (100 * np.asarray(baseline.harvested) / cap, "not tax-aware", {}),
+            ],
+        ),
+        (
+            "tracking_error.png",
+            f"Realized tracking error, rolling {ROLLING_DAYS} days",
+            "bps, annualized",
+            4,
+            [
+                (1e4 * rolling_te(run.nav, run.benchmark_nav), "tax-aware", {}),
+                (1e4 * rolling_te(baseline.nav, baseline.benchmark_nav), "not tax-aware", {}),
+            ],
+        ),
+    ]
+    files = []
+    for name, title, ylabel, height, lines in plots:
+        fig, ax = plt.subplots(figsize=(10, height))
+        for values, label, style in lines:
+            ax.plot(d, values, label=label, **style)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        files.append(out / name)
+        fig.savefig(files[-1], dpi=110)
+        plt.close(fig)
     return files
 
 

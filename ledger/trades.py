@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+
+from solver.io import csv_rows
 
 from .errors import LedgerInputError
 from .washsale import Report, TradeIn, validate_trade
@@ -17,49 +18,37 @@ COLUMNS = ("date", "account", "household", "account_type", "symbol", "side", "qu
 def read_trades_csv(path: Path | str) -> list[TradeIn]:
     """Parse and validate every row (errors name the row and column); dates must not go back."""
     path = Path(path)
-    try:
-        f = path.open(newline="")
-    except OSError as exc:
-        raise LedgerInputError("trades", f"cannot open {path}: {exc.strerror}") from exc
     out: list[TradeIn] = []
-    with f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in COLUMNS if c not in header]
-        if missing:
-            raise LedgerInputError(missing[0], f"{path}: missing column(s) {missing}; need {list(COLUMNS)}[,lot_id]")
-        last: dt.date | None = None
-        for row_no, row in enumerate(reader, start=2):
-            where = f"{path.name} row {row_no}: "
-            if None in row or any(row.get(c) is None for c in COLUMNS):
-                raise LedgerInputError("row", f"{where}wrong number of fields")
+    last: dt.date | None = None
+    for row_no, row in csv_rows(path, COLUMNS, "trades", LedgerInputError):
+        where = f"{path.name} row {row_no}: "
+        try:
+            date = dt.date.fromisoformat(row["date"].strip())
+        except ValueError:
+            raise LedgerInputError("date", f"{where}{row['date']!r} is not an ISO date") from None
+        values = {}
+        for name in ("quantity", "price"):
             try:
-                date = dt.date.fromisoformat(row["date"].strip())
-            except ValueError:
-                raise LedgerInputError("date", f"{where}{row['date']!r} is not an ISO date") from None
-            values = {}
-            for name in ("quantity", "price"):
-                try:
-                    values[name] = Decimal(row[name].strip())
-                except InvalidOperation:
-                    raise LedgerInputError(name, f"{where}{row[name]!r} is not a number") from None
-            t = TradeIn(
-                date=date,
-                account=row["account"].strip(),
-                household=row["household"].strip(),
-                account_type=row["account_type"].strip().lower(),
-                symbol=row["symbol"].strip(),
-                side=row["side"].strip().lower(),
-                quantity=values["quantity"],
-                price=values["price"],
-                lot_id=(row.get("lot_id") or "").strip() or None,
-                row=row_no,
-            )
-            validate_trade(t, where)
-            if last is not None and date < last:
-                raise LedgerInputError("date", f"{where}{date} comes after {last}: trades must be in date order")
-            last = date
-            out.append(t)
+                values[name] = Decimal(row[name].strip())
+            except InvalidOperation:
+                raise LedgerInputError(name, f"{where}{row[name]!r} is not a number") from None
+        t = TradeIn(
+            date=date,
+            account=row["account"].strip(),
+            household=row["household"].strip(),
+            account_type=row["account_type"].strip().lower(),
+            symbol=row["symbol"].strip(),
+            side=row["side"].strip().lower(),
+            quantity=values["quantity"],
+            price=values["price"],
+            lot_id=(row.get("lot_id") or "").strip() or None,
+            row=row_no,
+        )
+        validate_trade(t, where)
+        if last is not None and date < last:
+            raise LedgerInputError("date", f"{where}{date} comes after {last}: trades must be in date order")
+        last = date
+        out.append(t)
     return out
 
 

@@ -42,39 +42,47 @@ def parse_date(text: str, field: str, where: str) -> dt.date:
         raise InputError(field, f"{where}: {text!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
-def read_lots_csv(path: Path | str) -> list[Lot]:
+def csv_rows(path: Path | str, columns: tuple[str, ...], what: str, error: type[InputError] = InputError):
+    """(row number, row) of a CSV file with a header; a missing file, missing columns or a row
+    with the wrong number of fields raise ``error`` naming the file, column or row."""
     path = Path(path)
     try:
         f = path.open(newline="")
     except OSError as exc:
-        raise InputError("lots", f"cannot open {path}: {exc.strerror}") from exc
-    lots: list[Lot] = []
+        raise error(what, f"cannot open {path}: {exc.strerror}") from exc
     with f:
         reader = csv.DictReader(f)
-        missing = [c for c in LOT_COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
         if missing:
-            raise InputError(missing[0], f"{path}: missing column(s) {missing}; need {list(LOT_COLUMNS)}")
+            raise error(missing[0], f"{path}: missing column(s) {missing}; need {list(columns)}")
         for row_no, row in enumerate(reader, start=2):
-            where = f"{path.name} row {row_no}"
-            if None in row or any(row.get(c) is None for c in LOT_COLUMNS):
-                raise InputError("row", f"{where}: wrong number of fields")
-            qty = parse_decimal(row["quantity"], "quantity", where)
-            if qty <= 0:
-                raise InputError("quantity", f"{where}: quantity must be > 0, got {qty}")
-            basis = parse_decimal(row["basis"], "basis", where)
-            if basis < 0:
-                raise InputError("basis", f"{where}: basis must be >= 0, got {basis}")
-            hs = (row.get("holding_start") or "").strip()
-            lots.append(
-                Lot(
-                    lot_id=row["lot_id"].strip() or f"row{row_no}",
-                    symbol=row["symbol"].strip(),
-                    quantity=qty,
-                    basis_cents=dollars_to_cents(basis),
-                    acquired=parse_date(row["acquired"], "acquired", where),
-                    holding_start=parse_date(hs, "holding_start", where) if hs else None,
-                )
+            if None in row or any(row.get(c) is None for c in columns):
+                raise error("row", f"{path.name} row {row_no}: wrong number of fields")
+            yield row_no, row
+
+
+def read_lots_csv(path: Path | str) -> list[Lot]:
+    path = Path(path)
+    lots: list[Lot] = []
+    for row_no, row in csv_rows(path, LOT_COLUMNS, "lots"):
+        where = f"{path.name} row {row_no}"
+        qty = parse_decimal(row["quantity"], "quantity", where)
+        if qty <= 0:
+            raise InputError("quantity", f"{where}: quantity must be > 0, got {qty}")
+        basis = parse_decimal(row["basis"], "basis", where)
+        if basis < 0:
+            raise InputError("basis", f"{where}: basis must be >= 0, got {basis}")
+        hs = (row.get("holding_start") or "").strip()
+        lots.append(
+            Lot(
+                lot_id=row["lot_id"].strip() or f"row{row_no}",
+                symbol=row["symbol"].strip(),
+                quantity=qty,
+                basis_cents=dollars_to_cents(basis),
+                acquired=parse_date(row["acquired"], "acquired", where),
+                holding_start=parse_date(hs, "holding_start", where) if hs else None,
             )
+        )
     return lots
 
 
