@@ -531,8 +531,8 @@ class LedgerStore:
             key = self.key_of(trade.symbol)
             bites = house.bites
             if trade.side == "sell":
-                parts = house._lot_to_sell(trade, f"trade {i}: ")
                 out = house.apply(trade)
+                parts = house.last_parts
                 for lot, q in parts:
                     checks.append(
                         {

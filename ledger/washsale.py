@@ -153,6 +153,7 @@ class Household:
         self.seq = 0
         self.sale_seq = 0
         self.bites = 0  # wash-sale matches made (a nightly commit refuses any)
+        self.last_parts: list[tuple[OpenLot, Decimal]] = []  # (lot, shares) of the last sell applied
         # what the last ``apply`` calls touched (the store writes exactly these)
         self.changed_lots: set[str] = set()
         self.removed_lots: dict[str, str] = {}  # lot id -> symbol
@@ -262,7 +263,7 @@ class Household:
                 "account_type", f"{where}account {t.account!r} is {acct.account_type}, not {t.account_type}"
             )
         if t.side == "sell":
-            parts = self._lot_to_sell(t, where)
+            parts = self.last_parts = self._lot_to_sell(t, where)
         else:
             parts = []
             same = self.by_key.get(self.key(t.symbol), {})

@@ -49,6 +49,7 @@ local function split(s)
     start = bar + 1
   end
 end
+local windows = {}
 for _, c in ipairs(checks) do
   if c.op == 'sell' then
     local enc = redis.call('HGET', KEYS[8 + c.g], c.lot)
@@ -64,10 +65,15 @@ for _, c in ipairs(checks) do
     end
   end
   if not allow_wash then
-    local w = redis.call('HGET', KEYS[3], c.key)
-    if w then
-      local f = split(w)
-      local last_buy, last_loss = tonumber(f[1]), tonumber(f[2])
+    local win = windows[c.key]
+    if win == nil then  -- each key's window is read once
+      local w = redis.call('HGET', KEYS[3], c.key)
+      win = false
+      if w then local f = split(w); win = {tonumber(f[1]), tonumber(f[2])} end
+      windows[c.key] = win
+    end
+    if win then
+      local last_buy, last_loss = win[1], win[2]
       if c.op == 'buy' and last_loss and date - last_loss <= 30 then
         return {'ERR', 'WASH_CONFLICT', 'buying ' .. c.key .. ' within 30 days of a household loss sale'}
       end
@@ -87,8 +93,18 @@ end
 redis.call('HINCRBY', KEYS[2], 'cash_cents', ARGV[12])
 local w = cjson.decode(ARGV[8])
 for _, x in ipairs(w.del) do redis.call('HDEL', KEYS[8 + x[1]], x[2]) end
-for _, x in ipairs(w.set) do redis.call('HSET', KEYS[8 + x[1]], x[2], x[3]) end
-for _, x in ipairs(w.sales) do redis.call('HSET', KEYS[6], x[1], x[2]) end
+local per_hash = {}
+for _, x in ipairs(w.set) do
+  local args = per_hash[x[1]]
+  if not args then args = {}; per_hash[x[1]] = args end
+  args[#args + 1] = x[2]; args[#args + 1] = x[3]
+end
+for g, args in pairs(per_hash) do redis.call('HSET', KEYS[8 + g], unpack(args)) end
+if #w.sales > 0 then
+  local args = {}
+  for _, x in ipairs(w.sales) do args[#args + 1] = x[1]; args[#args + 1] = x[2] end
+  redis.call('HSET', KEYS[6], unpack(args))
+end
 for _, id in ipairs(w.pending_del) do redis.call('SREM', KEYS[7], id) end
 for _, id in ipairs(w.pending_add) do redis.call('SADD', KEYS[7], id) end
 for _, k in ipairs(w.groups) do redis.call('SADD', KEYS[8], k) end
