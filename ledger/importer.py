@@ -238,7 +238,7 @@ def export(store: LedgerStore, out: Path | str) -> tuple[Path, Path]:
     )
     rows = []
     for hh in sorted({a.household for a in infos}):
-        rows += store._household_lots(hh)
+        rows += [x for held in store.household_lots(hh).values() for x in held]
     rows.sort(key=lambda x: (x.account, x.symbol, x.acquired, x.seq))
     pq.write_table(
         pa.table(

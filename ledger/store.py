@@ -318,20 +318,6 @@ class LedgerStore:
             lots.sort(key=lambda x: (x.symbol, x.acquired, x.seq))
         return out
 
-    def _household_lots(self, hh: str, account: str | None = None) -> list[OpenLot]:
-        """The household's open lots (only ``account``'s when given: others are not decoded)."""
-        keys = [k.decode() for k in self.r.smembers(self.k.groups(hh))]
-        pipe = self.r.pipeline(transaction=False)
-        for key in keys:
-            pipe.hgetall(self.k.lots(hh, key))
-        mine = None if account is None else (account + "|").encode()
-        return [
-            decode_lot(i.decode(), e.decode())
-            for h in pipe.execute()
-            for i, e in h.items()
-            if mine is None or e.startswith(mine)
-        ]
-
     def sales(self, household: str) -> list[Sale]:
         out = [decode_sale(v.decode()) for v in self.r.hvals(self.k.sales(household))]
         return sorted(out, key=lambda s: (s.date, int(s.sale_id.rsplit(":", 1)[1])))
@@ -646,7 +632,7 @@ class LedgerStore:
         """Everything the ledger holds about lots and sales, for comparisons and export."""
         out: dict[str, Any] = {}
         for hh in sorted(x.decode() for x in self.r.smembers(self.k.households())):
-            lots = sorted((x.lot_id, encode_lot(x)) for x in self._household_lots(hh))
+            lots = sorted((x.lot_id, encode_lot(x)) for held in self.household_lots(hh).values() for x in held)
             sales = [encode_sale(s) for s in self.sales(hh)]
             windows = {k.decode(): v.decode() for k, v in self.r.hgetall(self.k.windows(hh)).items()}
             pending = sorted(x.decode() for x in self.r.smembers(self.k.pending(hh)))

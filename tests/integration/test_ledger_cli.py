@@ -8,6 +8,11 @@ import pyarrow.parquet as pq
 
 from cluster.cli import main
 
+
+def import_files(accounts, lots, url: list[str]) -> int:
+    return main(["ledger", "import", "--accounts", str(accounts), "--lots", str(lots), *url])
+
+
 HEADER = "date,account,household,account_type,symbol,side,quantity,price,lot_id\n"
 
 
@@ -54,20 +59,7 @@ def test_ledger_import_show_export_round_trip(tmp_path, redis_server, redis_clie
         "A,a1,XYZ,100,1000.00,2023-01-03\nA,a2,ABC,10.5,99.99,2023-05-01\n"
     )
     url = ["--redis", redis_server.url]
-    assert (
-        main(
-            [
-                "ledger",
-                "import",
-                "--accounts",
-                str(tmp_path / "a.csv"),
-                "--lots",
-                str(tmp_path / "l.csv"),
-                *url,
-            ]
-        )
-        == 0
-    )
+    assert import_files(tmp_path / "a.csv", tmp_path / "l.csv", url) == 0
     assert main(["ledger", "show", "--account", "A", "--json", *url]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["cash"] == "1000.50" and {x["lot_id"]: x["basis"] for x in shown["lots"]} == {
@@ -83,20 +75,7 @@ def test_ledger_import_show_export_round_trip(tmp_path, redis_server, redis_clie
     # the export imports again into an empty ledger
     redis_client.flushall()
     exp = tmp_path / "exp"
-    assert (
-        main(
-            [
-                "ledger",
-                "import",
-                "--accounts",
-                str(exp / "accounts.parquet"),
-                "--lots",
-                str(exp / "lots.parquet"),
-                *url,
-            ]
-        )
-        == 0
-    )
+    assert import_files(exp / "accounts.parquet", exp / "lots.parquet", url) == 0
     assert main(["ledger", "show", "--account", "A", "--json", *url]) == 0
     assert json.loads(capsys.readouterr().out)["lots"] == shown["lots"]
 
@@ -107,20 +86,7 @@ def test_ledger_import_rejects_bad_rows_and_writes_nothing(tmp_path, redis_serve
         "account,lot_id,symbol,quantity,basis,acquired\nA,a1,XYZ,100,1000.00,2023-01-03\nB,b1,XYZ,-4,10,2023-01-03\n"
     )
     url = ["--redis", redis_server.url]
-    assert (
-        main(
-            [
-                "ledger",
-                "import",
-                "--accounts",
-                str(tmp_path / "a.csv"),
-                "--lots",
-                str(tmp_path / "l.csv"),
-                *url,
-            ]
-        )
-        == 2
-    )
+    assert import_files(tmp_path / "a.csv", tmp_path / "l.csv", url) == 2
     assert "row 2" in capsys.readouterr().err and not redis_client.keys("*")
     assert main(["ledger", "show", "--account", "NOPE", *url]) == 2
     assert "unknown account" in capsys.readouterr().err
