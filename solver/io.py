@@ -2,13 +2,19 @@
 
 Lots CSV header: ``lot_id,symbol,quantity,basis,acquired[,holding_start]``; ``basis`` is the
 lot's total cost basis in dollars, dates ISO. Errors name the row and the column.
+
+Account TOML (README "Account file"): every key has a declared kind and range (``_ACCOUNT_KEYS``);
+errors name the key as ``section.key``. Names the file cannot know (symbols, sectors) are checked
+against the market by ``check_against_universe`` once a snapshot is loaded.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import math
 import sys
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 LOT_COLUMNS = ("lot_id", "symbol", "quantity", "basis", "acquired")
+LOT_OPTIONAL_COLUMNS = ("holding_start",)
+ACCOUNT_TYPES = ("taxable", "ira", "trust", "other")
 
 
 def parse_decimal(text: str, field: str, where: str) -> Decimal:
@@ -42,45 +50,82 @@ def parse_date(text: str, field: str, where: str) -> dt.date:
         raise InputError(field, f"{where}: {text!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
-def csv_rows(path: Path | str, columns: tuple[str, ...], what: str, error: type[InputError] = InputError):
-    """(row number, row) of a CSV file with a header; a missing file, missing columns or a row
-    with the wrong number of fields raise ``error`` naming the file, column or row."""
+def to_cents(dollars: Decimal, field: str, where: str) -> int:
+    """``dollars_to_cents`` with an amount too large to hold in cents as an ``InputError``."""
+    try:
+        return dollars_to_cents(dollars)
+    except InvalidOperation:
+        raise InputError(field, f"{where}{dollars} is too large") from None
+
+
+def csv_rows(
+    path: Path | str,
+    columns: tuple[str, ...],
+    what: str,
+    error: type[InputError] = InputError,
+    optional: tuple[str, ...] | None = None,
+):
+    """(row number, row) of a CSV file with a header; a missing file, missing columns, a row
+    with the wrong number of fields, bytes that are not UTF-8 or a malformed row raise ``error``
+    naming the file, column or row. With ``optional`` given, any other column is refused too."""
     path = Path(path)
     try:
-        f = path.open(newline="")
+        f = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise error(what, f"cannot open {path}: {exc.strerror}") from exc
     with f:
         reader = csv.DictReader(f)
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
-        if missing:
-            raise error(missing[0], f"{path}: missing column(s) {missing}; need {list(columns)}")
-        for row_no, row in enumerate(reader, start=2):
-            if None in row or any(row.get(c) is None for c in columns):
-                raise error("row", f"{path.name} row {row_no}: wrong number of fields")
-            yield row_no, row
+        try:
+            header = reader.fieldnames or []
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise error(missing[0], f"{path}: missing column(s) {missing}; need {list(columns)}")
+            unknown = [c for c in header if optional is not None and c not in (*columns, *optional)]
+            if unknown:
+                raise error(unknown[0], f"{path}: unknown column(s) {unknown}; known {[*columns, *optional]}")
+            for row_no, row in enumerate(reader, start=2):
+                if None in row or any(row.get(c) is None for c in columns):
+                    raise error("row", f"{path.name} row {row_no}: wrong number of fields")
+                yield row_no, row
+        except UnicodeDecodeError:
+            raise error(what, f"{path}: not UTF-8 text") from None
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit
+            raise error(what, f"{path.name} row {reader.line_num + 1}: {exc}") from None
 
 
 def read_lots_csv(path: Path | str) -> list[Lot]:
     path = Path(path)
     lots: list[Lot] = []
-    for row_no, row in csv_rows(path, LOT_COLUMNS, "lots"):
+    first_row: dict[str, int] = {}
+    for row_no, row in csv_rows(path, LOT_COLUMNS, "lots", optional=LOT_OPTIONAL_COLUMNS):
         where = f"{path.name} row {row_no}"
+        lot_id = row["lot_id"].strip() or f"row{row_no}"
+        if lot_id in first_row:
+            raise InputError("lot_id", f"{where}: {lot_id!r} already used in row {first_row[lot_id]}")
+        first_row[lot_id] = row_no
+        symbol = row["symbol"].strip()
+        if not symbol:
+            raise InputError("symbol", f"{where}: empty")
         qty = parse_decimal(row["quantity"], "quantity", where)
         if qty <= 0:
             raise InputError("quantity", f"{where}: quantity must be > 0, got {qty}")
         basis = parse_decimal(row["basis"], "basis", where)
         if basis < 0:
             raise InputError("basis", f"{where}: basis must be >= 0, got {basis}")
+        acquired = parse_date(row["acquired"], "acquired", where)
         hs = (row.get("holding_start") or "").strip()
+        holding_start = parse_date(hs, "holding_start", where) if hs else None
+        # a wash sale moves the holding period earlier (tacked on), never later
+        if holding_start is not None and holding_start > acquired:
+            raise InputError("holding_start", f"{where}: {holding_start} is after acquired {acquired}")
         lots.append(
             Lot(
-                lot_id=row["lot_id"].strip() or f"row{row_no}",
-                symbol=row["symbol"].strip(),
+                lot_id=lot_id,
+                symbol=symbol,
                 quantity=qty,
-                basis_cents=dollars_to_cents(basis),
-                acquired=parse_date(row["acquired"], "acquired", where),
-                holding_start=parse_date(hs, "holding_start", where) if hs else None,
+                basis_cents=to_cents(basis, "basis", f"{where}: basis "),
+                acquired=acquired,
+                holding_start=holding_start,
             )
         )
     return lots
@@ -103,75 +148,158 @@ def write_lots_csv(lots: list[Lot], path: Path | str) -> None:
             )
 
 
-_SECTIONS: dict[str, dict[str, str]] = {
-    "account": {"id": "account_id", "type": "account_type", "cash": "", "fractional": "fractional"},
-    "tax": {"st_rate": "st_rate", "lt_rate": "lt_rate"},
-    "optimizer": {
-        k: k
-        for k in (
-            "te_max",
-            "max_weight",
-            "cash_target",
-            "cash_max",
-            "lambda_te",
-            "lambda_tax",
-            "cost_bps",
-            "min_trade_dollars",
-        )
+class _Refused(Exception):
+    """A value of the account file is refused; ``read_account_toml`` names the key."""
+
+
+def _a(value: Any) -> str:
+    """What a TOML value is, for messages: 'a string', 'an integer', 'nan', ..."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    kinds = ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"), (list, "a list"))
+    kinds += ((dict, "a table"), (dt.date, "a date"), (dt.time, "a time"))
+    return next((name for t, name in kinds if isinstance(value, t)), type(value).__name__)
+
+
+def _dollars(value: Any) -> Decimal:
+    """A finite TOML integer or float (not a boolean), exactly as written."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Refused(f"must be a finite number, got {_a(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Refused(f"must be a finite number, got {value}")
+    return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+
+
+def _number(value: Any) -> float:
+    d = _dollars(value)
+    if not math.isfinite(float(d)):  # an integer beyond float range
+        raise _Refused("must be a finite number, got inf")
+    return float(d)
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Refused(f"must be true or false, got {_a(value)}")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Refused(f"must be a string, got {_a(value)}")
+    if not value.strip():
+        raise _Refused("must not be empty")
+    return value.strip()
+
+
+def _names(what: str) -> Callable[[Any], frozenset[str]]:
+    def read(value: Any) -> frozenset[str]:
+        if not isinstance(value, list):
+            raise _Refused(f"must be a list of {what}, got {_a(value)}")
+        for i, v in enumerate(value, start=1):
+            if not isinstance(v, str) or not v.strip():
+                raise _Refused(f"must be a list of {what}; item {i} is {'empty' if isinstance(v, str) else _a(v)}")
+        return frozenset(v.strip() for v in value)
+
+    return read
+
+
+_RATE = (lambda x: 0 <= x < 1, "in [0, 1)")
+_POSITIVE = (lambda x: x > 0, "> 0")
+_NON_NEGATIVE = (lambda x: x >= 0, ">= 0")
+_ANY = (lambda x: True, "")
+
+# section -> key -> (name in the result, reader (type), (range check, range in words))
+_ACCOUNT_KEYS: dict[str, dict[str, tuple[str, Callable[[Any], Any], tuple[Callable[[Any], bool], str]]]] = {
+    "account": {
+        "id": ("account_id", _text, _ANY),
+        "type": ("account_type", _text, (lambda t: t in ACCOUNT_TYPES, "one of " + "|".join(ACCOUNT_TYPES))),
+        "cash": ("cash", _dollars, _NON_NEGATIVE),
+        "fractional": ("fractional", _boolean, _ANY),
     },
-    "exclude": {"symbols": "exclude_symbols", "sectors": "exclude_sectors"},
-    "restrictions": {"no_buy": "", "no_loss_sale": ""},
+    "tax": {"st_rate": ("st_rate", _number, _RATE), "lt_rate": ("lt_rate", _number, _RATE)},
+    "optimizer": {
+        "te_max": ("te_max", _number, _POSITIVE),
+        "max_weight": ("max_weight", _number, (lambda x: 0 < x <= 1, "in (0, 1]")),
+        "cash_target": ("cash_target", _number, _RATE),
+        "cash_max": ("cash_max", _number, _RATE),
+        "lambda_te": ("lambda_te", _number, _POSITIVE),  # the solver needs some TE penalty
+        "lambda_tax": ("lambda_tax", _number, _NON_NEGATIVE),  # 0: not tax aware
+        "cost_bps": ("cost_bps", _number, _NON_NEGATIVE),
+        "min_trade_dollars": ("min_trade_dollars", _number, _NON_NEGATIVE),
+    },
+    "exclude": {
+        "symbols": ("exclude_symbols", _names("symbols"), _ANY),
+        "sectors": ("exclude_sectors", _names("sectors"), _ANY),
+    },
+    "restrictions": {
+        "no_buy": ("no_buy", _names("symbols"), _ANY),
+        "no_loss_sale": ("no_loss_sale", _names("symbols"), _ANY),
+    },
 }
 
 
 def read_account_toml(path: Path | str) -> tuple[AccountSettings, int, Restrictions]:
-    """Account settings, cash (cents) and wash-sale restrictions from a TOML file (README)."""
+    """Account settings, cash (cents) and wash-sale restrictions from a TOML file (README).
+
+    Every key is optional; an unknown key, a value of the wrong type or out of range raises
+    ``InputError`` naming it as ``section.key``."""
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text())
+        doc = tomllib.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise InputError("account", f"cannot open {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise InputError("account", f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError("account", f"{path} is not valid TOML: {exc}") from exc
     kw: dict[str, Any] = {}
     for section, table in doc.items():
-        if section not in _SECTIONS or not isinstance(table, dict):
-            raise InputError(section, f"{path}: unknown section [{section}] (known: {list(_SECTIONS)})")
-        for key in table:
-            if key not in _SECTIONS[section]:
-                raise InputError(f"{section}.{key}", f"{path}: unknown key (known: {list(_SECTIONS[section])})")
-    acct = doc.get("account", {})
-    cash = parse_decimal(str(acct.get("cash", 0)), "account.cash", str(path))
-    if cash < 0:
-        raise InputError("account.cash", f"cash must be >= 0, got {cash}")
-    for section, keys in _SECTIONS.items():
-        for key, attr in keys.items():
-            if attr and key in doc.get(section, {}):
-                value = doc[section][key]
-                if section == "exclude":
-                    value = frozenset(str(v) for v in value)
-                kw[attr] = value
-    for k in (
-        "st_rate",
-        "lt_rate",
-        "te_max",
-        "max_weight",
-        "cash_target",
-        "cash_max",
-        "lambda_te",
-        "lambda_tax",
-        "cost_bps",
-        "min_trade_dollars",
+        if section not in _ACCOUNT_KEYS:
+            raise InputError(section, f"unknown section (known: {list(_ACCOUNT_KEYS)}) ({path})")
+        if not isinstance(table, dict):
+            raise InputError(section, f"must be a table [{section}], got {_a(table)} ({path})")
+        for key, value in table.items():
+            name = f"{section}.{key}"
+            if key not in _ACCOUNT_KEYS[section]:
+                raise InputError(name, f"unknown key (known: {list(_ACCOUNT_KEYS[section])}) ({path})")
+            attr, read, (ok, need) = _ACCOUNT_KEYS[section][key]
+            try:
+                kw[attr] = read(value)
+            except _Refused as exc:
+                raise InputError(name, f"{exc} ({path})") from None
+            if not ok(kw[attr]):
+                got = repr(kw[attr]) if isinstance(kw[attr], str) else str(kw[attr])
+                raise InputError(name, f"must be {need}, got {got} ({path})")
+    cash = to_cents(kw.pop("cash", Decimal(0)), "account.cash", "")
+    restrictions = Restrictions(kw.pop("no_buy", frozenset()), kw.pop("no_loss_sale", frozenset()))
+    s = AccountSettings(**kw)
+    if s.cash_target > s.cash_max:
+        if "cash_target" in kw:
+            raise InputError(
+                "optimizer.cash_target", f"must be <= optimizer.cash_max ({s.cash_max}), got {s.cash_target} ({path})"
+            )
+        raise InputError(
+            "optimizer.cash_max", f"must be >= optimizer.cash_target ({s.cash_target}), got {s.cash_max} ({path})"
+        )
+    return s, cash, restrictions
+
+
+def check_against_universe(settings: AccountSettings, restrictions: Restrictions, universe: Any) -> None:
+    """Refuse excluded or restricted names the market does not have (a typo would otherwise
+    exclude or restrict nothing). ``universe``: a ``Snapshot`` or ``Market`` (``symbols``,
+    ``sectors``); the error names the account-file key and the unknown names."""
+    symbols, sectors = set(universe.symbols), set(universe.sectors)
+    for name, given, known, what in (
+        ("exclude.symbols", settings.exclude_symbols, symbols, "symbol"),
+        ("exclude.sectors", settings.exclude_sectors, sectors, "sector"),
+        ("restrictions.no_buy", restrictions.no_buy, symbols, "symbol"),
+        ("restrictions.no_loss_sale", restrictions.no_loss_sale, symbols, "symbol"),
     ):
-        if k in kw:
-            if isinstance(kw[k], bool) or not isinstance(kw[k], (int, float)):
-                raise InputError(k, f"{path}: must be a number, got {kw[k]!r}")
-            kw[k] = float(kw[k])
-    if "account_id" in kw:
-        kw["account_id"] = str(kw["account_id"])
-    r = doc.get("restrictions", {})
-    restrictions = Restrictions(frozenset(r.get("no_buy", ())), frozenset(r.get("no_loss_sale", ())))
-    return AccountSettings(**kw), dollars_to_cents(cash), restrictions
+        unknown = sorted(given - known)
+        if unknown:
+            more = f" (known: {sorted(known)})" if what == "sector" else ""
+            shown = unknown[:10] + (["..."] if len(unknown) > 10 else [])
+            raise InputError(name, f"{len(unknown)} unknown {what}(s) {shown} not in the market{more}")
 
 
 def result_to_dict(r: SolveResult) -> dict[str, Any]:
