@@ -8,8 +8,10 @@ Everything is validated before anything is written; errors name the row (1-based
 
 from __future__ import annotations
 
-import json
+import datetime as dt
+import math
 import sys
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -23,10 +25,20 @@ from tqdm import tqdm
 from solver.money import dollars_to_cents
 
 from .errors import LedgerInputError
+from .keys import ID_RULE, LOT_ID_RULE, SYMBOL_RULE, dot_prefixes
 from .store import AccountInfo, LedgerStore, decode_lot
 
 ACCOUNT_COLUMNS = ("account", "household", "account_type")
+ACCOUNT_OPTIONAL = ("st_rate", "lt_rate", "cash")
 LOT_COLUMNS = ("account", "lot_id", "symbol", "quantity", "acquired")
+LOT_OPTIONAL = ("basis", "basis_cents", "holding_start")
+DEFAULT_RATES = (0.408, 0.238)  # short, long: 37% + 3.8% NIIT, 20% + 3.8% (domain.md §2)
+EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"  # ledger.keys: the same alphabet
+_LOT_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,63}$"
+_SYMBOL_RE = r"^[A-Za-z0-9][A-Za-z0-9._/^-]{0,23}$"
+_SHARES_RE = r"^[0-9]{1,13}(\.[0-9]{1,6})?$"  # plain decimal, <= 10^12 checked apart, 6 places
+_DOLLARS_RE = r"^[0-9]{1,13}(\.[0-9]+)?$"
 
 
 def read_table(path: Path | str, string_columns: tuple[str, ...]) -> pa.Table:
@@ -42,86 +54,169 @@ def read_table(path: Path | str, string_columns: tuple[str, ...]) -> pa.Table:
         raise LedgerInputError("file", f"cannot read {path}: {exc}") from exc
 
 
-def _need(table: pa.Table, path, columns) -> None:
-    missing = [c for c in columns if c not in table.column_names]
+def _columns(table: pa.Table, path, required, optional) -> None:
+    missing = [c for c in required if c not in table.column_names]
     if missing:
         raise LedgerInputError(missing[0], f"{path}: missing column(s) {missing}")
+    unknown = [c for c in table.column_names if c not in required and c not in optional]
+    if unknown:
+        raise LedgerInputError(unknown[0], f"{path}: unknown column(s) {unknown}; expected {required + optional}")
+
+
+def _fail(path, name: str, mask: np.ndarray, col: pa.ChunkedArray | None, why: str) -> None:
+    """Raise naming the first row where ``mask`` is set (1-based data rows)."""
+    if mask.any():
+        i = int(np.argmax(mask))
+        value = col[i].as_py() if col is not None else None
+        raise LedgerInputError(name, f"{path} row {i + 1}: {name} {value!r} {why}")
+
+
+def _text(t: pa.Table, path, name: str, pattern: str, rule: str) -> pa.ChunkedArray:
+    """A non-empty string column matching ``pattern`` (nulls and numbers are refused by row)."""
+    col = t.column(name)
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_dictionary(col.type)):
+        raise LedgerInputError(name, f"{path}: column {name} must hold text, not {col.type}")
+    col = pc.cast(col, pa.string())
+    ok = pc.fill_null(pc.match_substring_regex(col, pattern), False).to_numpy(zero_copy_only=False)
+    _fail(path, name, ~ok, col, f"is not valid: use {rule}")
+    return col
+
+
+def _numbers(t: pa.Table, path, name: str, pattern: str) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """A column of plain non-negative decimals (text or numbers) as exact text and as float64."""
+    col = t.column(name)
+    text = pc.cast(col, pa.string())
+    ok = pc.fill_null(pc.match_substring_regex(text, pattern), False).to_numpy(zero_copy_only=False)
+    _fail(path, name, ~ok, col, "is not a plain non-negative decimal number")
+    return text, pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _dates(t: pa.Table, path, name: str, fill: np.ndarray | None = None) -> np.ndarray:
+    """Proleptic ordinals of an ISO date column; empty cells take ``fill`` when given."""
+    col = t.column(name)
+    if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
+        days = col.cast(pa.date32())
+    else:
+        text = pc.cast(col, pa.string())
+        ok = pc.fill_null(pc.match_substring_regex(text, r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), False)
+        if fill is not None:
+            ok = pc.or_(ok, pc.fill_null(pc.equal(text, ""), True))
+        _fail(path, name, ~ok.to_numpy(zero_copy_only=False), col, "is not an ISO date (YYYY-MM-DD)")
+        text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+        out = []
+        for i, x in enumerate(text.to_pylist()):  # strict: 2023-02-30 is refused, not rolled over
+            try:
+                out.append(None if x is None else dt.date.fromisoformat(x))
+            except ValueError:
+                raise LedgerInputError(name, f"{path} row {i + 1}: {name} {x!r} is not a date") from None
+        days = pa.chunked_array([pa.array(out, pa.date32())])
+    ordinals = days.cast(pa.int32()).to_numpy(zero_copy_only=False)
+    nulls = pc.is_null(days).to_numpy(zero_copy_only=False)
+    if fill is not None:
+        ordinals = np.where(nulls, fill - EPOCH_ORDINAL, ordinals)
+    else:
+        _fail(path, name, nulls, None, "is empty")
+    return ordinals.astype(np.int64) + EPOCH_ORDINAL
 
 
 def read_accounts(path: Path | str) -> list[AccountInfo]:
-    t = read_table(path, ("account", "household", "account_type", "cash"))
-    _need(t, path, ACCOUNT_COLUMNS)
-    rows = t.to_pylist()
+    """Accounts: every row checked (ids, type, rates in [0, 1) with 0 a valid rate, cash)."""
+    t = read_table(path, ("account", "household", "account_type", "cash", "st_rate", "lt_rate"))
+    _columns(t, path, ACCOUNT_COLUMNS, ACCOUNT_OPTIONAL)
+    accounts = _text(t, path, "account", _ID_RE, ID_RULE).to_pylist()
+    households = _text(t, path, "household", _ID_RE, ID_RULE).to_pylist()
+    types = pc.utf8_lower(pc.cast(t.column("account_type"), pa.string())).to_pylist()
+    columns = {c: t.column(c).to_pylist() if c in t.column_names else [None] * t.num_rows for c in ACCOUNT_OPTIONAL}
     out = []
-    for i, r in enumerate(rows, start=1):
-        try:
-            cash = dollars_to_cents(Decimal(str(r.get("cash") or 0)))
-            out.append(
-                AccountInfo(
-                    str(r["account"]),
-                    str(r["household"]),
-                    str(r["account_type"]).lower(),
-                    float(r.get("st_rate") or 0.408),
-                    float(r.get("lt_rate") or 0.238),
-                    cash,
-                )
-            )
-        except (InvalidOperation, ValueError, TypeError) as exc:
-            raise LedgerInputError("row", f"{path} row {i}: {exc}") from None
+    for i in range(t.num_rows):
+        where = f"{path} row {i + 1}: "
+        rates = []
+        for name, default in zip(("st_rate", "lt_rate"), DEFAULT_RATES):
+            rates.append(_rate(columns[name][i], default, name, where))
+        cash = _cents(columns["cash"][i], "cash", where)
+        out.append(AccountInfo(accounts[i], households[i], types[i] or "", rates[0], rates[1], cash))
     return out
 
 
-def read_lots(path: Path | str) -> pa.Table:
-    """Lots as a normalized Arrow table: account, lot_id, symbol, quantity (string), basis_cents
-    (int64), acquired and holding_start (int32 ordinals)."""
-    t = read_table(path, ("account", "lot_id", "symbol", "quantity", "basis"))
-    _need(t, path, LOT_COLUMNS)
-    if "basis_cents" not in t.column_names and "basis" not in t.column_names:
-        raise LedgerInputError("basis", f"{path}: needs a 'basis' (dollars) or 'basis_cents' column")
-    n = t.num_rows
-    qty_text = pc.cast(t.column("quantity"), pa.string())
-    qty = pc.cast(qty_text, pa.float64(), safe=False) if n else pa.array([], pa.float64())
-    bad = ~np.isfinite(qty.to_numpy(zero_copy_only=False)) | (qty.to_numpy(zero_copy_only=False) <= 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise LedgerInputError("quantity", f"{path} row {i + 1}: quantity must be > 0, got {qty_text[i].as_py()!r}")
+def _rate(value, default: float, name: str, where: str) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        raise LedgerInputError(name, f"{where}{name} {value!r} is not a number") from None
+    if isinstance(value, bool) or not math.isfinite(rate) or not 0 <= rate < 1:
+        raise LedgerInputError(name, f"{where}{name} must be in [0, 1) (0 is a valid rate), got {value!r}")
+    return rate
+
+
+def _cents(value, name: str, where: str) -> int:
+    if value is None or value == "":
+        return 0
+    try:
+        d = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise LedgerInputError(name, f"{where}{name} {value!r} is not a number") from None
+    if isinstance(value, bool) or not d.is_finite() or d < 0 or d >= Decimal(10) ** 13:
+        raise LedgerInputError(name, f"{where}{name} must be dollars >= 0 and < 10^13, got {value!r}")
+    return dollars_to_cents(d)
+
+
+def read_lots(path: Path | str, as_of: dt.date | None = None, universe: set[str] | None = None) -> pa.Table:
+    """Lots as a normalized Arrow table: account, lot_id, symbol, quantity (exact text), basis_cents
+    (int64), acquired and holding_start (proleptic ordinals). Every row is checked: ids and symbols
+    in the ledger's alphabet, quantity a plain decimal in (0, 10^12] with at most 6 places, basis
+    a finite dollar amount >= 0 (rounded to cents) or integer cents, acquired an ISO date from
+    1900-01-01 to ``as_of`` (default today), holding_start empty (= acquired) or a date not after
+    it; with ``universe``, symbols outside it are refused. Errors name the row and column."""
+    as_of = as_of or dt.date.today()
+    t = read_table(path, ("account", "lot_id", "symbol", "quantity", "basis", "acquired", "holding_start"))
+    _columns(t, path, LOT_COLUMNS, LOT_OPTIONAL)
+    if ("basis_cents" in t.column_names) == ("basis" in t.column_names):
+        raise LedgerInputError("basis", f"{path}: needs one of 'basis' (dollars) or 'basis_cents' (integer cents)")
+    account = _text(t, path, "account", _ID_RE, ID_RULE)
+    lot_id = _text(t, path, "lot_id", _LOT_ID_RE, LOT_ID_RULE)
+    symbol = _text(t, path, "symbol", _SYMBOL_RE, SYMBOL_RULE)
+    if universe is not None:
+        inside = np.isin(np.array(symbol.to_pylist(), dtype=object), np.array(sorted(universe), dtype=object))
+        _fail(path, "symbol", ~inside, symbol, "is not in the market's universe")
+    qty_text, qty = _numbers(t, path, "quantity", _SHARES_RE)
+    _fail(path, "quantity", (qty <= 0) | (qty > 1e12), qty_text, "must be > 0 shares and <= 10^12")
     if "basis_cents" in t.column_names:
-        basis = t.column("basis_cents").cast(pa.int64()).to_numpy()
+        col = t.column("basis_cents")
+        if not pa.types.is_integer(col.type):
+            text, _ = _numbers(t, path, "basis_cents", r"^[0-9]{1,15}$")
+            col = pc.cast(text, pa.int64())
+        basis = pc.fill_null(col.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
+        _fail(
+            path, "basis_cents", (basis < 0) | (basis >= 10**15), t.column("basis_cents"), "must be cents in [0, 10^15)"
+        )
     else:
-        text = pc.cast(t.column("basis"), pa.string()).to_pylist()
-        try:
-            basis = np.fromiter((dollars_to_cents(Decimal(x)) for x in text), dtype=np.int64, count=n)
-        except InvalidOperation:
-            i = next(i for i, x in enumerate(text) if not _is_number(x))
-            raise LedgerInputError("basis", f"{path} row {i + 1}: {text[i]!r} is not a number") from None
-    if (basis < 0).any():
-        raise LedgerInputError("basis", f"{path} row {int(np.argmax(basis < 0)) + 1}: basis must be >= 0")
-
-    def ordinals(name: str) -> np.ndarray:
-        col = t.column(name)
-        try:
-            days = pc.cast(col, pa.date32()) if not pa.types.is_date(col.type) else col.cast(pa.date32())
-        except pa.ArrowInvalid as exc:
-            raise LedgerInputError(name, f"{path}: {name} must be ISO dates: {exc}") from None
-        if days.null_count:
-            raise LedgerInputError(name, f"{path}: {days.null_count} empty {name} values")
-        return days.cast(pa.int32()).to_numpy().astype(np.int64) + 719163  # 1970-01-01 ordinal
-
-    acquired = ordinals("acquired")
-    if "holding_start" in t.column_names:
-        hs_col = t.column("holding_start")
-        if pa.types.is_string(hs_col.type):
-            hs_col = pc.if_else(pc.equal(hs_col, ""), pa.scalar(None, pa.string()), hs_col)
-        hs = pc.fill_null(pc.cast(hs_col, pa.date32()), pc.cast(t.column("acquired"), pa.date32()))
-        holding = hs.cast(pa.int32()).to_numpy().astype(np.int64) + 719163
-    else:
-        holding = acquired
+        text, _ = _numbers(t, path, "basis", _DOLLARS_RE)
+        basis = np.fromiter((dollars_to_cents(Decimal(x)) for x in text.to_pylist()), dtype=np.int64, count=t.num_rows)
+    acquired = _dates(t, path, "acquired")
+    earliest, latest = dt.date(1900, 1, 1).toordinal(), as_of.toordinal()
+    _fail(
+        path,
+        "acquired",
+        (acquired < earliest) | (acquired > latest),
+        t.column("acquired"),
+        f"is not in 1900-01-01..{as_of}",
+    )
+    holding = _dates(t, path, "holding_start", fill=acquired) if "holding_start" in t.column_names else acquired
+    _fail(
+        path,
+        "holding_start",
+        (holding < earliest) | (holding > acquired),
+        t.column("holding_start") if "holding_start" in t.column_names else None,
+        "must be from 1900-01-01 to the lot's acquired date",
+    )
     return pa.table(
         {
-            "account": pc.cast(t.column("account"), pa.string()),
-            "lot_id": pc.cast(t.column("lot_id"), pa.string()),
-            "symbol": pc.cast(t.column("symbol"), pa.string()),
-            "quantity": qty_text,
+            "account": account,
+            "lot_id": lot_id,
+            "symbol": symbol,
+            "quantity": pc.cast(qty_text, pa.string()),
             "basis_cents": basis,
             "acquired": acquired,
             "holding_start": holding,
@@ -129,93 +224,125 @@ def read_lots(path: Path | str) -> pa.Table:
     )
 
 
-def _is_number(x: str) -> bool:
-    try:
-        Decimal(x)
-        return True
-    except InvalidOperation:
-        return False
+def lots_table(lots) -> pa.Table:
+    """``read_lots``'s table from lot records (``OpenLot`` or anything with the same fields)."""
+    return pa.table(
+        {
+            "account": pa.array([x.account for x in lots], pa.string()),
+            "lot_id": pa.array([x.lot_id for x in lots], pa.string()),
+            "symbol": pa.array([x.symbol for x in lots], pa.string()),
+            "quantity": pa.array([str(x.quantity) for x in lots], pa.string()),
+            "basis_cents": pa.array([x.basis_cents for x in lots], pa.int64()),
+            "acquired": pa.array([x.acquired.toordinal() for x in lots], pa.int64()),
+            "holding_start": pa.array([x.holding_start.toordinal() for x in lots], pa.int64()),
+        }
+    )
 
 
-def import_lots(store: LedgerStore, lots: pa.Table, batch: int = 50_000, progress: bool = False) -> int:
-    """Write a normalized lots table (``read_lots``) into the ledger; validated first."""
+def import_ledger(
+    store: LedgerStore,
+    accounts: list[AccountInfo],
+    lots: pa.Table | None,
+    replace: Sequence[str] = (),
+    progress: bool = False,
+) -> tuple[int, int]:
+    """Import accounts and lots: everything is validated against the files and the ledger first
+    (ids, types, duplicates, existing accounts and lot ids, unknown accounts) and nothing is
+    written on an error. An existing account is refused unless named in ``replace``: its open
+    lots are then deleted and restated from ``lots`` (journaled); its sales history stays.
+    Returns (accounts, lots) written."""
+    replace = list(dict.fromkeys(replace))
+    store.check_accounts(accounts, replace)
     homes = store.accounts()
+    for a in replace:
+        if a not in homes:
+            raise LedgerInputError("replace_account", f"--replace-account {a!r}: no such account in the ledger")
+    new_homes = {a.account: a.household for a in accounts}
+    plan = _plan_lots(store, lots, {**homes, **new_homes}, set(replace)) if lots is not None else {}
+    store.add_accounts(accounts, replace)
+    n = 0
+    bar = tqdm(
+        total=lots.num_rows if lots is not None else 0,
+        unit="lot",
+        desc="import",
+        file=sys.stderr,
+        disable=not progress,
+        unit_scale=True,
+    )
+    for hh, (rows, remove, repl, version) in plan.items():
+        n += store.write_import(hh, rows, remove, repl, version)
+        bar.update(len(rows))
+    bar.close()
+    return len(accounts), n
+
+
+def import_lots(store: LedgerStore, lots: pa.Table, progress: bool = False) -> int:
+    """Import a normalized lots table (``read_lots``) for accounts already in the ledger."""
+    return import_ledger(store, [], lots, progress=progress)[1]
+
+
+def _plan_lots(store: LedgerStore, lots: pa.Table, homes: dict[str, str], replace: set[str]):
+    """Per household: (rows for ``write_import``, lots to remove, replaced accounts, version)."""
     accounts = lots.column("account").to_pylist()
-    unknown = next((a for a in accounts if a not in homes), None)
+    unknown = next((i for i, a in enumerate(accounts) if a not in homes), None)
     if unknown is not None:
-        raise LedgerInputError("account", f"lots row {accounts.index(unknown) + 1}: unknown account {unknown!r}")
-    households = np.array([homes[a] for a in accounts], dtype=object)
-    keys = np.array([store.key_of(s) for s in lots.column("symbol").to_pylist()], dtype=object)
-    lot_ids = np.array(lots.column("lot_id").to_pylist(), dtype=object)
-    pairs = households + "\x00" + lot_ids
-    if len(set(pairs)) != len(pairs):
-        seen: set = set()
-        for i, p in enumerate(pairs):
-            if p in seen:
-                raise LedgerInputError("lot_id", f"lots row {i + 1}: lot {lot_ids[i]!r} appears twice in its household")
-            seen.add(p)
-    seq = pa.array(np.arange(1, lots.num_rows + 1).astype(str))
+        raise LedgerInputError("account", f"lots row {unknown + 1}: unknown account {accounts[unknown]!r}")
+    households = [homes[a] for a in accounts]
+    lot_ids = lots.column("lot_id").to_pylist()
+    symbols = lots.column("symbol").to_pylist()
+    qty = lots.column("quantity").to_pylist()
 
-    def s(col) -> pa.Array:
-        return pc.cast(col, pa.string())
+    def s(name: str) -> list[str]:
+        return pc.cast(lots.column(name), pa.string()).to_pylist()
 
-    enc = pc.binary_join_element_wise(
+    heads = pc.binary_join_element_wise(
         lots.column("account"),
         lots.column("symbol"),
         lots.column("quantity"),
-        s(lots.column("basis_cents")),
-        s(lots.column("acquired")),
-        s(lots.column("holding_start")),
-        lots.column("lot_id"),
-        lots.column("quantity"),
-        seq,
+        pa.array(s("basis_cents")),
+        pa.array(s("acquired")),
+        pa.array(s("holding_start")),
         "|",
     ).to_pylist()
-    order = np.lexsort((keys, households))
-    pipe = store.r.pipeline(transaction=False)
-    k = store.k
-    start, n = 0, len(order)
-    journal: dict[str, list] = {}
-    bar = tqdm(total=n, unit="lot", desc="import", file=sys.stderr, disable=not progress, unit_scale=True)
-    while start < n:
-        i0 = order[start]
-        hh, key = households[i0], keys[i0]
-        end = start
-        while end < n and households[order[end]] == hh and keys[order[end]] == key:
-            end += 1
-        idx = order[start:end]
-        mapping = {lot_ids[i]: enc[i] for i in idx}
-        pipe.hset(k.lots(hh, key), mapping=mapping)
-        pipe.sadd(k.groups(hh), key)
-        journal.setdefault(hh, []).extend([lot_ids[i], enc[i]] for i in idx)
-        if len(pipe) >= 200:
-            pipe.execute()
-        bar.update(end - start)
-        start = end
-    bar.close()
-    # purchases of the last days count for the wash-sale windows like committed ones
-    acquired = lots.column("acquired").to_numpy()
-    latest: dict[tuple[str, str], int] = {}
-    for i in range(n):
-        k2 = (households[i], keys[i])
-        if acquired[i] > latest.get(k2, 0):
-            latest[k2] = int(acquired[i])
-    store.note_purchases(pipe, latest)
-    for hh, entries in journal.items():
-        pipe.xadd(
-            k.journal(hh),
-            {
-                "key": "",
-                "account": "",
-                "date": "",
-                "entry": json.dumps({"import": entries}, separators=(",", ":")),
-            },
-        )
-        pipe.hincrby(k.meta(hh), "version", 1)
-        if len(pipe) >= 200:
-            pipe.execute()
-    pipe.execute()
-    return n
+    by_hh: dict[str, list[int]] = {}
+    for i, hh in enumerate(households):
+        by_hh.setdefault(hh, []).append(i)
+    plan = {}
+    for hh, rows in by_hh.items():
+        seen: dict[str, int] = {}
+        for i in rows:
+            if lot_ids[i] in seen:
+                raise LedgerInputError(
+                    "lot_id",
+                    f"lots row {i + 1}: lot {lot_ids[i]!r} is also on row {seen[lot_ids[i]] + 1} (household {hh!r})",
+                )
+            seen[lot_ids[i]] = i
+        for i in rows:  # one id inside another's namespace, within the file
+            for p in dot_prefixes(lot_ids[i]):
+                if p in seen:
+                    raise LedgerInputError(
+                        "lot_id", f"lots row {i + 1}: lot {lot_ids[i]!r} is inside the id of row {seen[p] + 1} ({p!r})"
+                    )
+        remove, version, mine = [], None, sorted(a for a in replace if homes.get(a) == hh)
+        if mine:
+            version = int(store.r.hget(store.k.meta(hh), "version") or 0)
+            held = store.household_lots(hh)
+            remove = [(store.key_of(x.symbol), x.lot_id) for a in mine for x in held.get(a, [])]
+        freed = {lid for _, lid in remove}
+        ids = [lot_ids[i] for i in rows]
+        for i, ok in zip(rows, store.free_ids(hh, ids)):
+            if not ok and lot_ids[i] not in freed:
+                raise LedgerInputError(
+                    "lot_id", f"lots row {i + 1}: lot id {lot_ids[i]!r} is already used in household {hh!r}"
+                )
+        plan[hh] = ([(store.key_of(symbols[i]), lot_ids[i], heads[i], qty[i]) for i in rows], remove, mine, version)
+    for a in replace:  # a replaced account with no lots in the file is emptied all the same
+        hh = homes[a]
+        if hh not in plan:
+            held = store.household_lots(hh).get(a, [])
+            version = int(store.r.hget(store.k.meta(hh), "version") or 0)
+            plan[hh] = ([], [(store.key_of(x.symbol), x.lot_id) for x in held], [a], version)
+    return plan
 
 
 def export(store: LedgerStore, out: Path | str) -> tuple[Path, Path]:
@@ -257,4 +384,4 @@ def export(store: LedgerStore, out: Path | str) -> tuple[Path, Path]:
     return out / "accounts.parquet", out / "lots.parquet"
 
 
-__all__ = ["decode_lot", "export", "import_lots", "read_accounts", "read_lots"]
+__all__ = ["decode_lot", "export", "import_ledger", "import_lots", "lots_table", "read_accounts", "read_lots"]

@@ -1,7 +1,58 @@
-"""Redis key builders. Every key of a household carries the hash tag ``{hh:<id>}`` so one Lua
-script can check and write a whole household atomically, also on Redis Cluster."""
+"""Redis key builders and the id alphabet.
+
+Every key of a household carries the hash tag ``{hh:<id>}`` so one Lua script can check and write
+a whole household atomically, also on Redis Cluster. Ids become parts of key names, hash fields
+and ``|``-separated lot encodings, so every id is checked against one alphabet before it reaches
+Redis: letters, digits and ``. _ - /`` (lot ids also ``:``, symbols also ``^``), starting with a
+letter or digit, 64 characters at most (symbols 24). No ``{ } : | *``, spaces or control characters, so no id can
+forge another household's hash tag, another key, a lot field or a line of output.
+"""
 
 from __future__ import annotations
+
+import re
+
+from .errors import LedgerInputError
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
+_LOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:-]{0,63}")  # a hash field, never in a key name: ":" is fine
+_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/^-]{0,23}")
+ID_RULE = "letters, digits and . _ - / (starting with a letter or digit, at most 64 characters)"
+LOT_ID_RULE = "letters, digits and . _ - / : (starting with a letter or digit, at most 64 characters)"
+SYMBOL_RULE = "letters, digits and . _ - / ^ (starting with a letter or digit, at most 24 characters)"
+
+
+def is_id(value: object) -> bool:
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def is_symbol(value: object) -> bool:
+    return isinstance(value, str) and _SYMBOL.fullmatch(value) is not None
+
+
+def check_id(field: str, value: object, where: str = "") -> str:
+    """``value`` if it is a valid account, household or lot id; else ``LedgerInputError`` naming ``field``."""
+    if not is_id(value):
+        raise LedgerInputError(field, f"{where}{field} {value!r} is not a valid id: use {ID_RULE}")
+    return value  # type: ignore[return-value]
+
+
+def check_lot_id(value: object, where: str = "") -> str:
+    if not (isinstance(value, str) and _LOT_ID.fullmatch(value)):
+        raise LedgerInputError("lot_id", f"{where}lot_id {value!r} is not a valid lot id: use {LOT_ID_RULE}")
+    return value
+
+
+def check_symbol(value: object, where: str = "", field: str = "symbol") -> str:
+    if not is_symbol(value):
+        raise LedgerInputError(field, f"{where}{field} {value!r} is not a valid symbol: use {SYMBOL_RULE}")
+    return value  # type: ignore[return-value]
+
+
+def dot_prefixes(lot_id: str) -> list[str]:
+    """``a.b.c`` -> ``["a", "a.b"]``: the ids whose namespace ``lot_id`` would fall in."""
+    parts = lot_id.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
 class Keys:
@@ -10,6 +61,7 @@ class Keys:
 
     @staticmethod
     def tag(household: str) -> str:
+        check_id("household", household)  # defence in depth: callers validate first
         return "{hh:" + household + "}"
 
     # global (written on import / account creation only)
@@ -24,10 +76,11 @@ class Keys:
         return f"{self.p}:hh:{self.tag(hh)}"  # version, last_date, seq, sale_seq
 
     def account(self, hh: str, account: str) -> str:
+        check_id("account", account)
         return f"{self.p}:acct:{self.tag(hh)}:{account}"  # type, rates, cash, settings
 
     def members(self, hh: str) -> str:
-        return f"{self.p}:members:{self.tag(hh)}"  # set of the household's accounts
+        return f"{self.p}:members:{self.tag(hh)}"  # hash account -> type
 
     def windows(self, hh: str) -> str:
         return f"{self.p}:win:{self.tag(hh)}"  # hash key -> "last_buy_ordinal|last_loss_ordinal"
@@ -46,6 +99,10 @@ class Keys:
 
     def groups(self, hh: str) -> str:
         return f"{self.p}:groups:{self.tag(hh)}"  # set of identity keys with lots
+
+    def ids(self, hh: str) -> str:
+        # every lot id ever given to a purchase of the household -> "1"; "p" marks a dot-prefix of one
+        return f"{self.p}:ids:{self.tag(hh)}"
 
     def lots(self, hh: str, key: str) -> str:
         return f"{self.p}:lots:{self.tag(hh)}:{key}"  # hash lot_id -> encoded lot

@@ -30,7 +30,7 @@ import redis
 from solver.types import Restrictions
 
 from .errors import CommitRejected, LedgerInputError, UnknownAccount
-from .keys import Keys
+from .keys import Keys, check_id, dot_prefixes
 from .washsale import (
     WINDOW_DAYS,
     Account,
@@ -40,18 +40,14 @@ from .washsale import (
     Sale,
     TradeIn,
     cents_of,
+    piece_order,
+    sales_of,
     validate_trade,
 )
 
 MAX_ATTEMPTS = 200
-_RAISE_BUY_WINDOW = """
--- KEYS[1] windows hash; ARGV[1] identity key, ARGV[2] purchase date (ordinal). Keeps the latest.
-local old = redis.call('HGET', KEYS[1], ARGV[1]) or '|'
-local bar = string.find(old, '|', 1, true)
-local b, l = string.sub(old, 1, bar - 1), string.sub(old, bar + 1)
-if b == '' or tonumber(b) < tonumber(ARGV[2]) then b = ARGV[2] end
-redis.call('HSET', KEYS[1], ARGV[1], b .. '|' .. l)
-"""
+ACCOUNT_TYPES = ("taxable", "ira", "trust", "other")
+MAX_CASH_CENTS = 10**15  # $10 trillion: any real account, and exact in Lua's doubles
 
 
 def _lua(name: str) -> str:
@@ -173,14 +169,8 @@ class LedgerStore:
         self._read = client.register_script(_lua("read.lua"))
         self._commit = client.register_script(_lua("commit.lua"))
         self._account_lots = client.register_script(_lua("account_lots.lua"))
+        self._import = client.register_script(_lua("import.lua"))
         self._homes: dict[str, str] = {}
-        self._raise_buy = client.register_script(_RAISE_BUY_WINDOW)
-
-    def note_purchases(self, pipe, latest: Mapping[tuple[str, str], int]) -> None:
-        """Imported lots count for the 30-day windows like committed buys: (household, key) ->
-        latest acquisition ordinal, queued on ``pipe``."""
-        for (hh, key), ordinal in latest.items():
-            self._raise_buy(keys=[self.k.windows(hh)], args=[key, ordinal], client=pipe)
 
     def key_of(self, symbol: str) -> str:
         return self.identical.get(symbol, symbol)
@@ -196,27 +186,46 @@ class LedgerStore:
             hh = self._homes[account] = raw.decode()
         return hh
 
-    def add_accounts(self, accounts: Iterable[AccountInfo]) -> int:
-        accounts = list(accounts)
-        seen: dict[str, str] = {}
-        for a in accounts:
-            if not a.account or not a.household:
-                raise LedgerInputError("account", f"account and household are required, got {a!r}")
-            if a.account_type not in ("taxable", "ira", "trust", "other"):
-                raise LedgerInputError(
-                    "account_type",
-                    f"account {a.account!r}: {a.account_type!r} is not taxable|ira|trust|other",
-                )
-            if not (0 <= a.st_rate < 1 and 0 <= a.lt_rate < 1) or a.cash_cents < 0:
-                raise LedgerInputError("rates/cash", f"account {a.account!r}: rates must be in [0, 1) and cash >= 0")
-            if seen.setdefault(a.account, a.household) != a.household:
-                raise LedgerInputError("household", f"account {a.account!r} listed in two households")
+    def check_accounts(self, accounts: Sequence[AccountInfo], replace: Iterable[str] = ()) -> None:
+        """Validate new accounts in full (ids, type, rates, cash; none listed twice; none already in
+        the ledger unless named in ``replace``, and then in the same household); writes nothing."""
+        replace = set(replace)
+        seen: set[str] = set()
+        for i, a in enumerate(accounts, start=1):
+            where = f"accounts row {i}: "
+            check_id("account", a.account, where)
+            check_id("household", a.household, where)
+            if a.account_type not in ACCOUNT_TYPES:
+                raise LedgerInputError("account_type", f"{where}{a.account_type!r} is not taxable|ira|trust|other")
+            for name in ("st_rate", "lt_rate"):
+                rate = getattr(a, name)
+                if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate < 1:
+                    raise LedgerInputError(name, f"{where}{name} must be a number in [0, 1), got {rate!r}")
+            if not isinstance(a.cash_cents, int) or not 0 <= a.cash_cents < MAX_CASH_CENTS:
+                raise LedgerInputError("cash", f"{where}cash must be >= 0 and < $10^13, got {a.cash_cents!r} cents")
+            if a.account in seen:
+                raise LedgerInputError("account", f"{where}account {a.account!r} is listed twice")
+            seen.add(a.account)
         existing = self.r.hmget(self.k.account_index(), [a.account for a in accounts]) if accounts else []
-        for a, hh in zip(accounts, existing):
-            if hh is not None and hh.decode() != a.household:
+        for i, (a, hh) in enumerate(zip(accounts, existing), start=1):
+            if hh is None:
+                continue
+            if a.account not in replace:
                 raise LedgerInputError(
-                    "household", f"account {a.account!r} already belongs to household {hh.decode()!r}"
+                    "account",
+                    f"accounts row {i}: account {a.account!r} is already in the ledger "
+                    f"(to restate it from this file: --replace-account {a.account})",
                 )
+            if hh.decode() != a.household:
+                raise LedgerInputError(
+                    "household", f"accounts row {i}: account {a.account!r} belongs to household {hh.decode()!r}"
+                )
+
+    def add_accounts(self, accounts: Iterable[AccountInfo], replace: Iterable[str] = ()) -> int:
+        """Create accounts (validated in full first, nothing written on an error); an account in
+        ``replace`` that exists gets its type, rates and cash from ``accounts``."""
+        accounts = list(accounts)
+        self.check_accounts(accounts, replace)
         pipe = self.r.pipeline(transaction=False)
         for a in accounts:
             pipe.hset(self.k.account_index(), a.account, a.household)
@@ -227,8 +236,8 @@ class LedgerStore:
                 mapping={
                     "household": a.household,
                     "type": a.account_type,
-                    "st_rate": repr(a.st_rate),
-                    "lt_rate": repr(a.lt_rate),
+                    "st_rate": repr(float(a.st_rate)),
+                    "lt_rate": repr(float(a.lt_rate)),
                     "cash_cents": a.cash_cents,
                 },
             )
@@ -248,75 +257,82 @@ class LedgerStore:
 
     # --- lots --------------------------------------------------------------------------------
 
-    def import_lots(self, lots: Sequence[OpenLot], batch: int = 20_000) -> int:
-        """Bulk-load opening lots (validated in full first; nothing is written on an error).
+    def import_lots(self, lots: Sequence[OpenLot]) -> int:
+        """Bulk-load opening lots: each a new purchase (the ledger numbers it); accounts must exist,
+        lot ids must be new to their household. Validated in full first; see ``ledger.importer``."""
+        from .importer import import_lots, lots_table
 
-        Each lot's account must exist; ids must be new. The lots are journaled per household
-        as an ``import`` entry, so ``rebuild_from_journal`` reproduces them.
-        """
-        homes = self.accounts()
-        by_hh: dict[str, list[OpenLot]] = {}
-        ids: set[tuple[str, str]] = set()
-        for x in lots:
-            hh = homes.get(x.account)
-            if hh is None:
-                raise UnknownAccount(x.account)
-            if not x.quantity.is_finite() or x.quantity <= 0:
-                raise LedgerInputError("quantity", f"lot {x.lot_id!r}: quantity must be > 0, got {x.quantity}")
-            if x.basis_cents < 0:
-                raise LedgerInputError("basis", f"lot {x.lot_id!r}: basis must be >= 0")
-            if (hh, x.lot_id) in ids:
-                raise LedgerInputError("lot_id", f"lot {x.lot_id!r} appears twice in household {hh!r}")
-            ids.add((hh, x.lot_id))
-            by_hh.setdefault(hh, []).append(x)
-        pipe = self.r.pipeline(transaction=False)
-        n = 0
-        for hh, group in by_hh.items():
-            per_key: dict[str, dict[str, str]] = {}
-            for x in group:
-                per_key.setdefault(self.key_of(x.symbol), {})[x.lot_id] = encode_lot(x)
-            for key, mapping in per_key.items():
-                pipe.hset(self.k.lots(hh, key), mapping=mapping)
-                pipe.sadd(self.k.groups(hh), key)
-                n += len(mapping)
-            latest: dict[tuple[str, str], int] = {}
-            for x in group:
-                k2 = (hh, self.key_of(x.symbol))
-                latest[k2] = max(latest.get(k2, 0), x.acquired.toordinal())
-            self.note_purchases(pipe, latest)
-            pipe.xadd(
-                self.k.journal(hh),
-                {
-                    "key": "",
-                    "account": "",
-                    "date": "",
-                    "entry": json.dumps({"import": [[x.lot_id, encode_lot(x)] for x in group]}, separators=(",", ":")),
-                },
-            )
-            pipe.hincrby(self.k.meta(hh), "version", 1)
-            if len(pipe) >= batch:
-                pipe.execute()
-        pipe.execute()
-        return n
+        return import_lots(self, lots_table(lots))
+
+    def free_ids(self, household: str, lot_ids: Sequence[str]) -> list[bool]:
+        """Whether each id may name a new purchase of the household (``Household.id_free``)."""
+        probe = sorted({x for lid in lot_ids for x in (lid, *dot_prefixes(lid))})
+        values = dict(zip(probe, self.r.hmget(self.k.ids(household), probe))) if probe else {}
+        return [values[lid] is None and all(values[p] != b"1" for p in dot_prefixes(lid)) for lid in lot_ids]
+
+    def write_import(
+        self,
+        household: str,
+        rows: Sequence[tuple[str, str, str, str | None]],
+        remove: Sequence[tuple[str, str]] = (),
+        replace: Sequence[str] = (),
+        version: int | None = None,
+    ) -> int:
+        """One household's opening lots in one script (``lua/import.lua``): ``rows`` are (identity
+        key, lot id, head ``account|symbol|quantity|basis_cents|acquired|holding_start``, quantity)
+        for new purchases, or (key, lot id, encoded lot, None) to restore a journal verbatim;
+        ``remove``: (key, lot id) of open lots deleted first (a replaced account's, read at
+        ``version``). Raises ``CommitRejected`` (``ID_TAKEN``, ``STALE``) with nothing written."""
+        keys = sorted({k for k, *_ in rows} | {k for k, _ in remove})
+        g = {k: i + 1 for i, k in enumerate(keys)}
+        latest: dict[str, int] = {}
+        for key, _, head, _ in rows:
+            acquired = int(head.split("|")[4])
+            latest[key] = max(latest.get(key, 0), acquired)
+        payload = {
+            "keys": keys,
+            "lots": [[g[k], lid, head, qty or False, dot_prefixes(lid)] for k, lid, head, qty in rows],
+            "remove": [[g[k], lid] for k, lid in remove],
+            "replace": list(replace),
+            "latest": sorted(latest.items()),
+        }
+        k = self.k
+        reply = self._import(
+            keys=[k.meta(household), k.ids(household), k.windows(household), k.journal(household), k.groups(household)]
+            + [k.lots(household, key) for key in keys],
+            args=[json.dumps(payload, separators=(",", ":")), "" if version is None else version],
+        )
+        if reply[0] != b"OK":
+            raise CommitRejected(reply[1].decode(), f"household {household!r}: {reply[2].decode()}")
+        return int(reply[1])
 
     def lots(self, account: str) -> list[OpenLot]:
         hh = self.household_of(account)
-        # Lua filters by account server side: a household's other accounts never cross the wire.
-        # (The lot hashes are named from the household's groups set, all in the household's slot.)
-        flat = self._account_lots(keys=[self.k.groups(hh)], args=[self.k.lots(hh, ""), account])
-        out = [decode_lot(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
-        return sorted(out, key=lambda x: (x.symbol, x.acquired, x.seq))
+        out = self._read_lots(hh, account)
+        return sorted(out, key=lambda x: (x.symbol, x.acquired, x.seq, piece_order(x.lot_id)))
 
     def household_lots(self, household: str) -> dict[str, list[OpenLot]]:
-        """Every open lot of a household by account, in one round trip (sorted like ``lots``)."""
-        flat = self._account_lots(keys=[self.k.groups(household)], args=[self.k.lots(household, ""), ""])
+        """Every open lot of a household by account, in one script (sorted like ``lots``)."""
         out: dict[str, list[OpenLot]] = {}
-        for i in range(0, len(flat), 2):
-            lot = decode_lot(flat[i].decode(), flat[i + 1].decode())
+        for lot in self._read_lots(household, ""):
             out.setdefault(lot.account, []).append(lot)
         for lots in out.values():
-            lots.sort(key=lambda x: (x.symbol, x.acquired, x.seq))
+            lots.sort(key=lambda x: (x.symbol, x.acquired, x.seq, piece_order(x.lot_id)))
         return out
+
+    def _read_lots(self, household: str, account: str) -> list[OpenLot]:
+        # Lua filters by account server side: a household's other accounts never cross the wire.
+        # The script is handed every lot hash it reads; the groups set only grows, so a set that
+        # grew since we listed it (a concurrent first buy of a name) answers RETRY.
+        for _ in range(MAX_ATTEMPTS):
+            groups = sorted(x.decode() for x in self.r.smembers(self.k.groups(household)))
+            reply = self._account_lots(
+                keys=[self.k.groups(household)] + [self.k.lots(household, g) for g in groups], args=[account]
+            )
+            if reply[0] == b"OK":
+                flat = reply[1]
+                return [decode_lot(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
+        raise CommitRejected("BUSY", f"household {household!r} kept changing while its lots were read")
 
     def sales(self, household: str) -> list[Sale]:
         out = [decode_sale(v.decode()) for v in self.r.hvals(self.k.sales(household))]
@@ -382,26 +398,30 @@ class LedgerStore:
         hh = self.household_of(account)
         if not idempotency_key:
             raise LedgerInputError("idempotency_key", "an idempotency key is required")
-        request = self._normalize(account, date, trades)
+        request = self._normalize(account, hh, date, trades)
         digest = hashlib.sha256(json.dumps([account, date.isoformat(), request, allow_wash]).encode()).hexdigest()
         keys_needed = sorted({self.key_of(t["symbol"]) for t in request})
-        # Which lots planning needs: the lots sold, and every lot of a key when a sell goes FIFO
-        # or a buy names its lot id (read.lua adds every lot of keys bought in the last 30 days).
-        wanted_ids: dict[str, set[str]] = {g: set() for g in keys_needed}
-        everything: set[str] = set()
-        for t in request:
-            g = self.key_of(t["symbol"])
-            if t["side"] == "sell" and t["lot_id"]:
-                wanted_ids[g].add(t["lot_id"])
-            elif t["lot_id"] or t["side"] == "sell":
-                everything.add(g)
-        wanted = {g: "*" if g in everything else "|".join(sorted(wanted_ids[g])) for g in keys_needed}
+        # Which lots planning needs: every lot of a key sold (by id, its pieces, or FIFO, and the
+        # household's replacement candidates); for a key only bought, none (read.lua still sends
+        # the lots of the last 30 days when the key was bought then).
+        sold = {self.key_of(t["symbol"]) for t in request if t["side"] == "sell"}
+        modes = [[g, "*" if g in sold else ""] for g in keys_needed]
+        named = [t["lot_id"] for t in request if t["side"] == "buy" and t["lot_id"]]
+        buys = sum(1 for t in request if t["side"] == "buy")
         k = self.k
-        base_keys = [k.meta(hh), k.members(hh), k.pending(hh), k.sales(hh), k.idempotency(hh)]
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        base_keys = [k.meta(hh), k.members(hh), k.pending(hh), k.sales(hh), k.idempotency(hh), k.windows(hh)]
+        spare = 4  # made lot ids looked up beyond one per buy (a user may have taken one)
+        attempt = 0
+        while attempt < MAX_ATTEMPTS:
+            attempt += 1
+            made = []
+            if buys > len(named):  # the ids the engine will make: <account>-<date>-<purchase number>
+                seq = int(self.r.hget(k.meta(hh), "seq") or 0)  # a newer one makes the commit STALE
+                made = [f"{account}-{date:%Y%m%d}-{seq + i}" for i in range(1, buys + spare + 1)]
+            probe = sorted({x for lid in named + made for x in (lid, *dot_prefixes(lid))})
             snap = self._read(
-                keys=base_keys + [k.windows(hh)] + [k.lots(hh, g) for g in keys_needed],
-                args=[idempotency_key, date.toordinal(), *(wanted[g] for g in keys_needed)],
+                keys=base_keys + [k.ids(hh)] + [k.lots(hh, g) for g in keys_needed],
+                args=[idempotency_key, date.toordinal(), json.dumps({"keys": modes, "ids": probe})],
             )
             stored = snap[3]
             if stored:
@@ -411,11 +431,15 @@ class LedgerStore:
                         "KEY_REUSED", f"idempotency key {idempotency_key!r} was used for a different commit"
                     )
                 return self._result(json.loads(result), replayed=True, attempts=attempt)
-            house, version = self._household(hh, snap, keys_needed)
+            house, version = self._household(hh, snap)
+            house.ids = {x: v.decode() for x, v in zip(probe, snap[4]) if v is not None}
             acct_type = house.accounts.get(account)
             if acct_type is None:
                 raise UnknownAccount(account)
             planned = self._plan(house, account, acct_type.account_type, date, request, allow_wash)
+            if any(x not in probe for x, _ in planned["writes"]["ids"]):
+                spare += buys + 8  # the made ids went past the ones looked up: look up more
+                continue
             reply = self._commit(
                 keys=[
                     k.meta(hh),
@@ -426,6 +450,7 @@ class LedgerStore:
                     k.sales(hh),
                     k.pending(hh),
                     k.groups(hh),
+                    k.ids(hh),
                 ]
                 + [k.lots(hh, g) for g in keys_needed],
                 args=[
@@ -456,27 +481,32 @@ class LedgerStore:
             raise CommitRejected(code, message)
         raise CommitRejected("BUSY", f"household {hh!r} kept changing; gave up after {MAX_ATTEMPTS} attempts")
 
-    def _normalize(self, account: str, date: dt.date, trades: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def _normalize(
+        self, account: str, household: str, date: dt.date, trades: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
         out = []
         for i, t in enumerate(trades):
             try:
                 qty, price = Decimal(str(t["quantity"])), Decimal(str(t["price"]))
                 side, symbol = str(t["side"]).lower(), str(t["symbol"])
+                lot_id = t.get("lot_id") or None
             except (KeyError, ArithmeticError, ValueError) as exc:
                 raise LedgerInputError("trade", f"trade {i}: {exc!r} (need symbol, side, quantity, price)") from None
-            validate_trade(TradeIn(date, account, "-", "taxable", symbol, side, qty, price), f"trade {i}: ")
+            validate_trade(
+                TradeIn(date, account, household, "taxable", symbol, side, qty, price, lot_id), f"trade {i}: "
+            )
             out.append(
                 {
                     "symbol": symbol,
                     "side": side,
                     "quantity": str(qty),
                     "price": str(price),
-                    "lot_id": t.get("lot_id") or None,
+                    "lot_id": lot_id,
                 }
             )
         return out
 
-    def _household(self, hh: str, snap: list, keys_needed: list[str]) -> tuple[Household, int]:
+    def _household(self, hh: str, snap: list) -> tuple[Household, int]:
         meta = {snap[0][i].decode(): snap[0][i + 1].decode() for i in range(0, len(snap[0]), 2)}
         house = Household(hh, self.identical)
         for i in range(0, len(snap[1]), 2):
@@ -485,7 +515,7 @@ class LedgerStore:
         house.pending = sorted(
             (decode_sale(x.decode()) for x in snap[2] if x), key=lambda s: int(s.sale_id.rsplit(":", 1)[1])
         )
-        for h in snap[4:]:  # only what read.lua sent (see commit)
+        for h in snap[5:]:  # only what read.lua sent (see commit)
             for j in range(0, len(h), 2):
                 house.load(decode_lot(h[j].decode(), h[j + 1].decode()))
         last = int(meta.get("last_date", 0))
@@ -502,8 +532,8 @@ class LedgerStore:
         stored = set(house.lots)  # lots bought within this commit are not in Redis yet
         checks, sales_out, new_lots, win = [], [], [], {}
         house.reset_changes()
-        for i, t in enumerate(request):
-            trade = TradeIn(
+        trades = [
+            TradeIn(
                 date,
                 account,
                 house.household,
@@ -513,13 +543,18 @@ class LedgerStore:
                 Decimal(t["quantity"]),
                 Decimal(t["price"]),
                 t["lot_id"],
+                row=i,
             )
+            for i, t in enumerate(request)
+        ]
+        for group in sales_of(trades):  # consecutive sells of one symbol are one sale (one order)
+            trade = group[0]
             key = self.key_of(trade.symbol)
             bites = house.bites
             if trade.side == "sell":
-                out = house.apply(trade)
-                parts = house.last_parts
-                for lot, q in parts:
+                sales = house.apply_sale(group)
+                for (lot, q), sale in zip(house.last_parts, sales):
+                    loss = sale.recognized and sale.gain_cents < 0
                     checks.append(
                         {
                             "op": "sell" if lot.lot_id in stored else "sell_new",
@@ -527,11 +562,11 @@ class LedgerStore:
                             "lot": lot.lot_id,
                             "qty": str(q),
                             "key": key,
-                            "loss": bool(out.recognized and out.gain_cents < 0),
+                            "loss": loss,
                         }
                     )
-                if out.recognized and out.gain_cents < 0:
-                    win.setdefault(key, [key, False, False])[2] = date.toordinal()
+                    if loss:
+                        win.setdefault(key, [key, False, False])[2] = date.toordinal()
             else:
                 out = house.apply(trade)
                 new_lots.append(out.lot_id)
@@ -540,7 +575,7 @@ class LedgerStore:
             if house.bites > bites and not allow_wash:
                 raise CommitRejected(
                     "WASH_CONFLICT",
-                    f"trade {i} ({trade.side} {trade.symbol}) would create a wash sale "
+                    f"trade {trade.row} ({trade.side} {trade.symbol}) would create a wash sale "
                     "with a household purchase or loss sale within 30 days",
                 )
         washed = [
@@ -571,6 +606,7 @@ class LedgerStore:
             "seq": house.seq,
             "sale_seq": house.sale_seq,
             "groups": sorted(group_index),
+            "ids": [[x, dot_prefixes(x)] for x in house.new_ids],
         }
         for s in changed:
             if s.account == account and s.date == date and s.sale_id not in before:
@@ -652,8 +688,13 @@ class LedgerStore:
         for hh in sorted({i.household for i in infos}):
             for e in self.journal(hh):
                 entry = e["entry"]
-                if "import" in entry:
-                    target.import_lots([decode_lot(lid, enc) for lid, enc in entry["import"]])
+                if "import" in entry:  # restored verbatim: same purchase numbers, same pieces
+                    target.write_import(
+                        hh,
+                        [(self.key_of(enc.split("|")[1]), lid, enc, None) for lid, enc in entry["import"] or []],
+                        remove=[(key, lid) for key, lid in entry.get("removed") or []],
+                        replace=list(entry.get("replace") or []),
+                    )
                 else:
                     target.commit(
                         e["account"],

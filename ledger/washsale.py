@@ -7,11 +7,18 @@ many of their shares may still serve as replacement shares, "capacity") and pend
 * A loss sale is matched first against shares the household bought in the 30 days before it (or
   the same day), earliest acquisition first; what is left waits for purchases in the 30 days
   after it, sales in order of sale. Each replacement share absorbs one loss at most.
-* Shares of the sold lot's own purchase never replace it (the part-of-one-purchase exception).
+* Shares of the sold lot's own purchase never replace it (the part-of-one-purchase exception), and
+  shares disposed of in the same sale never replace one another: a sale takes every share out of
+  its lots before any of its losses is matched (one order = consecutive sells of one symbol in one
+  account on one date, ``sales_of``). Only shares still held can be replacement shares.
+* Purchase identity is the ledger's: every purchase gets ``p<seq>``; its lot id (the user's, or
+  ``<account>-<yyyymmdd>-<seq>``) names it for good. A lot id used before in the household, open
+  or closed, or inside another id's namespace (``b.1`` while ``b`` exists) is refused.
 * A replacement in a taxable account gets the disallowed loss added to its basis and its holding
   period moved back by the days the sold shares were held; the lot is split when only part of it
   is used (``b`` → ``b.1`` used, ``b.2`` the rest). In an IRA the loss is lost for good and the
-  IRA lot is not adjusted. Sales inside an IRA recognize nothing and wash nothing.
+  IRA lot is not adjusted. Sales inside an IRA recognize nothing and wash nothing. A sell naming
+  ``b`` after such a split sells its pieces in ``piece_order`` (``b.1`` first).
 * Gains are never washed. ``identical`` maps symbols to a shared key (GOOG/GOOGL).
 
 Money is integer cents, quantities ``Decimal`` shares. The ledger store plans every commit with
@@ -21,7 +28,7 @@ this module, so the batch report (``taxview washsale``) and the Redis ledger can
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -29,6 +36,7 @@ from solver.money import allocate_basis
 from solver.tax import term_of
 
 from .errors import LedgerInputError
+from .keys import check_id, check_lot_id, check_symbol, dot_prefixes
 
 WINDOW_DAYS = 30
 
@@ -150,14 +158,19 @@ class Household:
         self.pending_by_key: dict[str, list[Sale]] = {}
         self.sales: list[Sale] = []
         self.last_date: dt.date | None = None
-        self.seq = 0
+        self.seq = 0  # purchases made: each gets the identity ``p<seq>``
         self.sale_seq = 0
         self.bites = 0  # wash-sale matches made (a nightly commit refuses any)
-        self.last_parts: list[tuple[OpenLot, Decimal]] = []  # (lot, shares) of the last sell applied
+        # lot ids ever given to a purchase -> "1", and each dot-prefix of one -> "p" (see ``id_free``).
+        # The batch report sees every purchase; the store fills in the ids a commit asks about.
+        self.ids: dict[str, str] = {}
+        self.last_parts: list[tuple[OpenLot, Decimal]] = []  # (lot, shares) of the last sale applied
+        self.last_sales: list[Sale] = []  # one Sale per lot of the last sale applied
         # what the last ``apply`` calls touched (the store writes exactly these)
         self.changed_lots: set[str] = set()
         self.removed_lots: dict[str, str] = {}  # lot id -> symbol
         self.changed_sales: dict[str, Sale] = {}
+        self.new_ids: list[str] = []  # lot ids given to purchases since ``reset_changes``
 
     def key(self, symbol: str) -> str:
         return self.identical.get(symbol, symbol)
@@ -177,6 +190,54 @@ class Household:
         self.changed_lots.clear()
         self.removed_lots.clear()
         self.changed_sales.clear()
+        self.new_ids.clear()
+
+    # -- lot identity ------------------------------------------------------------------------
+
+    def id_free(self, lot_id: str) -> bool:
+        """May a new purchase be called ``lot_id``? Not when the id was ever used in the household
+        (open or closed), nor when it is inside another id's namespace (``b.1`` while ``b`` exists:
+        the ledger names ``b``'s pieces so) or holds one (``b`` while ``b.1`` exists)."""
+        if lot_id in self.ids:
+            return False
+        return all(self.ids.get(p) != "1" for p in dot_prefixes(lot_id))
+
+    def _register_id(self, lot_id: str) -> None:
+        self.ids[lot_id] = "1"
+        for p in dot_prefixes(lot_id):
+            self.ids.setdefault(p, "p")
+        self.new_ids.append(lot_id)
+
+    def open_lot(
+        self,
+        lot_id: str,
+        account: str,
+        symbol: str,
+        quantity: Decimal,
+        basis_cents: int,
+        acquired: dt.date,
+        holding_start: dt.date | None = None,
+    ) -> OpenLot:
+        """An opening lot (an import, a legacy portfolio): a new purchase of the household with its
+        own identity, no wash-sale matching. Raises ``LedgerInputError`` for a used id."""
+        if not self.id_free(lot_id):
+            raise LedgerInputError("lot_id", f"lot id {lot_id!r} is already used in household {self.household!r}")
+        seq = self._next_seq()
+        lot = OpenLot(
+            lot_id,
+            account,
+            symbol,
+            quantity,
+            basis_cents,
+            acquired,
+            holding_start or acquired,
+            f"p{seq}",
+            quantity,
+            seq,
+        )
+        self._register_id(lot_id)
+        self._put(lot)
+        return lot
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -200,8 +261,9 @@ class Household:
         self.removed_lots[lot_id] = symbol
         self.changed_lots.discard(lot_id)
 
-    def _bite(self, sale: Sale, lot: OpenLot, shares: Decimal) -> None:
-        """``shares`` of ``lot`` absorb their share of ``sale``'s remaining loss."""
+    def _bite(self, sale: Sale, lot: OpenLot, shares: Decimal) -> OpenLot | None:
+        """``shares`` of ``lot`` absorb their share of ``sale``'s remaining loss; returns the piece
+        of ``lot`` that is still unused as a replacement (``None`` when none is left)."""
         self.bites += 1
         amount = allocate_basis(sale.loss_left_cents, shares, sale.unmatched)
         sale.unmatched -= shares
@@ -212,7 +274,8 @@ class Household:
             self._put(lot)
             sale.permanent_cents += amount
             sale.replacements.append(Replacement(lot.lot_id, lot.account, shares, amount, True))
-            return
+            return lot if lot.capacity > 0 else None
+        rest = None
         if shares < lot.quantity:  # split: the used shares become their own lot
             used_basis = allocate_basis(lot.basis_cents, shares, lot.quantity)
             rest = lot.copy()
@@ -233,6 +296,7 @@ class Household:
         self._put(lot)
         sale.disallowed_cents += amount
         sale.replacements.append(Replacement(lot.lot_id, lot.account, shares, amount, False))
+        return rest if rest is not None and rest.capacity > 0 else None
 
     # -- the rule ----------------------------------------------------------------------------
 
@@ -245,8 +309,38 @@ class Household:
         return acct
 
     def apply(self, t: TradeIn) -> Sale | OpenLot:
-        """Apply one trade; raises ``LedgerInputError`` (state unchanged) for bad input."""
-        where = f"row {t.row}: " if t.row is not None else ""
+        """Apply one trade; raises ``LedgerInputError`` (state unchanged) for bad input.
+        A sell is one sale (``apply_sale`` applies several lot allocations as one)."""
+        if t.side == "sell":
+            return self.apply_sale([t])[-1]
+        self._check(t)
+        acct = self.register(t.account, t.account_type)
+        self.last_date = t.date
+        return self._buy(t, acct)
+
+    def apply_sale(self, trades: Sequence[TradeIn]) -> list[Sale]:
+        """Apply one sale: sells of one symbol in one account on one date (an order with its lot
+        allocations). Every sold share leaves its lot before any loss is matched, so shares disposed
+        of in the same sale never replace one another, whatever their order. Returns a Sale per lot."""
+        first = trades[0]
+        parts: list[tuple[OpenLot, Decimal, TradeIn]] = []
+        taken: dict[str, Decimal] = {}  # shares of each lot already allocated in this sale
+        for t in trades:
+            self._check(t)
+            if t.side != "sell" or (t.date, t.account, t.symbol) != (first.date, first.account, first.symbol):
+                raise LedgerInputError("side", f"{_where(t)}one sale is sells of one symbol, account and date")
+            for lot, q in self._lots_to_sell(t, taken):
+                taken[lot.lot_id] = taken.get(lot.lot_id, Decimal(0)) + q
+                parts.append((lot, q, t))
+        # validated: from here on the sale is applied in full
+        acct = self.register(first.account, first.account_type)
+        self.last_date = first.date
+        self.last_parts = [(lot, q) for lot, q, _ in parts]
+        self.last_sales = self._sell(acct, parts)
+        return self.last_sales
+
+    def _check(self, t: TradeIn) -> None:
+        where = _where(t)
         validate_trade(t, where)
         if t.household != self.household:
             raise LedgerInputError(
@@ -262,63 +356,69 @@ class Household:
             raise LedgerInputError(
                 "account_type", f"{where}account {t.account!r} is {acct.account_type}, not {t.account_type}"
             )
-        if t.side == "sell":
-            parts = self.last_parts = self._lot_to_sell(t, where)
-        else:
-            parts = []
-            same = self.by_key.get(self.key(t.symbol), {})
-            if t.lot_id and (t.lot_id in self.lots or any(x.startswith(t.lot_id + ".") for x in same)):
-                raise LedgerInputError("lot_id", f"{where}lot id {t.lot_id!r} is already open")
-        # validated: from here on the trade is applied in full
-        acct = self.register(t.account, t.account_type)
-        self.last_date = t.date
-        return self._sell(t, acct, parts) if t.side == "sell" else self._buy(t, acct)
+        if t.side == "buy" and t.lot_id and not self.id_free(t.lot_id):
+            raise LedgerInputError(
+                "lot_id",
+                f"{where}lot id {t.lot_id!r} is already used in household {self.household!r}: "
+                "a lot id names one purchase for good (leave it empty and the ledger makes one)",
+            )
 
-    def _lot_to_sell(self, t: TradeIn, where: str) -> list[tuple[OpenLot, Decimal]]:
+    def _lots_to_sell(self, t: TradeIn, taken: Mapping[str, Decimal]) -> list[tuple[OpenLot, Decimal]]:
+        """The lots a sell takes shares from: the named lot, or the pieces a wash sale split it into
+        (``b.1`` before ``b.2``, see ``piece_order``), or without a name the account's oldest lots."""
+        where = _where(t)
         if t.lot_id:
             lot = self.lots.get(t.lot_id)
-            if lot is None:
-                raise LedgerInputError("lot_id", f"{where}no open lot {t.lot_id!r}")
-            if lot.account != t.account:
-                raise LedgerInputError(
-                    "lot_id", f"{where}lot {t.lot_id!r} belongs to account {lot.account!r}, not {t.account!r}"
+            if lot is not None:
+                lots = [lot]
+            else:
+                prefix = t.lot_id + "."
+                lots = sorted(
+                    (x for x in self.lots.values() if x.lot_id.startswith(prefix)),
+                    key=lambda x: piece_order(x.lot_id),
                 )
-            if lot.symbol != t.symbol:
-                raise LedgerInputError("symbol", f"{where}lot {t.lot_id!r} is {lot.symbol}, not {t.symbol}")
-            if t.quantity > lot.quantity:
-                raise LedgerInputError(
-                    "quantity", f"{where}selling {t.quantity} of lot {t.lot_id!r} which holds {lot.quantity}"
-                )
-            return [(lot, t.quantity)]
-        fifo = sorted(
-            (
-                x
-                for x in self.by_key.get(self.key(t.symbol), {}).values()
-                if x.account == t.account and x.symbol == t.symbol
-            ),
-            key=lambda x: (x.acquired, x.seq),
-        )
-        held = sum((x.quantity for x in fifo), Decimal(0))
-        if t.quantity > held:
-            raise LedgerInputError(
-                "quantity", f"{where}selling {t.quantity} {t.symbol} in {t.account!r} which holds {held}"
+                if not lots:
+                    raise LedgerInputError("lot_id", f"{where}no open lot {t.lot_id!r}")
+            for x in lots:
+                if x.account != t.account:
+                    raise LedgerInputError(
+                        "lot_id", f"{where}lot {t.lot_id!r} belongs to account {x.account!r}, not {t.account!r}"
+                    )
+                if x.symbol != t.symbol:
+                    raise LedgerInputError("symbol", f"{where}lot {t.lot_id!r} is {x.symbol}, not {t.symbol}")
+            what = f"lot {t.lot_id!r}"
+        else:
+            lots = sorted(
+                (
+                    x
+                    for x in self.by_key.get(self.key(t.symbol), {}).values()
+                    if x.account == t.account and x.symbol == t.symbol
+                ),
+                key=lambda x: (x.acquired, x.seq, piece_order(x.lot_id)),
             )
+            what = f"{t.symbol} in {t.account!r}"
+        free = [(x, x.quantity - taken.get(x.lot_id, Decimal(0))) for x in lots]
+        held = sum((q for _, q in free), Decimal(0))
+        if t.quantity > held:
+            raise LedgerInputError("quantity", f"{where}selling {t.quantity} of {what} which holds {held}")
         out, left = [], t.quantity
-        for x in fifo:
+        for x, q in free:
             if left <= 0:
                 break
-            take = min(left, x.quantity)
-            out.append((x, take))
-            left -= take
+            take = min(left, q)
+            if take > 0:
+                out.append((x, take))
+                left -= take
         return out
 
-    def _sell(self, t: TradeIn, acct: Account, parts: list[tuple[OpenLot, Decimal]]) -> Sale:
-        sale = None
-        proceeds_total = cents_of(t.quantity, t.price)
-        proceeds_left, qty_left = proceeds_total, t.quantity
-        for lot, q in parts:
-            proceeds = allocate_basis(proceeds_left, q, qty_left)  # exact split of one fill
-            proceeds_left, qty_left = proceeds_left - proceeds, qty_left - q
+    def _sell(self, acct: Account, parts: list[tuple[OpenLot, Decimal, TradeIn]]) -> list[Sale]:
+        sales: list[Sale] = []
+        fills: dict[int, list[int]] = {}  # each row's proceeds, split exactly over its lots
+        for lot, q, t in parts:
+            fill = fills.setdefault(id(t), [cents_of(t.quantity, t.price), 0])
+            proceeds = allocate_basis(fill[0], q, t.quantity - Decimal(fill[1]))
+            fill[0] -= proceeds
+            fill[1] += q
             basis = allocate_basis(lot.basis_cents, q, lot.quantity)
             self.sale_seq += 1
             sale = Sale(
@@ -344,13 +444,15 @@ class Household:
                 self._put(lot)
             self.sales.append(sale)
             self.changed_sales[sale.sale_id] = sale
+            sales.append(sale)
+        # every share of the sale is out of its lot: only shares still held can replace a loss
+        for sale in sales:
             if sale.recognized and sale.gain_cents < 0:
-                sale.unmatched, sale.loss_left_cents = q, -sale.gain_cents
+                sale.unmatched, sale.loss_left_cents = sale.quantity, -sale.gain_cents
                 self._match_earlier_purchases(sale)
                 if sale.unmatched > 0:
                     self.pending_by_key.setdefault(self.key(sale.symbol), []).append(sale)
-        assert sale is not None
-        return sale
+        return sales
 
     def _match_earlier_purchases(self, sale: Sale) -> None:
         start = sale.date - dt.timedelta(days=WINDOW_DAYS)
@@ -359,12 +461,9 @@ class Household:
             (
                 x
                 for x in self.by_key.get(key, {}).values()
-                if x.capacity > 0
-                and start <= x.acquired <= sale.date
-                and self.key(x.symbol) == key
-                and x.purchase_id != sale.purchase_id
+                if x.capacity > 0 and start <= x.acquired <= sale.date and x.purchase_id != sale.purchase_id
             ),
-            key=lambda x: (x.acquired, x.seq),
+            key=lambda x: (x.acquired, x.seq, piece_order(x.lot_id)),
         )
         for lot in candidates:
             if sale.unmatched <= 0:
@@ -373,41 +472,54 @@ class Household:
 
     def _buy(self, t: TradeIn, acct: Account) -> OpenLot:
         seq = self._next_seq()
-        lot_id = t.lot_id or f"{t.account}-{t.date:%Y%m%d}-{seq}"
-        lot = OpenLot(
-            lot_id,
-            t.account,
-            t.symbol,
-            t.quantity,
-            cents_of(t.quantity, t.price),
-            t.date,
-            t.date,
-            lot_id,
-            t.quantity,
-            seq,
-        )
+        lot_id = t.lot_id
+        while lot_id is None or not self.id_free(lot_id):  # a made id skips one a user already took
+            lot_id = f"{t.account}-{t.date:%Y%m%d}-{seq}"
+            if not self.id_free(lot_id):
+                lot_id, seq = None, self._next_seq()
+        self._register_id(lot_id)
+        cost = cents_of(t.quantity, t.price)
+        lot = OpenLot(lot_id, t.account, t.symbol, t.quantity, cost, t.date, t.date, f"p{seq}", t.quantity, seq)
         self._put(lot)
         start = t.date - dt.timedelta(days=WINDOW_DAYS)
         key = self.key(t.symbol)
         waiting = [s for s in self.pending_by_key.get(key, ()) if s.date >= start and s.unmatched > 0]
         current: OpenLot | None = lot  # the piece of this purchase not yet used as replacement
         for sale in waiting:
-            if current is None or current.capacity <= 0:
+            if current is None:
                 break
-            if sale.purchase_id == lot.purchase_id:
-                continue
-            shares = min(sale.unmatched, current.capacity)
-            split = not acct.is_ira and shares < current.quantity
-            self._bite(sale, current, shares)
-            if not acct.is_ira:
-                current = self.lots[f"{current.lot_id}.2"] if split else None
+            current = self._bite(sale, current, min(sale.unmatched, current.capacity))
         if waiting or key in self.pending_by_key:
             self.pending_by_key[key] = [s for s in waiting if s.unmatched > 0]
         return lot
 
 
+def piece_order(lot_id: str) -> tuple:
+    """Natural order of lot ids and their pieces: ``b.1`` < ``b.2`` < ``b.2.1`` < ``b.10``."""
+    return tuple((0, int(c), "") if c.isdigit() else (1, 0, c) for c in lot_id.split("."))
+
+
+def _where(t: TradeIn) -> str:
+    return f"row {t.row}: " if t.row is not None else ""
+
+
 def _sale_number(sale: Sale) -> int:
     return int(sale.sale_id.rsplit(":", 1)[1])
+
+
+MAX_SHARES = Decimal(10) ** 12  # per trade or lot: far above any real position, safe in Lua's doubles
+MAX_PRICE = Decimal(10) ** 7  # dollars per share
+MAX_PLACES = 6  # fractional shares to a millionth (``solver.money.SHARE_QUANTUM``)
+EARLIEST = dt.date(1900, 1, 1)
+
+
+def check_quantity(q: object, where: str = "", field: str = "quantity") -> Decimal:
+    """A share count: a finite ``Decimal`` > 0, at most 10^12 shares and 6 decimal places."""
+    if not isinstance(q, Decimal) or not q.is_finite() or q <= 0 or q > MAX_SHARES:
+        raise LedgerInputError(field, f"{where}{field} must be a number of shares > 0 and <= 10^12, got {q!r}")
+    if q != q.quantize(Decimal(1).scaleb(-MAX_PLACES), rounding=ROUND_HALF_EVEN):
+        raise LedgerInputError(field, f"{where}{field} {q} has more than {MAX_PLACES} decimal places")
+    return q
 
 
 def validate_trade(t: TradeIn, where: str = "") -> None:
@@ -415,13 +527,34 @@ def validate_trade(t: TradeIn, where: str = "") -> None:
         raise LedgerInputError("side", f"{where}side must be buy or sell, got {t.side!r}")
     if t.account_type not in ("taxable", "ira", "trust", "other"):
         raise LedgerInputError("account_type", f"{where}{t.account_type!r} is not taxable|ira|trust|other")
-    for name in ("account", "household", "symbol"):
-        if not getattr(t, name):
-            raise LedgerInputError(name, f"{where}{name} is empty")
-    if not isinstance(t.quantity, Decimal) or not t.quantity.is_finite() or t.quantity <= 0:
-        raise LedgerInputError("quantity", f"{where}quantity must be a number > 0, got {t.quantity!r}")
-    if not isinstance(t.price, Decimal) or not t.price.is_finite() or t.price <= 0:
-        raise LedgerInputError("price", f"{where}price must be a number > 0, got {t.price!r}")
+    if not isinstance(t.date, dt.date) or t.date < EARLIEST:
+        raise LedgerInputError("date", f"{where}date {t.date!r} is before {EARLIEST}")
+    check_id("account", t.account, where)
+    check_id("household", t.household, where)
+    check_symbol(t.symbol, where)
+    if t.lot_id is not None:
+        check_lot_id(t.lot_id, where)
+    check_quantity(t.quantity, where)
+    if not isinstance(t.price, Decimal) or not t.price.is_finite() or t.price <= 0 or t.price > MAX_PRICE:
+        raise LedgerInputError("price", f"{where}price must be a number > 0 and <= 10^7, got {t.price!r}")
+
+
+def sales_of(trades: Iterable[TradeIn]) -> Iterable[list[TradeIn]]:
+    """Group a trade history into what is applied at once: a buy alone; consecutive sells of one
+    symbol in one account on one date together (one order with several lot allocations)."""
+    group: list[TradeIn] = []
+    for t in trades:
+        if group and (
+            t.side != "sell"
+            or group[0].side != "sell"
+            or (t.date, t.account, t.symbol, t.household)
+            != (group[0].date, group[0].account, group[0].symbol, group[0].household)
+        ):
+            yield group
+            group = []
+        group.append(t)
+    if group:
+        yield group
 
 
 @dataclass(slots=True)
@@ -435,7 +568,8 @@ def run(trades: Iterable[TradeIn], identical: Mapping[str, str] | None = None) -
     """Apply a whole trade history (any number of households), in order."""
     households: dict[str, Household] = {}
     account_home: dict[str, str] = {}
-    for t in trades:
+    for group in sales_of(trades):
+        t = group[0]
         home = account_home.setdefault(t.account, t.household)
         if home != t.household:
             where = f"row {t.row}: " if t.row is not None else ""
@@ -445,12 +579,15 @@ def run(trades: Iterable[TradeIn], identical: Mapping[str, str] | None = None) -
         hh = households.get(t.household)
         if hh is None:
             hh = households[t.household] = Household(t.household, identical)
-        hh.apply(t)
+        if t.side == "sell":
+            hh.apply_sale(group)
+        else:
+            hh.apply(t)
     sales = [s for hh in households.values() for s in hh.sales]
     sales.sort(key=lambda s: (s.date, s.sale_id.rsplit(":", 1)[0], int(s.sale_id.rsplit(":", 1)[1])))
     lots = sorted(
         (x for hh in households.values() for x in hh.lots.values()),
-        key=lambda x: (x.account, x.symbol, x.acquired, x.seq),
+        key=lambda x: (x.account, x.symbol, x.acquired, x.seq, piece_order(x.lot_id)),
     )
     accounts = {a.account: a for hh in households.values() for a in hh.accounts.values()}
     return Report(sales, lots, accounts)

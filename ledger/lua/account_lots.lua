@@ -1,16 +1,18 @@
--- One account's open lots, filtered server side (lots live per household and identity key);
--- every lot of the household when ARGV[2] is empty.
--- KEYS[1] groups set of the household; ARGV[1] lot hash prefix ("tv:lots:{hh:H}:"), ARGV[2] account
--- Returns a flat list: lot id, encoded lot, ...
+-- Open lots of a household, filtered by account server side (lots live per household and key).
+-- KEYS[1] groups set of the household (identity keys with lots); KEYS[2..] their lot hashes, as
+--   the caller read the set: when the set no longer matches them the caller must read it again
+-- ARGV[1] account ("" for every account)
+-- Returns {"OK", flat list lot id, encoded lot, ...} or {"RETRY"}
+if redis.call('SCARD', KEYS[1]) ~= #KEYS - 1 then return {'RETRY'} end
 local out = {}
-local mine = ARGV[2] .. '|'
+local mine = ARGV[1] .. '|'
 local n = #mine
-for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local all = redis.call('HGETALL', ARGV[1] .. key)
+for i = 2, #KEYS do
+  local all = redis.call('HGETALL', KEYS[i])
   for j = 1, #all, 2 do
     if n == 1 or string.sub(all[j + 1], 1, n) == mine then
       out[#out + 1] = all[j]; out[#out + 1] = all[j + 1]
     end
   end
 end
-return out
+return {'OK', out}

@@ -1,0 +1,75 @@
+-- Import opening lots into one household, atomically: every lot id is checked first, then all
+-- lots, the lot-id registry, the 30-day purchase windows, the journal and the version are written.
+-- KEYS[1] meta hash  KEYS[2] lot-id registry hash  KEYS[3] windows hash  KEYS[4] journal stream
+-- KEYS[5] groups set  KEYS[6..] lot hashes, one per identity key (g below is 1-based into these)
+-- ARGV[1] json {
+--   "keys":   [identity key of KEYS[5 + g]],
+--   "lots":   [[g, lot id, head, quantity, [dot-prefixes of the id]]]  new purchases: head is
+--             "account|symbol|quantity|basis_cents|acquired|holding_start"; the script gives each
+--             the next purchase number seq (identity "p<seq>", capacity = quantity)
+--          or [[g, lot id, encoded lot, false, [dot-prefixes]]]  verbatim (a journal replay)
+--   "remove": [[g, lot id]]  open lots to delete first (a replaced account's), their ids freed
+--   "replace": [accounts]  (journaled)
+--   "latest": [[identity key, latest acquisition ordinal]] }
+-- ARGV[2] expected household version, or "" (any): the removals were read at that version
+-- Returns {"OK", lots written} | {"ERR", code, message}
+local a = cjson.decode(ARGV[1])
+if ARGV[2] ~= '' then
+  local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+  if version ~= tonumber(ARGV[2]) then
+    return {'ERR', 'STALE', 'household changed while the import was planned'}
+  end
+end
+local freed = {}
+for _, x in ipairs(a.remove) do freed[x[2]] = true end
+for _, x in ipairs(a.lots) do
+  local id = x[2]
+  if not freed[id] and redis.call('HEXISTS', KEYS[2], id) == 1 then
+    return {'ERR', 'ID_TAKEN', 'lot id ' .. id .. ' is already used in the household'}
+  end
+  for _, p in ipairs(x[5]) do
+    if not freed[p] and redis.call('HGET', KEYS[2], p) == '1' then
+      return {'ERR', 'ID_TAKEN', 'lot id ' .. id .. ' is inside the namespace of lot ' .. p}
+    end
+  end
+end
+-- validated: write
+local journal = {import = {}, removed = {}, replace = a.replace}
+for _, x in ipairs(a.remove) do
+  redis.call('HDEL', KEYS[5 + x[1]], x[2])
+  redis.call('HDEL', KEYS[2], x[2])
+  journal.removed[#journal.removed + 1] = {a.keys[x[1]], x[2]}
+end
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local per_hash = {}
+for _, x in ipairs(a.lots) do
+  local enc = x[3]
+  if x[4] then
+    seq = seq + 1
+    enc = enc .. '|p' .. seq .. '|' .. x[4] .. '|' .. seq
+  else
+    local s = tonumber(string.match(enc, '|(%d+)$'))
+    if s > seq then seq = s end
+  end
+  local args = per_hash[x[1]]
+  if not args then args = {}; per_hash[x[1]] = args end
+  args[#args + 1] = x[2]; args[#args + 1] = enc
+  redis.call('HSET', KEYS[2], x[2], '1')
+  for _, p in ipairs(x[5]) do redis.call('HSETNX', KEYS[2], p, 'p') end
+  journal.import[#journal.import + 1] = {x[2], enc}
+end
+for g, args in pairs(per_hash) do
+  redis.call('HSET', KEYS[5 + g], unpack(args))
+  redis.call('SADD', KEYS[5], a.keys[g])
+end
+for _, x in ipairs(a.latest) do  -- imported purchases count for the 30-day windows
+  local old = redis.call('HGET', KEYS[3], x[1]) or '|'
+  local bar = string.find(old, '|', 1, true)
+  local b, l = string.sub(old, 1, bar - 1), string.sub(old, bar + 1)
+  if b == '' or tonumber(b) < x[2] then b = tostring(x[2]) end
+  redis.call('HSET', KEYS[3], x[1], b .. '|' .. l)
+end
+redis.call('HSET', KEYS[1], 'seq', seq)
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('XADD', KEYS[4], '*', 'key', '', 'account', '', 'date', '', 'entry', cjson.encode(journal))
+return {'OK', #a.lots}
