@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from ledger.errors import LedgerInputError
 from tests.washsale_cases import T, day
 
 
@@ -197,3 +198,98 @@ def test_fifo_sell_without_lot_id_takes_the_oldest_lots_first(ledger_backend):
     sold = sorted((s.lot_id, s.quantity, s.gain) for s in r.sales)
     assert sold == [("new", Decimal(5), -2500), ("old", Decimal(10), 5000)]
     assert lot(r, "new").quantity == 5
+
+
+# --- lot identity, one sale, pieces (issue 9) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("sold", "open_shares", "open_basis"), [(15, 15, 17000), (30, 0, 0)])
+def test_fifo_sell_over_two_lots_takes_the_sold_shares_out_before_washing(
+    ledger_backend, sold, open_shares, open_basis
+):
+    r = ledger_backend(
+        [
+            T("2024-01-01", "A", "buy", 10, 10, "L1"),
+            T("2024-01-02", "A", "buy", 20, 10, "L2"),
+            T("2024-01-05", "A", "sell", sold, 8),
+        ]
+    )
+    assert sum(x.quantity for x in r.lots) == open_shares and sum(x.basis for x in r.lots) == open_basis
+    l1 = next(s for s in r.sales if s.lot_id == "L1")
+    # L1's $20 loss washes into L2's shares still held (15 of them), never into shares sold with it
+    assert l1.disallowed == (2000 if sold == 15 else 0)
+    # conservation: cost + deferred loss = basis still open + basis sold
+    assert 30000 + sum(s.disallowed for s in r.sales) == open_basis + sum(s.basis for s in r.sales)
+
+
+@pytest.mark.parametrize("order", [("old", "new"), ("new", "old")])
+def test_shares_sold_in_one_sale_never_replace_each_other_whatever_their_order(ledger_backend, order):
+    r = ledger_backend(
+        [
+            T("2023-01-03", "A", "buy", 10, 20, "old"),  # long-term, a loss at 8
+            T("2024-03-01", "A", "buy", 10, 9, "new"),  # short-term, a loss at 8
+            T("2024-03-10", "A", "sell", 10, 8, order[0]),
+            T("2024-03-10", "A", "sell", 10, 8, order[1]),
+        ]
+    )
+    assert {s.lot_id: (s.term, s.disallowed) for s in r.sales} == {"old": ("long", 0), "new": ("short", 0)}
+    assert not r.lots
+
+
+def test_a_closed_lot_id_cannot_name_a_new_purchase(ledger_backend):
+    with pytest.raises(LedgerInputError, match="already used"):
+        ledger_backend(
+            [
+                T("2024-01-02", "A", "buy", 10, 50, "X"),
+                T("2024-02-01", "A", "sell", 10, 30, "X"),
+                T("2024-02-06", "A", "buy", 10, 31, "X"),
+            ]
+        )
+
+
+def test_a_rebuy_without_an_id_washes_the_loss_of_a_closed_lot(ledger_backend):
+    r = ledger_backend(
+        [
+            T("2024-01-02", "A", "buy", 10, 50, "X"),
+            T("2024-02-01", "A", "sell", 10, 30, "X"),
+            T("2024-02-06", "A", "buy", 10, 31),
+        ]
+    )
+    assert one_sale(r).disallowed == 20000 and r.lots[0].basis == 31000 + 20000 and r.lots[0].lot_id != "X"
+
+
+@pytest.mark.parametrize("other_id", ["L2", "L2.1"])
+def test_an_id_inside_another_lots_namespace_is_refused_across_symbols(ledger_backend, other_id):
+    trades = [
+        T("2024-01-02", "A", "buy", 10, 10, "L1"),
+        T("2024-01-03", "A", "buy", 20, 10, "L2"),
+        T("2024-01-05", "A", "sell", 10, 8, "L1"),  # washes into 10 of L2's 20: L2.1 and L2.2
+        T("2024-01-06", "A", "buy", 5, 40, other_id, symbol="ABC"),
+    ]
+    with pytest.raises(LedgerInputError, match="already used"):
+        ledger_backend(trades)
+
+
+def test_a_sell_naming_a_split_lot_sells_its_pieces_in_order(ledger_backend):
+    r = ledger_backend(
+        [
+            T("2024-01-02", "A", "buy", 10, 10, "L1"),
+            T("2024-01-03", "A", "buy", 20, 10, "L2"),
+            T("2024-01-05", "A", "sell", 10, 8, "L1"),  # L2 -> L2.1 (10, basis 120), L2.2 (10, basis 100)
+            T("2024-06-03", "A", "sell", 15, 12, "L2"),  # the lot as bought: L2.1 first, then 5 of L2.2
+        ]
+    )
+    sold = [(s.lot_id, s.quantity, s.basis) for s in r.sales if s.date == day("2024-06-03")]
+    assert sold == [("L2.1", Decimal(10), 12000), ("L2.2", Decimal(5), 5000)]
+    assert [(x.lot_id, x.quantity, x.basis) for x in r.lots] == [("L2.2", Decimal(5), 5000)]
+
+
+def test_a_made_lot_id_skips_one_a_user_already_took(ledger_backend):
+    r = ledger_backend(
+        [
+            T("2024-01-02", "A", "buy", 1, 10, "A-20240103-2"),
+            T("2024-01-03", "A", "buy", 1, 10),
+        ]
+    )
+    ids = sorted(x.lot_id for x in r.lots)
+    assert len(set(ids)) == 2 and "A-20240103-2" in ids
