@@ -15,13 +15,14 @@ from decimal import Decimal
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger.errors import CommitRejected, LedgerInputError, UnknownAccount
 from ledger.server import RedisServer
 from ledger.store import AccountInfo, LedgerStore
-from ledger.washsale import OpenLot, run
+from ledger.washsale import OpenLot
 from tests.conftest import _outcome, replay_into_store
-from tests.property.test_washsale_properties import histories, resolve
+from tests.property.test_washsale_properties import IDENTICAL, check_conservation, draw_history
 
 D = dt.date
 
@@ -143,22 +144,19 @@ def test_journal_replay_reproduces_the_state_exactly(store, redis_client):
 # --- the Redis ledger and the pure engine agree on random histories ----------------------------
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(histories())
-def test_redis_ledger_matches_the_engine_on_random_histories(redis_client, trades):
-    from ledger.washsale import Household
-
-    hh = Household("H")
-    resolved = []
-    for t in trades:  # resolve split-lot sells against the engine, as a user would see the lots
-        t = resolve(hh, t)
-        if t is not None:
-            hh.apply(t)
-            resolved.append(t)
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data(), st.booleans())
+def test_redis_ledger_matches_the_engine_on_random_histories(redis_client, data, with_identical):
+    identical = IDENTICAL if with_identical else {}
+    trades, hh = draw_history(data, identical)
     redis_client.flushall()
-    got = replay_into_store(LedgerStore(redis_client), resolved)
-    r = run(resolved)
-    assert got == _outcome(r.sales, r.lots)
+    store = LedgerStore(redis_client, identical=identical)
+    got = replay_into_store(store, trades, identical)
+    assert got == _outcome(hh.sales, hh.lots.values())
+    # and the ledger's own records keep the conservation laws
+    stored_sales = store.sales("H")
+    stored_lots = [x for held in store.household_lots("H").values() for x in held]
+    check_conservation(trades, stored_sales, stored_lots, identical)
 
 
 # --- concurrency and crashes -------------------------------------------------------------------
