@@ -11,6 +11,7 @@ forge another household's hash tag, another key, a lot field or a line of output
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .errors import LedgerInputError
 
@@ -23,11 +24,16 @@ SYMBOL_RULE = "letters, digits and . _ - / ^ (starting with a letter or digit, a
 
 
 def is_id(value: object) -> bool:
-    return isinstance(value, str) and _ID.fullmatch(value) is not None
+    return isinstance(value, str) and _matches(_ID, value)
 
 
 def is_symbol(value: object) -> bool:
-    return isinstance(value, str) and _SYMBOL.fullmatch(value) is not None
+    return isinstance(value, str) and _matches(_SYMBOL, value)
+
+
+@lru_cache(maxsize=1 << 16)  # the same accounts and symbols come back on every trade
+def _matches(pattern: re.Pattern, value: str) -> bool:
+    return pattern.fullmatch(value) is not None
 
 
 def check_id(field: str, value: object, where: str = "") -> str:
@@ -37,8 +43,12 @@ def check_id(field: str, value: object, where: str = "") -> str:
     return value  # type: ignore[return-value]
 
 
+def is_lot_id(value: object) -> bool:
+    return isinstance(value, str) and _LOT_ID.fullmatch(value) is not None
+
+
 def check_lot_id(value: object, where: str = "") -> str:
-    if not (isinstance(value, str) and _LOT_ID.fullmatch(value)):
+    if not is_lot_id(value):
         raise LedgerInputError("lot_id", f"{where}lot_id {value!r} is not a valid lot id: use {LOT_ID_RULE}")
     return value
 
@@ -51,6 +61,8 @@ def check_symbol(value: object, where: str = "", field: str = "symbol") -> str:
 
 def dot_prefixes(lot_id: str) -> list[str]:
     """``a.b.c`` -> ``["a", "a.b"]``: the ids whose namespace ``lot_id`` would fall in."""
+    if "." not in lot_id:
+        return []
     parts = lot_id.split(".")
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 

@@ -7,61 +7,103 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
 from solver.io import csv_rows
 
 from .errors import LedgerInputError
-from .washsale import Report, TradeIn, validate_trade
+from .washsale import Report, TradeIn
 
 COLUMNS = ("date", "account", "household", "account_type", "symbol", "side", "quantity", "price")
 
 
 def read_trades_csv(path: Path | str) -> list[TradeIn]:
-    """Parse and validate every row (errors name the row and column); dates must not go back."""
+    """Parse every row (errors name the row and column); dates must not go back. The rule checks
+    each trade's fields as it applies it (``washsale.validate_trade``), naming the row too.
+    Rows are numbered as lines of the file (the header is row 1)."""
     path = Path(path)
+    try:  # columnar parse (fast); a file it refuses is read again row by row for the exact error
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding="utf8"),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys((*COLUMNS, "lot_id"), pa.string()), strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError):
+        for _ in csv_rows(path, COLUMNS, "trades", LedgerInputError, optional=("lot_id",)):
+            pass
+        raise LedgerInputError(
+            "trades", f"{path}: not a CSV file with the header {','.join(COLUMNS)}[,lot_id]"
+        ) from None
+    missing = [c for c in COLUMNS if c not in table.column_names]
+    if missing:
+        raise LedgerInputError(missing[0], f"{path}: missing column(s) {missing}; need {list(COLUMNS)}")
+    unknown = [c for c in table.column_names if c not in (*COLUMNS, "lot_id")]
+    if unknown:
+        raise LedgerInputError(unknown[0], f"{path}: unknown column(s) {unknown}")
+    cols = [table.column(c).to_pylist() for c in COLUMNS]
+    lot_ids = table.column("lot_id").to_pylist() if "lot_id" in table.column_names else [""] * table.num_rows
     out: list[TradeIn] = []
     last: dt.date | None = None
-    for row_no, row in csv_rows(path, COLUMNS, "trades", LedgerInputError):
-        where = f"{path.name} row {row_no}: "
-        try:
-            date = dt.date.fromisoformat(row["date"].strip())
-        except ValueError:
-            raise LedgerInputError("date", f"{where}{row['date']!r} is not an ISO date") from None
-        values = {}
-        for name in ("quantity", "price"):
+    dates: dict[str, dt.date] = {}  # a file has a few thousand distinct dates
+    for i, (date_s, account, household, kind, symbol, side, qty_s, price_s, lot_id) in enumerate(
+        zip(*cols, lot_ids, strict=True)
+    ):
+        row_no = i + 2
+        date = dates.get(date_s)
+        if date is None:
             try:
-                values[name] = Decimal(row[name].strip())
+                date = dates[date_s] = dt.date.fromisoformat(date_s.strip())
+            except ValueError:
+                raise LedgerInputError("date", f"{path.name} row {row_no}: {date_s!r} is not an ISO date") from None
+        values = []
+        for name, text in (("quantity", qty_s), ("price", price_s)):
+            try:
+                values.append(Decimal(text.strip()))
             except InvalidOperation:
-                raise LedgerInputError(name, f"{where}{row[name]!r} is not a number") from None
-        t = TradeIn(
-            date=date,
-            account=row["account"].strip(),
-            household=row["household"].strip(),
-            account_type=row["account_type"].strip().lower(),
-            symbol=row["symbol"].strip(),
-            side=row["side"].strip().lower(),
-            quantity=values["quantity"],
-            price=values["price"],
-            lot_id=(row.get("lot_id") or "").strip() or None,
-            row=row_no,
-        )
-        validate_trade(t, where)
+                raise LedgerInputError(name, f"{path.name} row {row_no}: {text!r} is not a number") from None
         if last is not None and date < last:
-            raise LedgerInputError("date", f"{where}{date} comes after {last}: trades must be in date order")
+            raise LedgerInputError(
+                "date", f"{path.name} row {row_no}: {date} comes after {last}: trades must be in date order"
+            )
         last = date
-        out.append(t)
+        out.append(
+            TradeIn(
+                date,
+                account.strip(),
+                household.strip(),
+                kind.strip().lower(),
+                symbol.strip(),
+                side.strip().lower(),
+                values[0],
+                values[1],
+                lot_id.strip() or None,
+                row_no,
+            )
+        )
     return out
 
 
 def money(cents: int) -> str:
     """Exact decimal string of dollars: -12345 -> '-123.45'."""
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+    d, c = divmod(abs(cents), 100)
+    return f"-{d}.{c:02d}" if cents < 0 else f"{d}.{c:02d}"
 
 
 def report_to_dict(r: Report) -> dict[str, Any]:
+    iso: dict = {}  # dates repeat: format each once
+
+    def day(d) -> str:
+        text = iso.get(d)
+        if text is None:
+            text = iso[d] = d.isoformat()
+        return text
+
     sales = [
         {
-            "date": s.date.isoformat(),
+            "date": day(s.date),
             "account": s.account,
             "symbol": s.symbol,
             "quantity": str(s.quantity),
@@ -94,8 +136,8 @@ def report_to_dict(r: Report) -> dict[str, Any]:
             "symbol": x.symbol,
             "quantity": str(x.quantity),
             "basis": money(x.basis_cents),
-            "acquired": x.acquired.isoformat(),
-            "holding_start": x.holding_start.isoformat(),
+            "acquired": day(x.acquired),
+            "holding_start": day(x.holding_start),
         }
         for x in r.lots
     ]

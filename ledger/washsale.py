@@ -31,19 +31,22 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
+from operator import attrgetter
 
 from solver.money import allocate_basis
 from solver.tax import term_of
 
 from .errors import LedgerInputError
-from .keys import check_id, check_lot_id, check_symbol, dot_prefixes
+from .keys import check_id, check_lot_id, check_symbol, dot_prefixes, is_id, is_lot_id, is_symbol
 
 WINDOW_DAYS = 30
+_ONE = Decimal(1)
 
 
 def cents_of(quantity: Decimal, price: Decimal) -> int:
     """Proceeds or cost: quantity × price in cents, half to even."""
-    return int((quantity * price * 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    return int((quantity * price * 100).quantize(_ONE, rounding=ROUND_HALF_EVEN))
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,104 +343,105 @@ class Household:
         return self.last_sales
 
     def _check(self, t: TradeIn) -> None:
-        where = _where(t)
-        validate_trade(t, where)
+        validate_trade(t)
         if t.household != self.household:
+            where = _where(t)
             raise LedgerInputError(
                 "household", f"{where}trade of household {t.household!r} applied to {self.household!r}"
             )
         if self.last_date is not None and t.date < self.last_date:
             raise LedgerInputError(
                 "date",
-                f"{where}{t.date} is before the household's last trade {self.last_date}; trades must be in date order",
+                f"{_where(t)}{t.date} is before the household's last trade {self.last_date}; "
+                "trades must be in date order",
             )
         acct = self.accounts.get(t.account)
         if acct is not None and acct.account_type != t.account_type:
             raise LedgerInputError(
-                "account_type", f"{where}account {t.account!r} is {acct.account_type}, not {t.account_type}"
+                "account_type", f"{_where(t)}account {t.account!r} is {acct.account_type}, not {t.account_type}"
             )
         if t.side == "buy" and t.lot_id and not self.id_free(t.lot_id):
             raise LedgerInputError(
                 "lot_id",
-                f"{where}lot id {t.lot_id!r} is already used in household {self.household!r}: "
+                f"{_where(t)}lot id {t.lot_id!r} is already used in household {self.household!r}: "
                 "a lot id names one purchase for good (leave it empty and the ledger makes one)",
             )
 
     def _lots_to_sell(self, t: TradeIn, taken: Mapping[str, Decimal]) -> list[tuple[OpenLot, Decimal]]:
         """The lots a sell takes shares from: the named lot, or the pieces a wash sale split it into
         (``b.1`` before ``b.2``, see ``piece_order``), or without a name the account's oldest lots."""
-        where = _where(t)
         if t.lot_id:
             lot = self.lots.get(t.lot_id)
             if lot is not None:
+                if (  # the common case, in one test
+                    lot.account == t.account
+                    and lot.symbol == t.symbol
+                    and t.quantity <= lot.quantity - taken.get(lot.lot_id, 0)
+                ):
+                    return [(lot, t.quantity)]
                 lots = [lot]
             else:
                 prefix = t.lot_id + "."
-                lots = sorted(
-                    (x for x in self.lots.values() if x.lot_id.startswith(prefix)),
-                    key=lambda x: piece_order(x.lot_id),
-                )
+                lots = [x for x in self.lots.values() if x.lot_id.startswith(prefix)]
+                lots.sort(key=_piece_key)
                 if not lots:
-                    raise LedgerInputError("lot_id", f"{where}no open lot {t.lot_id!r}")
+                    raise LedgerInputError("lot_id", f"{_where(t)}no open lot {t.lot_id!r}")
             for x in lots:
                 if x.account != t.account:
                     raise LedgerInputError(
-                        "lot_id", f"{where}lot {t.lot_id!r} belongs to account {x.account!r}, not {t.account!r}"
+                        "lot_id", f"{_where(t)}lot {t.lot_id!r} belongs to account {x.account!r}, not {t.account!r}"
                     )
                 if x.symbol != t.symbol:
-                    raise LedgerInputError("symbol", f"{where}lot {t.lot_id!r} is {x.symbol}, not {t.symbol}")
+                    raise LedgerInputError("symbol", f"{_where(t)}lot {t.lot_id!r} is {x.symbol}, not {t.symbol}")
             what = f"lot {t.lot_id!r}"
         else:
-            lots = sorted(
-                (
-                    x
-                    for x in self.by_key.get(self.key(t.symbol), {}).values()
-                    if x.account == t.account and x.symbol == t.symbol
-                ),
-                key=lambda x: (x.acquired, x.seq, piece_order(x.lot_id)),
-            )
+            held_by_key = self.by_key.get(self.identical.get(t.symbol, t.symbol), {})
+            lots = [x for x in held_by_key.values() if x.account == t.account and x.symbol == t.symbol]
+            lots.sort(key=_fifo_key)
             what = f"{t.symbol} in {t.account!r}"
-        free = [(x, x.quantity - taken.get(x.lot_id, Decimal(0))) for x in lots]
-        held = sum((q for _, q in free), Decimal(0))
-        if t.quantity > held:
-            raise LedgerInputError("quantity", f"{where}selling {t.quantity} of {what} which holds {held}")
-        out, left = [], t.quantity
-        for x, q in free:
-            if left <= 0:
-                break
-            take = min(left, q)
+        out, left, held = [], t.quantity, Decimal(0)
+        for x in lots:
+            free = x.quantity - taken.get(x.lot_id, 0)
+            held += free
+            take = min(left, free)
             if take > 0:
                 out.append((x, take))
                 left -= take
+        if left > 0:
+            raise LedgerInputError("quantity", f"{_where(t)}selling {t.quantity} of {what} which holds {held}")
         return out
 
     def _sell(self, acct: Account, parts: list[tuple[OpenLot, Decimal, TradeIn]]) -> list[Sale]:
         sales: list[Sale] = []
-        fills: dict[int, list[int]] = {}  # each row's proceeds, split exactly over its lots
+        fills: dict[int, list] = {}  # each row's proceeds left and shares left, split exactly over its lots
+        for t in {id(t): t for _, _, t in parts}.values():
+            fills[id(t)] = [cents_of(t.quantity, t.price), t.quantity]
+        household, recognized = self.household, not acct.is_ira
         for lot, q, t in parts:
-            fill = fills.setdefault(id(t), [cents_of(t.quantity, t.price), 0])
-            proceeds = allocate_basis(fill[0], q, t.quantity - Decimal(fill[1]))
+            fill = fills[id(t)]
+            proceeds = allocate_basis(fill[0], q, fill[1])  # exact split of one fill
             fill[0] -= proceeds
-            fill[1] += q
+            fill[1] -= q
             basis = allocate_basis(lot.basis_cents, q, lot.quantity)
             self.sale_seq += 1
             sale = Sale(
-                sale_id=f"{self.household}:{self.sale_seq}",
-                date=t.date,
-                account=t.account,
-                symbol=t.symbol,
-                quantity=q,
-                proceeds_cents=proceeds,
-                basis_cents=basis,
-                term=term_of(lot.holding_start, t.date),
-                lot_id=lot.lot_id,
-                purchase_id=lot.purchase_id,
-                held_days=(t.date - lot.holding_start).days,
-                recognized=not acct.is_ira,
+                f"{household}:{self.sale_seq}",
+                t.date,
+                t.account,
+                t.symbol,
+                q,
+                proceeds,
+                basis,
+                term_of(lot.holding_start, t.date),
+                lot.lot_id,
+                lot.purchase_id,
+                (t.date - lot.holding_start).days,
+                recognized,
             )
             lot.quantity -= q
             lot.basis_cents -= basis
-            lot.capacity = min(lot.capacity, lot.quantity)
+            if lot.capacity > lot.quantity:
+                lot.capacity = lot.quantity
             if lot.quantity == 0:
                 self._drop(lot.lot_id)
             else:
@@ -447,8 +451,8 @@ class Household:
             sales.append(sale)
         # every share of the sale is out of its lot: only shares still held can replace a loss
         for sale in sales:
-            if sale.recognized and sale.gain_cents < 0:
-                sale.unmatched, sale.loss_left_cents = sale.quantity, -sale.gain_cents
+            if recognized and sale.proceeds_cents < sale.basis_cents:
+                sale.unmatched, sale.loss_left_cents = sale.quantity, sale.basis_cents - sale.proceeds_cents
                 self._match_earlier_purchases(sale)
                 if sale.unmatched > 0:
                     self.pending_by_key.setdefault(self.key(sale.symbol), []).append(sale)
@@ -457,14 +461,12 @@ class Household:
     def _match_earlier_purchases(self, sale: Sale) -> None:
         start = sale.date - dt.timedelta(days=WINDOW_DAYS)
         key = self.key(sale.symbol)
-        candidates = sorted(
-            (
-                x
-                for x in self.by_key.get(key, {}).values()
-                if x.capacity > 0 and start <= x.acquired <= sale.date and x.purchase_id != sale.purchase_id
-            ),
-            key=lambda x: (x.acquired, x.seq, piece_order(x.lot_id)),
-        )
+        candidates = [
+            x
+            for x in self.by_key.get(key, {}).values()
+            if x.capacity > 0 and start <= x.acquired <= sale.date and x.purchase_id != sale.purchase_id
+        ]
+        candidates.sort(key=_fifo_key)
         for lot in candidates:
             if sale.unmatched <= 0:
                 break
@@ -472,8 +474,8 @@ class Household:
 
     def _buy(self, t: TradeIn, acct: Account) -> OpenLot:
         seq = self._next_seq()
-        lot_id = t.lot_id
-        while lot_id is None or not self.id_free(lot_id):  # a made id skips one a user already took
+        lot_id = t.lot_id  # checked free by ``_check``
+        while lot_id is None:  # a made id skips one a user already took
             lot_id = f"{t.account}-{t.date:%Y%m%d}-{seq}"
             if not self.id_free(lot_id):
                 lot_id, seq = None, self._next_seq()
@@ -496,7 +498,18 @@ class Household:
 
 def piece_order(lot_id: str) -> tuple:
     """Natural order of lot ids and their pieces: ``b.1`` < ``b.2`` < ``b.2.1`` < ``b.10``."""
+    if "." not in lot_id:
+        return ()
     return tuple((0, int(c), "") if c.isdigit() else (1, 0, c) for c in lot_id.split("."))
+
+
+def _piece_key(lot: OpenLot) -> tuple:
+    return piece_order(lot.lot_id)
+
+
+def _fifo_key(lot: OpenLot) -> tuple:
+    """Oldest first: acquisition date, then purchase order, then a split lot's pieces in order."""
+    return (lot.acquired, lot.seq, piece_order(lot.lot_id))
 
 
 def _where(t: TradeIn) -> str:
@@ -510,33 +523,66 @@ def _sale_number(sale: Sale) -> int:
 MAX_SHARES = Decimal(10) ** 12  # per trade or lot: far above any real position, safe in Lua's doubles
 MAX_PRICE = Decimal(10) ** 7  # dollars per share
 MAX_PLACES = 6  # fractional shares to a millionth (``solver.money.SHARE_QUANTUM``)
+_PLACES = Decimal(1).scaleb(-MAX_PLACES)
 EARLIEST = dt.date(1900, 1, 1)
 
 
 def check_quantity(q: object, where: str = "", field: str = "quantity") -> Decimal:
     """A share count: a finite ``Decimal`` > 0, at most 10^12 shares and 6 decimal places."""
-    if not isinstance(q, Decimal) or not q.is_finite() or q <= 0 or q > MAX_SHARES:
+    if not _quantity_ok(q):
+        if isinstance(q, Decimal) and q.is_finite() and 0 < q <= MAX_SHARES:
+            raise LedgerInputError(field, f"{where}{field} {q} has more than {MAX_PLACES} decimal places")
         raise LedgerInputError(field, f"{where}{field} must be a number of shares > 0 and <= 10^12, got {q!r}")
-    if q != q.quantize(Decimal(1).scaleb(-MAX_PLACES), rounding=ROUND_HALF_EVEN):
-        raise LedgerInputError(field, f"{where}{field} {q} has more than {MAX_PLACES} decimal places")
-    return q
+    return q  # type: ignore[return-value]
 
 
-def validate_trade(t: TradeIn, where: str = "") -> None:
-    if t.side not in ("buy", "sell"):
+def _quantity_ok(q: object) -> bool:
+    return (
+        type(q) is Decimal
+        and q.is_finite()
+        and 0 < q <= MAX_SHARES
+        and (q.as_tuple().exponent >= -MAX_PLACES or q == q.quantize(_PLACES, rounding=ROUND_HALF_EVEN))
+    )
+
+
+_SIDES = frozenset(("buy", "sell"))
+_TYPES = frozenset(("taxable", "ira", "trust", "other"))
+
+
+def validate_trade(t: TradeIn, where: str | None = None) -> None:
+    """Every field of a trade, or ``LedgerInputError`` naming it (``where``: default its row)."""
+    if (  # the fast path: everything fine, in one expression
+        t.side in _SIDES
+        and t.account_type in _TYPES
+        and type(t.date) is dt.date
+        and t.date >= EARLIEST
+        and _names_ok(t.account, t.household, t.symbol)
+        and (t.lot_id is None or is_lot_id(t.lot_id))
+        and _quantity_ok(t.quantity)
+        and type(t.price) is Decimal
+        and t.price.is_finite()
+        and 0 < t.price <= MAX_PRICE
+    ):
+        return
+    where = _where(t) if where is None else where
+    if t.side not in _SIDES:
         raise LedgerInputError("side", f"{where}side must be buy or sell, got {t.side!r}")
-    if t.account_type not in ("taxable", "ira", "trust", "other"):
+    if t.account_type not in _TYPES:
         raise LedgerInputError("account_type", f"{where}{t.account_type!r} is not taxable|ira|trust|other")
-    if not isinstance(t.date, dt.date) or t.date < EARLIEST:
-        raise LedgerInputError("date", f"{where}date {t.date!r} is before {EARLIEST}")
+    if type(t.date) is not dt.date or t.date < EARLIEST:
+        raise LedgerInputError("date", f"{where}date {t.date!r} is not a date from {EARLIEST}")
     check_id("account", t.account, where)
     check_id("household", t.household, where)
     check_symbol(t.symbol, where)
     if t.lot_id is not None:
         check_lot_id(t.lot_id, where)
     check_quantity(t.quantity, where)
-    if not isinstance(t.price, Decimal) or not t.price.is_finite() or t.price <= 0 or t.price > MAX_PRICE:
-        raise LedgerInputError("price", f"{where}price must be a number > 0 and <= 10^7, got {t.price!r}")
+    raise LedgerInputError("price", f"{where}price must be a number > 0 and <= 10^7, got {t.price!r}")
+
+
+@lru_cache(maxsize=1 << 16)  # the same accounts and symbols come back trade after trade
+def _names_ok(account: object, household: object, symbol: object) -> bool:
+    return is_id(account) and is_id(household) and is_symbol(symbol)
 
 
 def sales_of(trades: Iterable[TradeIn]) -> Iterable[list[TradeIn]]:
@@ -583,8 +629,9 @@ def run(trades: Iterable[TradeIn], identical: Mapping[str, str] | None = None) -
             hh.apply_sale(group)
         else:
             hh.apply(t)
-    sales = [s for hh in households.values() for s in hh.sales]
-    sales.sort(key=lambda s: (s.date, s.sale_id.rsplit(":", 1)[0], int(s.sale_id.rsplit(":", 1)[1])))
+    # by date, then household, then order of sale (each household's sales are in that order)
+    sales = [s for _, hh in sorted(households.items()) for s in hh.sales]
+    sales.sort(key=attrgetter("date"))
     lots = sorted(
         (x for hh in households.values() for x in hh.lots.values()),
         key=lambda x: (x.account, x.symbol, x.acquired, x.seq, piece_order(x.lot_id)),

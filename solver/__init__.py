@@ -1,12 +1,40 @@
 """taxview's per-account tax-aware solver (pure: no Redis, no Ray)."""
 
-from .errors import InputError, SolverError, TaxviewError
-from .market import Market, read_market, synthesize, write_market
-from .problem import DEFAULT_CACHE, ProblemCache
-from .riskmodel import RiskModel, estimate, read_riskmodel, write_riskmodel
-from .snapshot import Snapshot, snapshot
-from .solve import solve_account
-from .types import AccountSettings, Lot, Realized, Restrictions, SolveResult, Trade
+import importlib
+
+# Imported on first use (PEP 562): ``import solver.errors`` (the ledger, the CLI's start) should not
+# pay for numpy, scipy and CVXPY.
+_WHERE = {
+    "InputError": "errors",
+    "SolverError": "errors",
+    "TaxviewError": "errors",
+    "Market": "market",
+    "read_market": "market",
+    "synthesize": "market",
+    "write_market": "market",
+    "DEFAULT_CACHE": "problem",
+    "ProblemCache": "problem",
+    "RiskModel": "riskmodel",
+    "estimate": "riskmodel",
+    "read_riskmodel": "riskmodel",
+    "write_riskmodel": "riskmodel",
+    "Snapshot": "snapshot",
+    "snapshot": "snapshot",
+    "solve_account": "solve",
+    "AccountSettings": "types",
+    "Lot": "types",
+    "Realized": "types",
+    "Restrictions": "types",
+    "SolveResult": "types",
+    "Trade": "types",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AccountSettings",
