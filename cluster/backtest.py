@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ledger.washsale import Household, OpenLot, TradeIn, cents_of
+from ledger.washsale import Household, TradeIn, cents_of
 from solver.errors import InputError
 from solver.market import TRADING_DAYS, Market, _readonly, read_market, synthesize
 from solver.money import dollars_to_cents
@@ -210,21 +210,7 @@ def simulate(
     for x in lots or []:
         if x.symbol not in index:
             raise InputError("symbol", f"legacy lot {x.lot_id!r}: {x.symbol!r} is not in the data")
-        hh.seq += 1
-        hh.load(
-            OpenLot(
-                x.lot_id,
-                "A",
-                x.symbol,
-                x.quantity,
-                x.basis_cents,
-                x.acquired,
-                x.holding_from,
-                x.lot_id,
-                x.quantity,
-                hh.seq,
-            )
-        )
+        hh.open_lot(x.lot_id, "A", x.symbol, x.quantity, x.basis_cents, x.acquired, x.holding_from)
         shares[index[x.symbol]] += float(x.quantity)
     windows: dict[str, list[int]] = {}
     run = Run()
