@@ -63,12 +63,18 @@ def _columns(table: pa.Table, path, required, optional) -> None:
         raise LedgerInputError(unknown[0], f"{path}: unknown column(s) {unknown}; expected {required + optional}")
 
 
+def _row(path, i: int) -> int:
+    """How errors number row ``i`` (0-based data row): a CSV's line (the header is row 1, as for
+    every CSV taxview reads), a Parquet file's data row from 1."""
+    return i + (1 if Path(path).suffix == ".parquet" else 2)
+
+
 def _fail(path, name: str, mask: np.ndarray, col: pa.ChunkedArray | None, why: str) -> None:
     """Raise naming the first row where ``mask`` is set (1-based data rows)."""
     if mask.any():
         i = int(np.argmax(mask))
         value = col[i].as_py() if col is not None else None
-        raise LedgerInputError(name, f"{path} row {i + 1}: {name} {value!r} {why}")
+        raise LedgerInputError(name, f"{path} row {_row(path, i)}: {name} {value!r} {why}")
 
 
 def _text(t: pa.Table, path, name: str, pattern: str, rule: str) -> pa.ChunkedArray:
@@ -108,7 +114,7 @@ def _dates(t: pa.Table, path, name: str, fill: np.ndarray | None = None) -> np.n
             try:
                 out.append(None if x is None else dt.date.fromisoformat(x))
             except ValueError:
-                raise LedgerInputError(name, f"{path} row {i + 1}: {name} {x!r} is not a date") from None
+                raise LedgerInputError(name, f"{path} row {_row(path, i)}: {name} {x!r} is not a date") from None
         days = pa.chunked_array([pa.array(out, pa.date32())])
     ordinals = days.cast(pa.int32()).to_numpy(zero_copy_only=False)
     nulls = pc.is_null(days).to_numpy(zero_copy_only=False)
@@ -129,7 +135,7 @@ def read_accounts(path: Path | str) -> list[AccountInfo]:
     columns = {c: t.column(c).to_pylist() if c in t.column_names else [None] * t.num_rows for c in ACCOUNT_OPTIONAL}
     out = []
     for i in range(t.num_rows):
-        where = f"{path} row {i + 1}: "
+        where = f"{path} row {_row(path, i)}: "
         rates = []
         for name, default in zip(("st_rate", "lt_rate"), DEFAULT_RATES):
             rates.append(_rate(columns[name][i], default, name, where))
@@ -220,7 +226,8 @@ def read_lots(path: Path | str, as_of: dt.date | None = None, universe: set[str]
             "basis_cents": basis,
             "acquired": acquired,
             "holding_start": holding,
-        }
+        },
+        metadata={"row_base": str(_row(path, 0))},
     )
 
 
@@ -283,10 +290,11 @@ def import_lots(store: LedgerStore, lots: pa.Table, progress: bool = False) -> i
 
 def _plan_lots(store: LedgerStore, lots: pa.Table, homes: dict[str, str], replace: set[str]):
     """Per household: (rows for ``write_import``, lots to remove, replaced accounts, version)."""
+    base = int((lots.schema.metadata or {}).get(b"row_base", b"1"))  # how the file numbers its rows
     accounts = lots.column("account").to_pylist()
     unknown = next((i for i, a in enumerate(accounts) if a not in homes), None)
     if unknown is not None:
-        raise LedgerInputError("account", f"lots row {unknown + 1}: unknown account {accounts[unknown]!r}")
+        raise LedgerInputError("account", f"lots row {unknown + base}: unknown account {accounts[unknown]!r}")
     households = [homes[a] for a in accounts]
     lot_ids = lots.column("lot_id").to_pylist()
     symbols = lots.column("symbol").to_pylist()
@@ -314,14 +322,15 @@ def _plan_lots(store: LedgerStore, lots: pa.Table, homes: dict[str, str], replac
             if lot_ids[i] in seen:
                 raise LedgerInputError(
                     "lot_id",
-                    f"lots row {i + 1}: lot {lot_ids[i]!r} is also on row {seen[lot_ids[i]] + 1} (household {hh!r})",
+                    f"lots row {i + base}: lot {lot_ids[i]!r} is also on row {seen[lot_ids[i]] + base} ({hh!r})",
                 )
             seen[lot_ids[i]] = i
         for i in rows:  # one id inside another's namespace, within the file
             for p in dot_prefixes(lot_ids[i]):
                 if p in seen:
                     raise LedgerInputError(
-                        "lot_id", f"lots row {i + 1}: lot {lot_ids[i]!r} is inside the id of row {seen[p] + 1} ({p!r})"
+                        "lot_id",
+                        f"lots row {i + base}: lot {lot_ids[i]!r} is inside the id of row {seen[p] + base} ({p!r})",
                     )
         remove, version, mine = [], None, sorted(a for a in replace if homes.get(a) == hh)
         if mine:
@@ -333,7 +342,7 @@ def _plan_lots(store: LedgerStore, lots: pa.Table, homes: dict[str, str], replac
         for i, ok in zip(rows, store.free_ids(hh, ids)):
             if not ok and lot_ids[i] not in freed:
                 raise LedgerInputError(
-                    "lot_id", f"lots row {i + 1}: lot id {lot_ids[i]!r} is already used in household {hh!r}"
+                    "lot_id", f"lots row {i + base}: lot id {lot_ids[i]!r} is already used in household {hh!r}"
                 )
         plan[hh] = ([(store.key_of(symbols[i]), lot_ids[i], heads[i], qty[i]) for i in rows], remove, mine, version)
     for a in replace:  # a replaced account with no lots in the file is emptied all the same

@@ -87,7 +87,7 @@ def test_ledger_import_rejects_bad_rows_and_writes_nothing(tmp_path, redis_serve
     )
     url = ["--redis", redis_server.url]
     assert import_files(tmp_path / "a.csv", tmp_path / "l.csv", url) == 2
-    assert "row 2" in capsys.readouterr().err and not redis_client.keys("*")
+    assert "row 3" in capsys.readouterr().err and not redis_client.keys("*")
     assert main(["ledger", "show", "--account", "NOPE", *url]) == 2
     assert "unknown account" in capsys.readouterr().err
 

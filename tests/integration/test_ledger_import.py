@@ -45,7 +45,7 @@ def test_importing_an_existing_lot_id_is_refused_and_changes_nothing(tmp_path, l
     before = show(loaded, "A", capsys)
     again = write(tmp_path, "again.csv", "account,lot_id,symbol,quantity,basis,acquired\nA,a1,XYZ,999,1,2023-01-03\n")
     assert ledger(["import", "--lots", again], loaded) == 2
-    assert "row 1" in capsys.readouterr().err
+    assert "row 2" in capsys.readouterr().err
     assert show(loaded, "A", capsys) == before
 
 
@@ -69,7 +69,7 @@ def test_a_failed_import_writes_no_account(tmp_path, redis_server, redis_client,
     accounts = write(tmp_path, "a.csv", ACCOUNTS)
     lots = write(tmp_path, "l.csv", LOTS + "A,a3,XYZ,lots,1,2023-01-03\n")
     assert ledger(["import", "--accounts", accounts, "--lots", lots], redis_server.url) == 2
-    assert "row 3" in capsys.readouterr().err and not redis_client.keys("*")
+    assert "row 4" in capsys.readouterr().err and not redis_client.keys("*")
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_bad_lot_rows_exit_2_naming_the_field_and_row(tmp_path, loaded, capsys, 
     before = show(loaded, "A", capsys)
     assert ledger(["import", "--lots", lots], loaded) == 2
     err = capsys.readouterr().err
-    assert "row 2" in err and field in err and "Traceback" not in err
+    assert "row 3" in err and field in err and "Traceback" not in err
     assert show(loaded, "A", capsys) == before
 
 
