@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -78,21 +79,20 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
     from cluster.coordinator import rebalance, summary_table
     from solver.errors import InputError
 
-    if args.address and not (args.redis or os.environ.get("TAXVIEW_REDIS_URL")):
+    if args.address and not _ledger_url(args):
         raise InputError(
             "redis",
-            "a Ray cluster needs a ledger every node reaches: pass --redis URL or set "
+            "a Ray cluster needs a ledger every node reaches: pass --redis URL or --redis-url-file FILE or set "
             "TAXVIEW_REDIS_URL (a private loopback redis-server is for a local run only)",
         )
 
-    with _Ledger(args) as store:
-        url = store.r.connection_pool.connection_kwargs
-        redis_url = args.redis or os.environ.get("TAXVIEW_REDIS_URL") or f"redis://{url['host']}:{url['port']}/0"
+    ledger = _Ledger(args)
+    with ledger:
         s = rebalance(
             args.date,
             args.market,
             args.out,
-            redis_url,
+            ledger.url,  # with its password: the workers connect with it; never printed (redact)
             address=args.address,
             workers=args.workers,
             run_id=args.run_id,
@@ -100,19 +100,21 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
             shard_size=args.shard_size,
             identical=_parse_identical(args.identical),
             factors=args.factors,
+            redis_retry_s=args.redis_retry_s,
+            run_wait_s=args.run_wait_s,
         )
     print(summary_table(s))
+    if s.interrupted:  # outputs written for what was done; 128 + the signal, as a shell reports it
+        return 128 + signal.Signals[s.signal].value
     return 0 if s.failed == 0 else 1
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     """The nightly rebalance of a synthetic firm, end to end, on a private Redis and a local Ray."""
-    import shutil
-
     from cluster.coordinator import rebalance, summary_table
     from cluster.demo import synth_firm
     from ledger.importer import import_lots, read_accounts, read_lots
-    from ledger.server import RedisServer
+    from ledger.server import PrivateLedger
     from ledger.store import LedgerStore
     from solver.market import read_market, synthesize, write_market
 
@@ -148,10 +150,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         )
         lots = lots.drop_columns(["holding_start"])
         pq.write_table(lots, fdir / "lots.parquet")
+    import redis
+
     rdir = work / "redis"
-    shutil.rmtree(rdir, ignore_errors=True)  # the demo starts every run from the same firm
-    with RedisServer(rdir) as server:
-        store = LedgerStore(server.client())
+    # the demo starts every run from the same firm: an empty ledger (refused while in use)
+    with PrivateLedger(rdir, command="taxview demo").open(fresh=True) as server:
+        store = LedgerStore(redis.Redis.from_url(server.url))
         store.add_accounts(read_accounts(fdir / "accounts.parquet"))
         n = import_lots(store, read_lots(fdir / "lots.parquet"))
         print(
@@ -160,11 +164,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         s = rebalance(date, mdir, work / "out" / date, server.url, workers=args.workers, quiet=args.quiet)
+        store.r.close()
     print(summary_table(s))
     print(
         f"\nrebalance again by hand: taxview rebalance --date {date} --market {mdir} --out OUT "
         f"--workdir {work}  (the ledger stays in {rdir} until the next demo)"
     )
+    if s.interrupted:
+        return 128 + signal.Signals[s.signal].value
     return 0 if s.failed == 0 else 1
 
 
@@ -450,13 +457,17 @@ def _cmd_washsale(args: argparse.Namespace) -> int:
 
 
 class _Ledger:
-    """The ledger for one CLI command: a URL, or a private redis-server in the working directory."""
+    """The ledger for one CLI command: a URL, or the private redis-server of the working directory
+    (started, or the one another taxview command runs there; see ledger/server.py)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         from ledger.server import connect
         from ledger.store import LedgerStore
 
-        self.client, self.server = connect(args.redis, Path(args.workdir) / "redis", args.appendfsync)
+        command = " ".join(["taxview", args.command, *([args.ledger_cmd] if args.command == "ledger" else [])])
+        self.client, self.private, self.url = connect(
+            _ledger_url(args), Path(args.workdir) / "redis", args.appendfsync, command
+        )
         self.store = LedgerStore(self.client, identical=_parse_identical(getattr(args, "identical", None)))
 
     def __enter__(self):
@@ -464,20 +475,30 @@ class _Ledger:
 
     def __exit__(self, *exc) -> None:
         self.client.close()
-        if self.server is not None:
-            self.server.stop()
+        if self.private is not None:
+            self.private.close()
 
 
 def _cmd_ledger_import(args: argparse.Namespace) -> int:
-    from ledger.importer import import_lots, read_accounts, read_lots
+    from ledger.importer import import_ledger, read_accounts, read_lots
 
     t0 = time.perf_counter()
+    universe = None
+    if args.market:
+        from solver.market import read_market
+
+        universe = set(read_market(args.market).symbols)
     accounts = read_accounts(args.accounts) if args.accounts else []
-    lots = read_lots(args.lots) if args.lots else None
+    as_of = _date(args.as_of) if args.as_of else None
+    lots = read_lots(args.lots, as_of=as_of, universe=universe) if args.lots else None
+    if lots is not None and universe is None:
+        print(
+            "taxview: note: symbols not checked against a universe (pass --market DIR to refuse unknown ones)",
+            file=sys.stderr,
+        )
     with _Ledger(args) as store:
-        store.add_accounts(accounts)
-        n = import_lots(store, lots, progress=not args.quiet) if lots is not None else 0
-    print(f"imported {len(accounts)} accounts and {n} lots in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        n_accounts, n = import_ledger(store, accounts, lots, replace=args.replace_account, progress=not args.quiet)
+    print(f"imported {n_accounts} accounts and {n} lots in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return 0
 
 
@@ -547,13 +568,36 @@ def _date(text: str):
         raise InputError("date", f"{text!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
+def _ledger_url(args: argparse.Namespace) -> str | None:
+    """--redis, else the first line of --redis-url-file, else $TAXVIEW_REDIS_URL; None: private."""
+    if getattr(args, "redis", None):
+        return args.redis
+    path = getattr(args, "redis_url_file", None)
+    if path:
+        from solver.errors import InputError
+
+        try:
+            lines = Path(path).read_text().split()
+        except OSError as exc:
+            raise InputError("redis-url-file", f"cannot read {path}: {exc.strerror}") from None
+        if not lines:
+            raise InputError("redis-url-file", f"{path} is empty")
+        return lines[0]
+    return os.environ.get("TAXVIEW_REDIS_URL") or None
+
+
 def _redis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--redis",
-        help="redis://[:password@]host:port/db or rediss:// (default: $TAXVIEW_REDIS_URL, "
-        "else a private redis-server with its data under --workdir)",
+        help="redis://[:password@]host:port/db or rediss:// (default: --redis-url-file, then $TAXVIEW_REDIS_URL, "
+        "else a private redis-server with its data under --workdir); a password here shows in ps: prefer the file",
     )
-    p.add_argument("--workdir", default="taxview-work", help="where a private redis-server keeps its data")
+    p.add_argument("--redis-url-file", help="a file (mode 0600) whose first line is the ledger's URL")
+    p.add_argument(
+        "--workdir",
+        default="taxview-work",
+        help="where the private redis-server keeps its data; commands on one workdir share its server",
+    )
     p.add_argument(
         "--appendfsync",
         choices=["everysec", "always"],
@@ -597,6 +641,15 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--lots", help="LOTS.csv|parquet: account,lot_id,symbol,quantity,basis,acquired[,holding_start]")
     imp.add_argument("--identical", help="substantially identical symbols, e.g. GOOG=GOOGL")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.add_argument(
+        "--replace-account",
+        action="append",
+        default=[],
+        metavar="ACCOUNT",
+        help="restate an existing account from the files: its open lots are replaced (journaled); repeatable",
+    )
+    imp.add_argument("--market", help="market directory: refuse lots whose symbol is not in its universe")
+    imp.add_argument("--as-of", help="YYYY-MM-DD: acquisition dates after it are refused (default: today)")
     _redis_options(imp)
     imp.set_defaults(func=_cmd_ledger_import)
     exp = ledger.add_parser("export", help="write accounts.parquet and lots.parquet")
@@ -623,6 +676,18 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--factors", type=int, default=20, help="PCA factors when the market has no riskmodel/")
     rb.add_argument("--identical", help="substantially identical symbols, e.g. GOOG=GOOGL")
     rb.add_argument("--quiet", action="store_true", help="no progress bar")
+    rb.add_argument(
+        "--redis-retry-s",
+        type=float,
+        default=60.0,
+        help="retry ledger calls through a Redis outage this long before an account fails (default 60)",
+    )
+    rb.add_argument(
+        "--run-wait-s",
+        type=float,
+        default=3600.0,
+        help="wait this long for another coordinator of the same run id to end (default 3600)",
+    )
     _redis_options(rb)
     rb.set_defaults(func=_cmd_rebalance)
 
@@ -678,13 +743,60 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(BaseException):
+    """SIGTERM outside the rebalance loop (which handles it itself): unwind, cleaning up."""
+
+
+def _terminated(signum, frame) -> None:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 success; 1 failure (accounts failed, ledger unreachable, any other error: one
+    line, the traceback with TAXVIEW_DEBUG=1); 2 bad input; 3 ``solve``: not solved; 130/143
+    interrupted by SIGINT/SIGTERM (``rebalance`` writes the outputs of what it did first)."""
+    import threading
+
+    from ledger.server import redact
+    from solver.errors import InputError
+
     args = build_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
+    reaper = None
     try:
+        if args.command in ("rebalance", "demo", "ledger"):  # they may start redis-server and Ray
+            from cluster.reaper import Reaper
+
+            reaper = Reaper.start()  # stops them if this process is killed without cleaning up
         return args.func(args)
-    except TaxviewError as exc:
-        print(f"taxview: error: {exc}", file=sys.stderr)
+    except InputError as exc:
+        print(f"taxview: error: {redact(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("taxview: interrupted", file=sys.stderr)
+        return 130
+    except _Terminated:
+        print("taxview: terminated", file=sys.stderr)
+        return 143
+    except SystemExit as exc:
+        if exc.code == signal.SIGTERM:  # Ray's own SIGTERM handler, while ray.init runs
+            print("taxview: terminated", file=sys.stderr)
+            return 143
+        raise
+    except Exception as exc:
+        if os.environ.get("TAXVIEW_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        what = "" if isinstance(exc, TaxviewError) else f"{type(exc).__name__}: "
+        print(f"taxview: error: {what}{redact(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        if reaper is not None:
+            reaper.close()
+        if main_thread:
+            signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":

@@ -5,16 +5,27 @@ benchmark, the risk model's B, F, D) into Ray's object store once, and feeds sha
 long-lived worker actors with back-pressure, streaming their Arrow batches into Parquet. A worker
 that dies is restarted by Ray and its shard re-run; commits are idempotent by (run id, account),
 so nothing is applied twice and a re-run of the same run id only finishes what is missing.
+
+Operations: one coordinator per run id at a time (a lease in Redis; a second one waits, then
+replays); outputs are written under temporary names and renamed when complete; SIGTERM/SIGINT stop
+the submission of shards, the shards in flight finish (bounded) and the outputs of what was done
+are written with ``interrupted``; a shard whose worker dies again and again, or that raises, fails
+its accounts with the reason and the night goes on. A local Ray listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import signal
+import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +33,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 import redis
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayError
 from tqdm import tqdm
 
+from ledger.server import client_from_url, redact, retrying
 from ledger.store import LedgerStore
+from solver.errors import InputError
 from solver.market import read_market
 from solver.riskmodel import read_riskmodel
 from solver.snapshot import snapshot
@@ -36,6 +49,7 @@ from .worker import ACCOUNT_SCHEMA, TRADE_SCHEMA, RebalanceWorker
 
 IN_FLIGHT_PER_WORKER = 2
 MAX_SHARD_ATTEMPTS = 5
+LEASE_TTL_MS = 15_000
 
 
 @dataclass
@@ -57,6 +71,154 @@ class RunSummary:
     harvested_loss: str = "0"
     tax_estimate: str = "0"
     out: str = ""
+    interrupted: bool = False  # stopped by a signal: ``not_run`` accounts were not rebalanced
+    signal: str | None = None
+    not_run: int = 0
+
+
+class RunLease:
+    """At most one coordinator per run id: ``SET key holder NX PX`` renewed every 5 s by a thread,
+    deleted at the end (only by its holder). A second coordinator of the same run id waits for it.
+    The lease of a coordinator that was killed expires after 15 s, at once when it ran on this host
+    (the holder names host and pid)."""
+
+    _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+    _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+    def __init__(self, client: redis.Redis, key: str, retry_s: float) -> None:
+        self.r, self.key, self.retry_s = client, key, retry_s
+        self.holder = f"{socket.gethostname()} pid {os.getpid()} {secrets.token_hex(4)}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self, wait_s: float, run_id: str) -> float:
+        """Take the lease, waiting up to ``wait_s`` for another holder; returns the seconds waited."""
+        t0 = time.monotonic()
+        said = False
+        while not retrying(lambda: self.r.set(self.key, self.holder, nx=True, px=LEASE_TTL_MS), self.retry_s):
+            other = retrying(lambda: self.r.get(self.key), self.retry_s)
+            other = other.decode() if other else "?"
+            if self._dead_here(other):
+                retrying(partial(self.r.eval, self._RELEASE, 1, self.key, other), self.retry_s)
+                print(f"taxview: run {run_id} was left by a coordinator that is gone ({other}): taking it over",
+                      file=sys.stderr)  # fmt: skip
+                continue
+            if time.monotonic() - t0 >= wait_s:
+                raise ClusterError(
+                    f"run {run_id} is in progress elsewhere ({other}); waited {wait_s:g}s: "
+                    "run it again once that one ends (its accounts then replay)"
+                )
+            if not said:
+                print(
+                    f"taxview: run {run_id} is in progress elsewhere ({other}): waiting up to {wait_s:g}s for it "
+                    "to end; its accounts then replay",
+                    file=sys.stderr,
+                )
+                said = True
+            time.sleep(0.5)
+        self._thread = threading.Thread(target=self._renew, name="run-lease", daemon=True)
+        self._thread.start()
+        return time.monotonic() - t0
+
+    @staticmethod
+    def _dead_here(holder: str) -> bool:
+        """Whether ``holder`` is a coordinator of this host whose process is gone."""
+        host, _, rest = holder.partition(" pid ")
+        pid = rest.split(" ")[0]
+        if host != socket.gethostname() or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
+
+    def _renew(self) -> None:
+        while not self._stop.wait(LEASE_TTL_MS / 3000):
+            try:
+                self.r.eval(self._RENEW, 1, self.key, self.holder, LEASE_TTL_MS)
+            except redis.RedisError:
+                pass  # an outage: the next renewal tries again (the lease outlives 30 s of it)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            self.r.eval(self._RELEASE, 1, self.key, self.holder)
+        except redis.RedisError:
+            pass  # it expires by itself
+
+
+class _Stop:
+    """What SIGTERM/SIGINT asked: the first stops new shards, a second stops waiting for the rest."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.now = False
+
+    def __call__(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+            print(
+                f"\ntaxview: {signal.Signals(signum).name}: no new shards; finishing those in flight and writing "
+                "the outputs (again to stop now)",
+                file=sys.stderr,
+            )
+        else:
+            self.now = True
+
+
+_RAY_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _loopback_ray() -> Callable[[], None]:
+    """Make a local Ray listen on 127.0.0.1 only; returns the undo.
+
+    Given ``_node_ip_address="127.0.0.1"``, Ray on Linux replaces it with the host's routable
+    address (``services.resolve_ip_for_localhost``) and its gcs, raylet and workers listen on every
+    interface. With Ray's ``ENABLE_RAY_CLUSTER`` off (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read
+    when Ray is imported, so set on the module too) the node address stays 127.0.0.1 and they bind
+    to loopback (checked by tests/integration/test_operations.py).
+    """
+    from ray._private import ray_constants
+
+    before = (getattr(ray_constants, "ENABLE_RAY_CLUSTER", None), os.environ.get(_RAY_CLUSTER_ENV))
+    if before[0] is not None:
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ[_RAY_CLUSTER_ENV] = "0"
+
+    def undo() -> None:
+        if before[0] is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = before[0]
+        if before[1] is None:
+            os.environ.pop(_RAY_CLUSTER_ENV, None)
+        else:
+            os.environ[_RAY_CLUSTER_ENV] = before[1]
+
+    return undo
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for a shard's failure (a RayTaskError carries the worker's exception as ``cause``)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        text = f"{type(cause).__name__}: {cause}"
+    else:
+        lines = [x.strip() for x in str(exc).strip().splitlines() if x.strip()]
+        text = lines[-1] if lines else type(exc).__name__
+    return redact(text)[:300]
+
+
+def _failed_rows(shard, reason: str) -> dict[str, Any]:
+    rows = [RebalanceWorker._failed(a, hh, "error", reason) for hh, members in shard.households for a in members]
+    return {
+        "trades": pa.RecordBatch.from_pylist([], schema=TRADE_SCHEMA),
+        "accounts": pa.RecordBatch.from_pylist(rows, schema=ACCOUNT_SCHEMA),
+        "stages": {},
+    }
 
 
 def rebalance(
@@ -74,11 +236,19 @@ def rebalance(
     settings: Mapping[str, Any] | None = None,
     factors: int = 20,
     after_shard: Callable[[int, list], None] | None = None,
+    redis_retry_s: float = 60.0,
+    redis_timeout_s: float = 10.0,
+    run_wait_s: float = 3600.0,
+    max_shard_attempts: int = MAX_SHARD_ATTEMPTS,
+    drain_s: float = 120.0,
 ) -> RunSummary:
     """Rebalance every account of the ledger on ``date``; returns the run summary.
 
     ``after_shard(done, actors)`` is called after each finished shard (tests use it to kill a
     worker mid-run). One account's failure is recorded with its reason and never stops the run.
+    ``redis_retry_s``: how long a ledger call is retried through an outage before its account
+    fails; ``run_wait_s``: how long to wait for another coordinator of the same run id;
+    ``drain_s``: after SIGTERM/SIGINT, how long to wait for the shards in flight.
     """
     t_start = time.perf_counter()
     stages: dict[str, float] = {}
@@ -94,116 +264,160 @@ def rebalance(
     stages["market_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    store = LedgerStore(redis.Redis.from_url(redis_url), prefix, identical)
-    shards = make_shards(group_by_household(store.accounts()), shard_size)
+    client = client_from_url(redis_url, redis_timeout_s)
+    store = LedgerStore(client, prefix, identical)
+    shards = make_shards(group_by_household(retrying(store.accounts, redis_retry_s)), shard_size)
     n_accounts = sum(s.accounts for s in shards)
     if n_accounts == 0:
-        raise ClusterError("the ledger has no accounts: import some first (taxview ledger import)")
+        raise InputError("ledger", "the ledger has no accounts: import some first (taxview ledger import)")
     stages["ledger_accounts_s"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    started_ray = False
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = {
-            "include_dashboard": False,
-            "logging_level": "ERROR",
-            "log_to_driver": False,
-        }
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=workers or os.cpu_count(), **kwargs)
-        started_ray = True
-    n_workers = workers or max(1, int(ray.available_resources().get("CPU", 1)))
-    snap_ref = ray.put(snap)  # once; every worker reads the arrays zero-copy
-    actor_cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(RebalanceWorker)
-    actors = [
-        actor_cls.remote(redis_url, prefix, dict(identical or {}), dict(settings or {})) for _ in range(n_workers)
-    ]
-    ray.get([a.ping.remote() for a in actors])
-    stages["ray_setup_s"] = time.perf_counter() - t
+    lease = RunLease(client, f"{prefix}:run:{run_id}", redis_retry_s)
+    stages["lease_wait_s"] = lease.acquire(run_wait_s, run_id)
 
     t = time.perf_counter()
-    trades_writer = pq.ParquetWriter(out / "trades.parquet", TRADE_SCHEMA)
-    accounts_writer = pq.ParquetWriter(out / "accounts.parquet", ACCOUNT_SCHEMA)
-    worker_stages = {"ledger_read_s": 0.0, "solve_s": 0.0, "commit_s": 0.0}
-    counts = {"ok": 0, "failed": 0, "replayed": 0, "trades": 0}
-    money = {
-        "harvested": pa.scalar(0, pa.decimal128(18, 2)).as_py(),
-        "tax": pa.scalar(0, pa.decimal128(18, 2)).as_py(),
-    }
-    output_s = 0.0
-    queue = list(reversed(shards))
-    in_flight: dict[Any, tuple[int, Any, int]] = {}  # ref -> (actor index, shard, attempt)
-    retries = 0
-    done = 0
-    waited = 0.0  # time the coordinator spent waiting on workers (the rest is its own overhead)
-    bar = tqdm(
-        total=n_accounts,
-        unit="acct",
-        desc=f"rebalance {date}",
-        file=sys.stderr,
-        disable=quiet,
-        dynamic_ncols=True,
-        smoothing=0.1,
-    )
-
-    def submit(i: int, shard, attempt: int) -> None:
-        in_flight[actors[i].run_shard.remote(snap_ref, run_id, shard)] = (i, shard, attempt)
-
-    for i in range(n_workers):
-        for _ in range(IN_FLIGHT_PER_WORKER):
-            if queue:
-                submit(i, queue.pop(), 1)
+    main_thread = threading.current_thread() is threading.main_thread()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)} if main_thread else {}
+    stop = _Stop()
+    init_ray = not ray.is_initialized()
+    undo_loopback = None
+    actors: list = []
+    temp = {name: out / f".{name}.{os.getpid()}.partial" for name in ("trades.parquet", "accounts.parquet")}
+    writers: list[pq.ParquetWriter] = []
+    complete = False
+    bar = None
     try:
-        while in_flight:
-            t_wait = time.perf_counter()
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            waited += time.perf_counter() - t_wait
-            ref = ready[0]
-            i, shard, attempt = in_flight.pop(ref)
-            try:
-                result = ray.get(ref)
+        if init_ray:
+            kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                undo_loopback = _loopback_ray()
+                ray.init(num_cpus=workers or os.cpu_count(), _node_ip_address="127.0.0.1", **kwargs)
+        for s in handlers:  # after ray.init, which installs its own SIGTERM handler
+            signal.signal(s, stop)
+        n_workers = workers or max(1, int(ray.available_resources().get("CPU", 1)))
+        snap_ref = ray.put(snap)  # once; every worker reads the arrays zero-copy
+        actor_cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(RebalanceWorker)
+        actors = [
+            actor_cls.remote(
+                redis_url, prefix, dict(identical or {}), dict(settings or {}), redis_retry_s, redis_timeout_s
+            )
+            for _ in range(n_workers)
+        ]
+        ray.get([a.ping.remote() for a in actors])
+        stages["ray_setup_s"] = time.perf_counter() - t
 
-            except RayActorError as exc:  # the worker died (killed, OOM, node lost)
-                if attempt >= MAX_SHARD_ATTEMPTS:
-                    raise ClusterError(f"shard {shard.shard_id} failed {attempt} times: {exc}") from exc
-                retries += 1
-                submit(i, shard, attempt + 1)  # Ray restarts the actor; the re-run replays its commits
-                continue
-            if queue:
-                submit(i, queue.pop(), 1)
+        t = time.perf_counter()
+        trades_writer = pq.ParquetWriter(temp["trades.parquet"], TRADE_SCHEMA)
+        writers.append(trades_writer)
+        accounts_writer = pq.ParquetWriter(temp["accounts.parquet"], ACCOUNT_SCHEMA)
+        writers.append(accounts_writer)
+        worker_stages = {"ledger_read_s": 0.0, "solve_s": 0.0, "commit_s": 0.0}
+        counts = {"ok": 0, "failed": 0, "replayed": 0, "trades": 0}
+        money = {
+            "harvested": pa.scalar(0, pa.decimal128(18, 2)).as_py(),
+            "tax": pa.scalar(0, pa.decimal128(18, 2)).as_py(),
+        }
+        output_s = 0.0
+        queue = list(reversed(shards))
+        in_flight: dict[Any, tuple[int, Any, int]] = {}  # ref -> (actor index, shard, attempt)
+        retries = 0
+        done = 0
+        waited = 0.0  # time the coordinator spent waiting on workers (the rest is its own overhead)
+        bar = tqdm(
+            total=n_accounts,
+            unit="acct",
+            desc=f"rebalance {date}",
+            file=sys.stderr,
+            disable=quiet,
+            dynamic_ncols=True,
+            smoothing=0.1,
+        )
+
+        def submit(i: int, shard, attempt: int) -> None:
+            in_flight[actors[i].run_shard.remote(snap_ref, run_id, shard)] = (i, shard, attempt)
+
+        def record(result: dict[str, Any]) -> None:
+            nonlocal output_s
             t_out = time.perf_counter()
             trades_writer.write_batch(result["trades"])
             accounts_writer.write_batch(result["accounts"])
             output_s += time.perf_counter() - t_out
             for k in worker_stages:
-                worker_stages[k] += result["stages"][k]
+                worker_stages[k] += result["stages"].get(k, 0.0)
             acc = result["accounts"].to_pydict()
-            for status, h, tax in zip(acc["status"], acc["harvested_loss"], acc["tax_estimate"]):
+            for status, h, tax, replayed in zip(
+                acc["status"], acc["harvested_loss"], acc["tax_estimate"], acc["replayed"]
+            ):
                 counts["ok" if status == "optimal" else "failed"] += 1
+                counts["replayed"] += bool(replayed)  # the same count as accounts.parquet's column
                 money["harvested"] += h or 0
                 money["tax"] += tax or 0
-            counts["replayed"] += result["stages"]["replayed"]
             counts["trades"] += result["trades"].num_rows
-            done += 1
             bar.update(result["accounts"].num_rows)
             bar.set_postfix(failed=counts["failed"], refresh=False)
+
+        for i in range(n_workers):
+            for _ in range(IN_FLIGHT_PER_WORKER):
+                if queue:
+                    submit(i, queue.pop(), 1)
+        drain_until = None
+        while in_flight:
+            if stop.signum is not None:
+                drain_until = drain_until or time.monotonic() + drain_s
+                if stop.now or time.monotonic() > drain_until:
+                    break
+            t_wait = time.perf_counter()
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
+            waited += time.perf_counter() - t_wait
+            if not ready:
+                continue
+            ref = ready[0]
+            i, shard, attempt = in_flight.pop(ref)
+            try:
+                result = ray.get(ref)
+            except RayActorError as exc:  # the worker died (killed, OOM, node lost)
+                if stop.signum is not None:
+                    continue  # stopping: its accounts are not run (a re-run replays what it committed)
+                if attempt < max_shard_attempts:
+                    retries += 1
+                    submit(i, shard, attempt + 1)  # Ray restarts the actor; the re-run replays its commits
+                    continue
+                result = _failed_rows(shard, f"worker died {attempt} times: {_reason(exc)}")
+            except RayError as exc:  # the shard raised (RayTaskError) or its result was lost
+                result = _failed_rows(shard, f"worker error: {_reason(exc)}")
+            if queue and stop.signum is None:
+                submit(i, queue.pop(), 1)
+            record(result)
+            done += 1
             if after_shard is not None:
                 after_shard(done, actors)
         stages["rebalance_s"] = time.perf_counter() - t
+        complete = True
     finally:
-        bar.close()
-        trades_writer.close()
-        accounts_writer.close()
+        if bar is not None:
+            bar.close()
+        for w in writers:
+            w.close()
         for a in actors:
             ray.kill(a)
-        if started_ray:
+        if init_ray:
             ray.shutdown()
+        if undo_loopback is not None:
+            undo_loopback()
+        for s, h in handlers.items():
+            signal.signal(s, h)
+        lease.release()
+        client.close()
+        if not complete:  # an error: no partial outputs under the final names
+            for path in temp.values():
+                path.unlink(missing_ok=True)
     stages["shutdown_s"] = time.perf_counter() - t - stages["rebalance_s"]
     stages["output_s"] = output_s
     stages["coordinator_busy_s"] = stages["rebalance_s"] - waited
     wall = time.perf_counter() - t_start
+    rows = counts["ok"] + counts["failed"]
     summary = RunSummary(
         run_id=run_id,
         date=str(snap.date),
@@ -213,7 +427,7 @@ def rebalance(
         replayed=counts["replayed"],
         trades=counts["trades"],
         wall_s=round(wall, 3),
-        accounts_per_s=round(n_accounts / stages["rebalance_s"], 2),
+        accounts_per_s=round(rows / stages["rebalance_s"], 2) if stages["rebalance_s"] > 0 else 0.0,
         workers=n_workers,
         shards=len(shards),
         shard_retries=retries,
@@ -222,8 +436,17 @@ def rebalance(
         harvested_loss=str(money["harvested"]),
         tax_estimate=str(money["tax"]),
         out=str(out),
+        interrupted=stop.signum is not None,
+        signal=signal.Signals(stop.signum).name if stop.signum is not None else None,
+        not_run=n_accounts - rows,
     )
-    (out / "run.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    # run.json is written last: present, it describes the Parquet files beside it
+    (out / "run.json").unlink(missing_ok=True)
+    for name, path in temp.items():
+        os.replace(path, out / name)
+    tmp = out / f".run.json.{os.getpid()}.partial"
+    tmp.write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    os.replace(tmp, out / "run.json")
     return summary
 
 
@@ -231,7 +454,12 @@ def summary_table(s: RunSummary) -> str:
     rows = [
         ("run", s.run_id),
         ("date", s.date),
-        ("accounts", f"{s.accounts} ({s.ok} ok, {s.failed} failed, {s.replayed} replayed)"),
+        (
+            "accounts",
+            f"{s.accounts} ({s.ok} ok, {s.failed} failed, {s.replayed} replayed"
+            + (f", {s.not_run} not run: interrupted by {s.signal}" if s.interrupted else "")
+            + ")",
+        ),
         ("trades", f"{s.trades}"),
         ("harvested losses", f"${float(s.harvested_loss):,.2f}"),
         ("estimated tax", f"${float(s.tax_estimate):,.2f} (negative: a saving)"),

@@ -2,6 +2,11 @@
 
 The coordinator wraps it with ``ray.remote``; tests can use it directly. It keeps its ledger
 connection and its compiled problems (``ProblemCache``) for its whole life, across shards.
+
+Every ledger call is retried on connection errors and timeouts for ``redis_retry_s`` seconds (a
+Redis restart, failover or stall); past that the account fails with ``ledger unavailable: ...``
+and the shard goes on. Retrying a commit is safe: commits are idempotent by key, so one the server
+applied before the connection broke answers with its stored result.
 """
 
 from __future__ import annotations
@@ -10,12 +15,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
 import redis
 
 from ledger.errors import CommitRejected, LedgerError
+from ledger.server import LedgerUnavailable, client_from_url, redact, retrying
 from ledger.store import CommitResult, LedgerStore
 from solver.errors import TaxviewError
 from solver.problem import ProblemCache
@@ -73,8 +80,11 @@ class RebalanceWorker:
         prefix: str = "tv",
         identical: Mapping[str, str] | None = None,
         settings: Mapping[str, Any] | None = None,
+        redis_retry_s: float = 60.0,
+        redis_timeout_s: float = 10.0,
     ) -> None:
-        self.store = LedgerStore(redis.Redis.from_url(redis_url), prefix, identical)
+        self.store = LedgerStore(client_from_url(redis_url, redis_timeout_s), prefix, identical)
+        self.retry_s = redis_retry_s
         self.cache = ProblemCache()
         self.defaults = AccountSettings(**dict(settings or {}))
         self.accounts_done = 0
@@ -90,7 +100,11 @@ class RebalanceWorker:
         for household, members in shard.households:
             held: dict[str, list] = {}  # the household's lots, read once (see rebalance_account)
             for account in members:
-                row, rows = self.rebalance_account(snap, run_id, household, account, stages, held)
+                try:
+                    row, rows = self.rebalance_account(snap, run_id, household, account, stages, held)
+                except Exception as exc:  # a bug or bad data nobody foresaw: this account only
+                    row, rows = self._failed(account, household, "error", f"{type(exc).__name__}: {exc}"), []
+                stages["replayed"] += bool(row["replayed"])
                 accounts.append(row)
                 trades += rows
                 self.accounts_done += 1
@@ -108,19 +122,19 @@ class RebalanceWorker:
         touches another account's lots (wash sales are refused), so one read serves the household's
         accounts in turn; anything changed behind our back is caught by the commit's validation."""
         key = f"{run_id}:{account}"
+        ledger = self._ledger
         t = time.perf_counter()
         try:
-            prior = self.store.committed(account, key)
+            prior = ledger(lambda: self.store.committed(account, key))
             if prior is not None:  # done by an earlier (interrupted) run of this run id
-                stages["replayed"] += 1
                 stages["ledger_read_s"] += time.perf_counter() - t
                 return self._rows(run_id, snap, household, prior, replayed=True)
-            info = self.store.account(account)
+            info = ledger(lambda: self.store.account(account))
             if held is None:
-                lots = self.store.lots(account)
+                lots = ledger(lambda: self.store.lots(account))
             else:
                 if not held:
-                    held.update(self.store.household_lots(household))
+                    held.update(ledger(lambda: self.store.household_lots(household)))
                     held.setdefault("", [])  # marks the household as read
                 lots = held.get(account, [])  # ledger lots carry what the solver reads of a Lot
             settings = replace(
@@ -131,13 +145,22 @@ class RebalanceWorker:
                 lt_rate=info.lt_rate,
             )
             stages["ledger_read_s"] += time.perf_counter() - t
+        except LedgerUnavailable as exc:
+            stages["ledger_read_s"] += time.perf_counter() - t
+            return self._failed(account, household, "error", str(exc)), []
         except (TaxviewError, redis.RedisError) as exc:
             stages["ledger_read_s"] += time.perf_counter() - t
-            return self._failed(account, household, "error", f"ledger: {exc}"), []
+            return self._failed(account, household, "error", f"ledger: {redact(exc)}"), []
         for attempt in range(1, WASH_RETRIES + 1):
             t = time.perf_counter()
-            restrictions = self.store.restrictions(household, snap.date).get(account)
-            stages["ledger_read_s"] += time.perf_counter() - t
+            try:
+                restrictions = ledger(lambda: self.store.restrictions(household, snap.date)).get(account)
+            except LedgerUnavailable as exc:
+                return self._failed(account, household, "error", str(exc)), []
+            except (TaxviewError, redis.RedisError) as exc:
+                return self._failed(account, household, "error", f"ledger: {redact(exc)}"), []
+            finally:
+                stages["ledger_read_s"] += time.perf_counter() - t
             t = time.perf_counter()
             try:
                 result = solve_account(snap, lots, info.cash_cents, settings, restrictions, self.cache)
@@ -169,7 +192,11 @@ class RebalanceWorker:
             ]
             t = time.perf_counter()
             try:
-                committed = self.store.commit(account, snap.date, orders, key, check_cash=True, meta=meta)
+                commit = partial(self.store.commit, account, snap.date, orders, key, check_cash=True, meta=meta)
+                committed = ledger(commit)
+            except LedgerUnavailable as exc:
+                stages["commit_s"] += time.perf_counter() - t
+                return self._failed(account, household, "error", str(exc), result.solve_ms), []
             except CommitRejected as exc:
                 stages["commit_s"] += time.perf_counter() - t
                 if exc.code == "WASH_CONFLICT" and attempt < WASH_RETRIES:
@@ -177,10 +204,14 @@ class RebalanceWorker:
                 return self._failed(account, household, "rejected", str(exc), result.solve_ms), []
             except (LedgerError, redis.RedisError) as exc:
                 stages["commit_s"] += time.perf_counter() - t
-                return self._failed(account, household, "error", f"commit: {exc}", result.solve_ms), []
+                return self._failed(account, household, "error", f"commit: {redact(exc)}", result.solve_ms), []
             stages["commit_s"] += time.perf_counter() - t
             return self._rows(run_id, snap, household, committed, replayed=committed.replayed)
         raise AssertionError("unreachable")
+
+    def _ledger(self, call):
+        """A ledger call, retried through outages for ``retry_s`` (then ``LedgerUnavailable``)."""
+        return retrying(call, self.retry_s)
 
     @staticmethod
     def _failed(account, household, status, reason, solve_ms=None) -> dict:
