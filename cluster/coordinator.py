@@ -265,15 +265,18 @@ def rebalance(
 
     t = time.perf_counter()
     client = client_from_url(redis_url, redis_timeout_s)
-    store = LedgerStore(client, prefix, identical)
-    shards = make_shards(group_by_household(retrying(store.accounts, redis_retry_s)), shard_size)
-    n_accounts = sum(s.accounts for s in shards)
-    if n_accounts == 0:
-        raise InputError("ledger", "the ledger has no accounts: import some first (taxview ledger import)")
-    stages["ledger_accounts_s"] = time.perf_counter() - t
-
-    lease = RunLease(client, f"{prefix}:run:{run_id}", redis_retry_s)
-    stages["lease_wait_s"] = lease.acquire(run_wait_s, run_id)
+    try:
+        store = LedgerStore(client, prefix, identical)
+        shards = make_shards(group_by_household(retrying(store.accounts, redis_retry_s)), shard_size)
+        n_accounts = sum(s.accounts for s in shards)
+        if n_accounts == 0:
+            raise InputError("ledger", "the ledger has no accounts: import some first (taxview ledger import)")
+        stages["ledger_accounts_s"] = time.perf_counter() - t
+        lease = RunLease(client, f"{prefix}:run:{run_id}", redis_retry_s)
+        stages["lease_wait_s"] = lease.acquire(run_wait_s, run_id)
+    except BaseException:
+        client.close()
+        raise
 
     t = time.perf_counter()
     main_thread = threading.current_thread() is threading.main_thread()
@@ -360,7 +363,7 @@ def rebalance(
 
         for i in range(n_workers):
             for _ in range(IN_FLIGHT_PER_WORKER):
-                if queue:
+                if queue and stop.signum is None:
                     submit(i, queue.pop(), 1)
         drain_until = None
         while in_flight:
