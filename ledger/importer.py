@@ -27,15 +27,16 @@ from solver.money import dollars_to_cents
 from .errors import LedgerInputError
 from .keys import ID_RULE, LOT_ID_RULE, SYMBOL_RULE, dot_prefixes
 from .store import AccountInfo, LedgerStore, decode_lot
+from .washsale import piece_order, plain_shares
 
 ACCOUNT_COLUMNS = ("account", "household", "account_type")
 ACCOUNT_OPTIONAL = ("st_rate", "lt_rate", "cash")
 LOT_COLUMNS = ("account", "lot_id", "symbol", "quantity", "acquired")
-LOT_OPTIONAL = ("basis", "basis_cents", "holding_start")
+LOT_OPTIONAL = ("basis", "basis_cents", "holding_start", "purchase", "capacity")
 DEFAULT_RATES = (0.408, 0.238)  # short, long: 37% + 3.8% NIIT, 20% + 3.8% (domain.md §2)
 EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 _ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"  # ledger.keys: the same alphabet
-_LOT_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,63}$"
+_LOT_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,199}$"
 _SYMBOL_RE = r"^[A-Za-z0-9][A-Za-z0-9._/^-]{0,23}$"
 _SHARES_RE = r"^[0-9]{1,13}(\.[0-9]{1,6})?$"  # plain decimal, <= 10^12 checked apart, 6 places
 _DOLLARS_RE = r"^[0-9]{1,13}(\.[0-9]+)?$"
@@ -91,10 +92,35 @@ def _text(t: pa.Table, path, name: str, pattern: str, rule: str) -> pa.ChunkedAr
 def _numbers(t: pa.Table, path, name: str, pattern: str) -> tuple[pa.ChunkedArray, np.ndarray]:
     """A column of plain non-negative decimals (text or numbers) as exact text and as float64."""
     col = t.column(name)
-    text = pc.cast(col, pa.string())
+    if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):  # 1e-05 is 0.00001, exactly
+        values = col.to_pylist()
+        nulls = np.array([v is None for v in values], dtype=bool)
+        _fail(path, name, nulls, col, "is empty")
+        text = pa.chunked_array([pa.array([_plain_text(v) for v in values], pa.string())])
+    else:
+        text = pc.cast(col, pa.string())
     ok = pc.fill_null(pc.match_substring_regex(text, pattern), False).to_numpy(zero_copy_only=False)
     _fail(path, name, ~ok, col, "is not a plain non-negative decimal number")
     return text, pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _plain_text(v) -> str:
+    try:
+        d = Decimal(repr(v)) if isinstance(v, float) else Decimal(v)
+    except (InvalidOperation, ValueError, TypeError):
+        return str(v)
+    return format(plain_shares(d), "f") if d.is_finite() else str(v)
+
+
+def _shares(t: pa.Table, path, name: str) -> pa.ChunkedArray:
+    """Exact share counts as plain decimal text: > 0, at most 10^12, at most 6 places."""
+    text, approx = _numbers(t, path, name, _SHARES_RE)
+    _fail(path, name, approx <= 0, text, "must be > 0 shares")
+    near = np.flatnonzero(approx >= 1e12 - 1)  # float64 cannot tell 10^12 from 10^12 + 10^-6: look exactly
+    big = np.zeros(len(approx), dtype=bool)
+    big[near] = [Decimal(text[int(i)].as_py()) > 10**12 for i in near]
+    _fail(path, name, big, text, "is over 10^12 shares")
+    return text
 
 
 def _dates(t: pa.Table, path, name: str, fill: np.ndarray | None = None) -> np.ndarray:
@@ -163,8 +189,8 @@ def _cents(value, name: str, where: str) -> int:
         d = Decimal(str(value).strip())
     except InvalidOperation:
         raise LedgerInputError(name, f"{where}{name} {value!r} is not a number") from None
-    if isinstance(value, bool) or not d.is_finite() or d < 0 or d >= Decimal(10) ** 13:
-        raise LedgerInputError(name, f"{where}{name} must be dollars >= 0 and < 10^13, got {value!r}")
+    if isinstance(value, bool) or not d.is_finite() or abs(d) >= Decimal(10) ** 13:
+        raise LedgerInputError(name, f"{where}{name} must be dollars under 10^13, got {value!r}")
     return dollars_to_cents(d)
 
 
@@ -186,20 +212,29 @@ def read_lots(path: Path | str, as_of: dt.date | None = None, universe: set[str]
     if universe is not None:
         inside = np.isin(np.array(symbol.to_pylist(), dtype=object), np.array(sorted(universe), dtype=object))
         _fail(path, "symbol", ~inside, symbol, "is not in the market's universe")
-    qty_text, qty = _numbers(t, path, "quantity", _SHARES_RE)
-    _fail(path, "quantity", (qty <= 0) | (qty > 1e12), qty_text, "must be > 0 shares and <= 10^12")
+    qty_text = _shares(t, path, "quantity")
     if "basis_cents" in t.column_names:
         col = t.column("basis_cents")
-        if not pa.types.is_integer(col.type):
+        if not pa.types.is_integer(col.type) or col.type == pa.uint64():
             text, _ = _numbers(t, path, "basis_cents", r"^[0-9]{1,15}$")
             col = pc.cast(text, pa.int64())
         basis = pc.fill_null(col.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
-        _fail(
-            path, "basis_cents", (basis < 0) | (basis >= 10**15), t.column("basis_cents"), "must be cents in [0, 10^15)"
-        )
+        name = "basis_cents"
     else:
         text, _ = _numbers(t, path, "basis", _DOLLARS_RE)
         basis = np.fromiter((dollars_to_cents(Decimal(x)) for x in text.to_pylist()), dtype=np.int64, count=t.num_rows)
+        name = "basis"
+    _fail(path, name, (basis < 0) | (basis >= 10**15), t.column(name), "must be >= 0 and under $10^13")
+    capacity = qty_text
+    if "capacity" in t.column_names:  # an export's: shares not yet used as replacement shares
+        capacity, _ = _numbers(t, path, "capacity", _SHARES_RE)
+        over = [Decimal(c) > Decimal(q) for c, q in zip(capacity.to_pylist(), qty_text.to_pylist())]
+        _fail(path, "capacity", np.array(over, dtype=bool), capacity, "is more than the lot's quantity")
+    purchase = (
+        _text(t, path, "purchase", _LOT_ID_RE, LOT_ID_RULE)
+        if "purchase" in t.column_names
+        else pa.chunked_array([pa.array([None] * t.num_rows, pa.string())])
+    )
     acquired = _dates(t, path, "acquired")
     earliest, latest = dt.date(1900, 1, 1).toordinal(), as_of.toordinal()
     _fail(
@@ -226,6 +261,8 @@ def read_lots(path: Path | str, as_of: dt.date | None = None, universe: set[str]
             "basis_cents": basis,
             "acquired": acquired,
             "holding_start": holding,
+            "capacity": pc.cast(capacity, pa.string()),
+            "purchase": purchase,
         },
         metadata={"row_base": str(_row(path, 0))},
     )
@@ -242,6 +279,8 @@ def lots_table(lots) -> pa.Table:
             "basis_cents": pa.array([x.basis_cents for x in lots], pa.int64()),
             "acquired": pa.array([x.acquired.toordinal() for x in lots], pa.int64()),
             "holding_start": pa.array([x.holding_start.toordinal() for x in lots], pa.int64()),
+            "capacity": pa.array([str(x.capacity) for x in lots], pa.string()),
+            "purchase": pa.array([x.purchase_id or None for x in lots], pa.string()),
         }
     )
 
@@ -265,8 +304,11 @@ def import_ledger(
         if a not in homes:
             raise LedgerInputError("replace_account", f"--replace-account {a!r}: no such account in the ledger")
     new_homes = {a.account: a.household for a in accounts}
+    # without a lots file a replaced account keeps its lots (its record is restated)
     plan = _plan_lots(store, lots, {**homes, **new_homes}, set(replace)) if lots is not None else {}
     store.add_accounts(accounts, replace)
+    if replace and lots is not None:  # restating a record moves its household's version: plan the removals on it
+        plan = _plan_lots(store, lots, {**homes, **new_homes}, set(replace))
     n = 0
     bar = tqdm(
         total=lots.num_rows if lots is not None else 0,
@@ -298,23 +340,21 @@ def _plan_lots(store: LedgerStore, lots: pa.Table, homes: dict[str, str], replac
     households = [homes[a] for a in accounts]
     lot_ids = lots.column("lot_id").to_pylist()
     symbols = lots.column("symbol").to_pylist()
-    qty = lots.column("quantity").to_pylist()
+    names = lots.column_names
+    capacity = lots.column("capacity").to_pylist() if "capacity" in names else lots.column("quantity").to_pylist()
+    purchase = lots.column("purchase").to_pylist() if "purchase" in names else [None] * lots.num_rows
 
-    def s(name: str) -> list[str]:
-        return pc.cast(lots.column(name), pa.string()).to_pylist()
+    def text(name: str) -> pa.ChunkedArray:
+        return pc.cast(lots.column(name), pa.string())
 
     heads = pc.binary_join_element_wise(
-        lots.column("account"),
-        lots.column("symbol"),
-        lots.column("quantity"),
-        pa.array(s("basis_cents")),
-        pa.array(s("acquired")),
-        pa.array(s("holding_start")),
-        "|",
+        *(text(c) for c in ("account", "symbol", "quantity", "basis_cents", "acquired", "holding_start")), "|"
     ).to_pylist()
     by_hh: dict[str, list[int]] = {}
     for i, hh in enumerate(households):
         by_hh.setdefault(hh, []).append(i)
+    for a in replace:  # a replaced account with no lots in the file is emptied all the same
+        by_hh.setdefault(homes[a], [])
     plan = {}
     for hh, rows in by_hh.items():
         seen: dict[str, int] = {}
@@ -329,29 +369,31 @@ def _plan_lots(store: LedgerStore, lots: pa.Table, homes: dict[str, str], replac
             for p in dot_prefixes(lot_ids[i]):
                 if p in seen:
                     raise LedgerInputError(
-                        "lot_id",
-                        f"lots row {i + base}: lot {lot_ids[i]!r} is inside the id of row {seen[p] + base} ({p!r})",
+                        "lot_id", f"lots row {i + base}: lot {lot_ids[i]!r} is inside the id of row {seen[p] + base}"
                     )
         remove, version, mine = [], None, sorted(a for a in replace if homes.get(a) == hh)
         if mine:
             version = int(store.r.hget(store.k.meta(hh), "version") or 0)
             held = store.household_lots(hh)
             remove = [(store.key_of(x.symbol), x.lot_id) for a in mine for x in held.get(a, [])]
-        freed = {lid for _, lid in remove}
-        ids = [lot_ids[i] for i in rows]
-        for i, ok in zip(rows, store.free_ids(hh, ids)):
-            if not ok and lot_ids[i] not in freed:
+        freed = freed_ids(lid for _, lid in remove)
+        for i, ok in zip(rows, store.free_ids(hh, [lot_ids[i] for i in rows], freed)):
+            if not ok:
                 raise LedgerInputError(
                     "lot_id", f"lots row {i + base}: lot id {lot_ids[i]!r} is already used in household {hh!r}"
                 )
-        plan[hh] = ([(store.key_of(symbols[i]), lot_ids[i], heads[i], qty[i]) for i in rows], remove, mine, version)
-    for a in replace:  # a replaced account with no lots in the file is emptied all the same
-        hh = homes[a]
-        if hh not in plan:
-            held = store.household_lots(hh).get(a, [])
-            version = int(store.r.hget(store.k.meta(hh), "version") or 0)
-            plan[hh] = ([], [(store.key_of(x.symbol), x.lot_id) for x in held], [a], version)
+        plan[hh] = (
+            [(store.key_of(symbols[i]), lot_ids[i], heads[i], capacity[i], purchase[i]) for i in rows],
+            remove,
+            mine,
+            version,
+        )
     return plan
+
+
+def freed_ids(removed) -> set[str]:
+    """Ids a replaced account's removed lots give back: their own and their namespaces'."""
+    return {x for lid in removed for x in (lid, *dot_prefixes(lid))}
 
 
 def export(store: LedgerStore, out: Path | str) -> tuple[Path, Path]:
@@ -375,7 +417,7 @@ def export(store: LedgerStore, out: Path | str) -> tuple[Path, Path]:
     rows = []
     for hh in sorted({a.household for a in infos}):
         rows += [x for held in store.household_lots(hh).values() for x in held]
-    rows.sort(key=lambda x: (x.account, x.symbol, x.acquired, x.seq))
+    rows.sort(key=lambda x: (x.account, x.symbol, x.acquired, x.seq, piece_order(x.lot_id)))
     pq.write_table(
         pa.table(
             {
@@ -386,6 +428,10 @@ def export(store: LedgerStore, out: Path | str) -> tuple[Path, Path]:
                 "basis_cents": pa.array([x.basis_cents for x in rows], pa.int64()),
                 "acquired": pa.array([x.acquired for x in rows], pa.date32()),
                 "holding_start": pa.array([x.holding_start for x in rows], pa.date32()),
+                # the wash-sale state of each lot: which purchase it is (pieces of one purchase
+                # share it) and how many of its shares may still replace a loss
+                "purchase": [x.purchase_id for x in rows],
+                "capacity": [str(x.capacity) for x in rows],
             }
         ),
         out / "lots.parquet",

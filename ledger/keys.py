@@ -16,10 +16,11 @@ from functools import lru_cache
 from .errors import LedgerInputError
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
-_LOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:-]{0,63}")  # a hash field, never in a key name: ":" is fine
+# a hash field, never in a key name (":" is fine); longer, as the ledger's own ids and pieces are
+_LOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:-]{0,199}")
 _SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/^-]{0,23}")
 ID_RULE = "letters, digits and . _ - / (starting with a letter or digit, at most 64 characters)"
-LOT_ID_RULE = "letters, digits and . _ - / : (starting with a letter or digit, at most 64 characters)"
+LOT_ID_RULE = "letters, digits and . _ - / : (starting with a letter or digit, at most 200 characters)"
 SYMBOL_RULE = "letters, digits and . _ - / ^ (starting with a letter or digit, at most 24 characters)"
 
 

@@ -40,7 +40,9 @@ from .washsale import (
     Sale,
     TradeIn,
     cents_of,
+    made_lot_id,
     piece_order,
+    plain_shares,
     sales_of,
     validate_trade,
 )
@@ -201,8 +203,8 @@ class LedgerStore:
                 rate = getattr(a, name)
                 if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate < 1:
                     raise LedgerInputError(name, f"{where}{name} must be a number in [0, 1), got {rate!r}")
-            if not isinstance(a.cash_cents, int) or not 0 <= a.cash_cents < MAX_CASH_CENTS:
-                raise LedgerInputError("cash", f"{where}cash must be >= 0 and < $10^13, got {a.cash_cents!r} cents")
+            if not isinstance(a.cash_cents, int) or not -MAX_CASH_CENTS < a.cash_cents < MAX_CASH_CENTS:
+                raise LedgerInputError("cash", f"{where}cash must be under $10^13, got {a.cash_cents!r} cents")
             if a.account in seen:
                 raise LedgerInputError("account", f"{where}account {a.account!r} is listed twice")
             seen.add(a.account)
@@ -223,12 +225,27 @@ class LedgerStore:
 
     def add_accounts(self, accounts: Iterable[AccountInfo], replace: Iterable[str] = ()) -> int:
         """Create accounts (validated in full first, nothing written on an error); an account in
-        ``replace`` that exists gets its type, rates and cash from ``accounts``."""
-        accounts = list(accounts)
+        ``replace`` that exists gets its type, rates and cash from ``accounts``. Each account's
+        record is journaled in its household, so ``rebuild_from_journal`` restates it in order."""
+        accounts, replace = list(accounts), set(replace)
         self.check_accounts(accounts, replace)
+        index = self.k.account_index()
+        new = [a for a in accounts if a.account not in replace or self.r.hget(index, a.account) is None]
+        # Claim new ids in the account index first: HSETNX is atomic, so two commands racing to
+        # create one account cannot both do it (the loser takes its claims back and is refused).
+        pipe = self.r.pipeline(transaction=False)
+        for a in new:
+            pipe.hsetnx(index, a.account, a.household)
+        won = pipe.execute() if new else []
+        if not all(won):
+            lost = next(a.account for a, ok in zip(new, won) if not ok)
+            mine = [a.account for a, ok in zip(new, won) if ok]
+            if mine:
+                self.r.hdel(index, *mine)
+            raise LedgerInputError("account", f"account {lost!r} was created by another command meanwhile")
         pipe = self.r.pipeline(transaction=False)
         for a in accounts:
-            pipe.hset(self.k.account_index(), a.account, a.household)
+            record = {"type": a.account_type, "st_rate": float(a.st_rate), "lt_rate": float(a.lt_rate)}
             pipe.sadd(self.k.households(), a.household)
             pipe.hset(self.k.members(a.household), a.account, a.account_type)
             pipe.hset(
@@ -236,13 +253,19 @@ class LedgerStore:
                 mapping={
                     "household": a.household,
                     "type": a.account_type,
-                    "st_rate": repr(float(a.st_rate)),
-                    "lt_rate": repr(float(a.lt_rate)),
+                    "st_rate": repr(record["st_rate"]),
+                    "lt_rate": repr(record["lt_rate"]),
                     "cash_cents": a.cash_cents,
                 },
             )
             pipe.hsetnx(self.k.account(a.household, a.account), "opening_cash_cents", a.cash_cents)
             pipe.hsetnx(self.k.meta(a.household), "version", 0)
+            pipe.hincrby(self.k.meta(a.household), "version", 1)  # plans made on the old record go stale
+            entry = {"account": {**record, "cash_cents": a.cash_cents}}
+            pipe.xadd(
+                self.k.journal(a.household),
+                {"key": "", "account": a.account, "date": "", "entry": json.dumps(entry, separators=(",", ":"))},
+            )
         pipe.execute()
         return len(accounts)
 
@@ -264,35 +287,44 @@ class LedgerStore:
 
         return import_lots(self, lots_table(lots))
 
-    def free_ids(self, household: str, lot_ids: Sequence[str]) -> list[bool]:
-        """Whether each id may name a new purchase of the household (``Household.id_free``)."""
+    def free_ids(self, household: str, lot_ids: Sequence[str], freed: set[str] = frozenset()) -> list[bool]:
+        """Whether each id may name a new purchase of the household (``Household.id_free``);
+        ``freed``: ids given back by lots removed in the same import (``importer.freed_ids``)."""
         probe = sorted({x for lid in lot_ids for x in (lid, *dot_prefixes(lid))})
         values = dict(zip(probe, self.r.hmget(self.k.ids(household), probe))) if probe else {}
-        return [values[lid] is None and all(values[p] != b"1" for p in dot_prefixes(lid)) for lid in lot_ids]
+        return [
+            (values[lid] is None or lid in freed) and all(values[p] != b"1" or p in freed for p in dot_prefixes(lid))
+            for lid in lot_ids
+        ]
 
     def write_import(
         self,
         household: str,
-        rows: Sequence[tuple[str, str, str, str | None]],
+        rows: Sequence[tuple],
         remove: Sequence[tuple[str, str]] = (),
         replace: Sequence[str] = (),
         version: int | None = None,
     ) -> int:
-        """One household's opening lots in one script (``lua/import.lua``): ``rows`` are (identity
-        key, lot id, head ``account|symbol|quantity|basis_cents|acquired|holding_start``, quantity)
-        for new purchases, or (key, lot id, encoded lot, None) to restore a journal verbatim;
-        ``remove``: (key, lot id) of open lots deleted first (a replaced account's, read at
-        ``version``). Raises ``CommitRejected`` (``ID_TAKEN``, ``STALE``) with nothing written."""
-        keys = sorted({k for k, *_ in rows} | {k for k, _ in remove})
+        """One household's opening lots in one script (``lua/import.lua``). ``rows``: (identity
+        key, lot id, head ``account|symbol|quantity|basis_cents|acquired|holding_start``, capacity,
+        purchase label or None) for new purchases — rows sharing a label are one purchase — or
+        (key, lot id, encoded lot, None, None) to restore a journal verbatim. ``remove``: (key, lot
+        id) of open lots deleted first (a replaced account's, read at ``version``); their ids and
+        namespaces are given back. Raises ``CommitRejected`` (``ID_TAKEN``, ``STALE``), nothing written."""
+        keys = sorted({r[0] for r in rows} | {k for k, _ in remove})
         g = {k: i + 1 for i, k in enumerate(keys)}
         latest: dict[str, int] = {}
-        for key, _, head, _ in rows:
-            acquired = int(head.split("|")[4])
-            latest[key] = max(latest.get(key, 0), acquired)
+        for row in rows:
+            acquired = int(row[2].split("|")[4])
+            latest[row[0]] = max(latest.get(row[0], 0), acquired)
         payload = {
             "keys": keys,
-            "lots": [[g[k], lid, head, qty or False, dot_prefixes(lid)] for k, lid, head, qty in rows],
+            "lots": [
+                [g[key], lid, head, False if cap is None else str(cap), dot_prefixes(lid), label or False]
+                for key, lid, head, cap, label in rows
+            ],
             "remove": [[g[k], lid] for k, lid in remove],
+            "free": sorted({x for _, lid in remove for x in (lid, *dot_prefixes(lid))}),
             "replace": list(replace),
             "latest": sorted(latest.items()),
         }
@@ -417,7 +449,7 @@ class LedgerStore:
             made = []
             if buys > len(named):  # the ids the engine will make: <account>-<date>-<purchase number>
                 seq = int(self.r.hget(k.meta(hh), "seq") or 0)  # a newer one makes the commit STALE
-                made = [f"{account}-{date:%Y%m%d}-{seq + i}" for i in range(1, buys + spare + 1)]
+                made = [made_lot_id(account, date, seq + i) for i in range(1, buys + spare + 1)]
             probe = sorted({x for lid in named + made for x in (lid, *dot_prefixes(lid))})
             snap = self._read(
                 keys=base_keys + [k.ids(hh)] + [k.lots(hh, g) for g in keys_needed],
@@ -499,7 +531,7 @@ class LedgerStore:
                 {
                     "symbol": symbol,
                     "side": side,
-                    "quantity": str(qty),
+                    "quantity": str(plain_shares(qty)),
                     "price": str(price),
                     "lot_id": lot_id,
                 }
@@ -676,22 +708,29 @@ class LedgerStore:
         return out
 
     def rebuild_from_journal(self, target: LedgerStore) -> int:
-        """Replay every household's journal into ``target`` (an empty ledger); returns commits replayed."""
+        """Replay every household's journal into ``target`` (an empty ledger), in order: account
+        records (created or restated), imports, commits. Returns commits replayed."""
         homes = self.accounts()
-        infos = []
-        for a in sorted(homes):
+        journals = {hh: self.journal(hh) for hh in sorted(set(homes.values()))}
+        journaled = {e["account"] for entries in journals.values() for e in entries if "account" in e["entry"]}
+        legacy = []  # accounts created before records were journaled: as they are now, opening cash
+        for a in sorted(set(homes) - journaled):
             info = self.account(a)
             opening = int(self.r.hget(self.k.account(info.household, a), "opening_cash_cents") or 0)
-            infos.append(AccountInfo(a, info.household, info.account_type, info.st_rate, info.lt_rate, opening))
-        target.add_accounts(infos)
+            legacy.append(AccountInfo(a, info.household, info.account_type, info.st_rate, info.lt_rate, opening))
+        target.add_accounts(legacy)
         n = 0
-        for hh in sorted({i.household for i in infos}):
-            for e in self.journal(hh):
+        for hh, entries in journals.items():
+            for e in entries:
                 entry = e["entry"]
-                if "import" in entry:  # restored verbatim: same purchase numbers, same pieces
+                if "account" in entry:
+                    r = entry["account"]
+                    info = AccountInfo(e["account"], hh, r["type"], r["st_rate"], r["lt_rate"], r["cash_cents"])
+                    target.add_accounts([info], replace=[e["account"]])
+                elif "import" in entry:  # restored verbatim: same purchase numbers, same pieces
                     target.write_import(
                         hh,
-                        [(self.key_of(enc.split("|")[1]), lid, enc, None) for lid, enc in entry["import"] or []],
+                        [(self.key_of(enc.split("|")[1]), lid, enc, None, None) for lid, enc in entry["import"] or []],
                         remove=[(key, lid) for key, lid in entry.get("removed") or []],
                         replace=list(entry.get("replace") or []),
                     )

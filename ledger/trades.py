@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from solver.io import csv_rows
@@ -15,6 +16,7 @@ from solver.io import csv_rows
 from .errors import LedgerInputError
 from .washsale import Report, TradeIn
 
+_NUMBER = r"^\s*[0-9]+(\.[0-9]+)?\s*$"
 COLUMNS = ("date", "account", "household", "account_type", "symbol", "side", "quantity", "price")
 
 
@@ -43,6 +45,16 @@ def read_trades_csv(path: Path | str) -> list[TradeIn]:
     unknown = [c for c in table.column_names if c not in (*COLUMNS, "lot_id")]
     if unknown:
         raise LedgerInputError(unknown[0], f"{path}: unknown column(s) {unknown}")
+    for name, pattern, what in (
+        ("date", r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*$", "an ISO date (YYYY-MM-DD)"),
+        ("quantity", _NUMBER, "a plain decimal number"),
+        ("price", _NUMBER, "a plain decimal number"),
+    ):  # plain ASCII forms only: no 1_000, no other scripts' digits, no 20240102
+        ok = pc.match_substring_regex(table.column(name), pattern).to_numpy(zero_copy_only=False)
+        if not ok.all():
+            i = int((~ok).argmax())
+            value = table.column(name)[i].as_py()
+            raise LedgerInputError(name, f"{path.name} row {i + 2}: {name} {value!r} is not {what}")
     cols = [table.column(c).to_pylist() for c in COLUMNS]
     lot_ids = table.column("lot_id").to_pylist() if "lot_id" in table.column_names else [""] * table.num_rows
     out: list[TradeIn] = []

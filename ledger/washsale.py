@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from operator import attrgetter
@@ -317,6 +317,7 @@ class Household:
         if t.side == "sell":
             return self.apply_sale([t])[-1]
         self._check(t)
+        t = _plain(t)
         acct = self.register(t.account, t.account_type)
         self.last_date = t.date
         return self._buy(t, acct)
@@ -330,6 +331,7 @@ class Household:
         taken: dict[str, Decimal] = {}  # shares of each lot already allocated in this sale
         for t in trades:
             self._check(t)
+            t = _plain(t)
             if t.side != "sell" or (t.date, t.account, t.symbol) != (first.date, first.account, first.symbol):
                 raise LedgerInputError("side", f"{_where(t)}one sale is sells of one symbol, account and date")
             for lot, q in self._lots_to_sell(t, taken):
@@ -376,6 +378,7 @@ class Household:
                 if (  # the common case, in one test
                     lot.account == t.account
                     and lot.symbol == t.symbol
+                    and lot.acquired <= t.date
                     and t.quantity <= lot.quantity - taken.get(lot.lot_id, 0)
                 ):
                     return [(lot, t.quantity)]
@@ -393,10 +396,18 @@ class Household:
                     )
                 if x.symbol != t.symbol:
                     raise LedgerInputError("symbol", f"{_where(t)}lot {t.lot_id!r} is {x.symbol}, not {t.symbol}")
+                if x.acquired > t.date:
+                    raise LedgerInputError(
+                        "date", f"{_where(t)}lot {x.lot_id!r} was acquired {x.acquired}, after this sale on {t.date}"
+                    )
             what = f"lot {t.lot_id!r}"
         else:
             held_by_key = self.by_key.get(self.identical.get(t.symbol, t.symbol), {})
-            lots = [x for x in held_by_key.values() if x.account == t.account and x.symbol == t.symbol]
+            lots = [  # the lots held on the sale's date
+                x
+                for x in held_by_key.values()
+                if x.account == t.account and x.symbol == t.symbol and x.acquired <= t.date
+            ]
             lots.sort(key=_fifo_key)
             what = f"{t.symbol} in {t.account!r}"
         out, left, held = [], t.quantity, Decimal(0)
@@ -476,7 +487,7 @@ class Household:
         seq = self._next_seq()
         lot_id = t.lot_id  # checked free by ``_check``
         while lot_id is None:  # a made id skips one a user already took
-            lot_id = f"{t.account}-{t.date:%Y%m%d}-{seq}"
+            lot_id = made_lot_id(t.account, t.date, seq)
             if not self.id_free(lot_id):
                 lot_id, seq = None, self._next_seq()
         self._register_id(lot_id)
@@ -503,6 +514,24 @@ def piece_order(lot_id: str) -> tuple:
     return tuple((0, int(c), "") if c.isdigit() else (1, 0, c) for c in lot_id.split("."))
 
 
+def made_lot_id(account: str, date: dt.date, seq: int) -> str:
+    """The lot id the ledger gives a purchase that names none (no dots: it opens no namespace)."""
+    return f"{account.replace('.', '_')}-{date:%Y%m%d}-{seq}"
+
+
+def plain_shares(q: Decimal) -> Decimal:
+    """``5E+2`` -> ``500``, ``1.0000000`` -> ``1``: the form quantities are stored and shown in."""
+    q = q.normalize()
+    return q.quantize(_ONE) if q.as_tuple().exponent > 0 else q
+
+
+def _plain(t: TradeIn) -> TradeIn:
+    exponent = t.quantity.as_tuple().exponent
+    if isinstance(exponent, int) and -MAX_PLACES <= exponent <= 0:
+        return t
+    return replace(t, quantity=plain_shares(t.quantity))
+
+
 def _piece_key(lot: OpenLot) -> tuple:
     return piece_order(lot.lot_id)
 
@@ -522,6 +551,7 @@ def _sale_number(sale: Sale) -> int:
 
 MAX_SHARES = Decimal(10) ** 12  # per trade or lot: far above any real position, safe in Lua's doubles
 MAX_PRICE = Decimal(10) ** 7  # dollars per share
+MAX_VALUE = Decimal(10) ** 13  # dollars in one trade (cents stay exact in Lua's doubles and Redis integers)
 MAX_PLACES = 6  # fractional shares to a millionth (``solver.money.SHARE_QUANTUM``)
 _PLACES = Decimal(1).scaleb(-MAX_PLACES)
 EARLIEST = dt.date(1900, 1, 1)
@@ -562,6 +592,7 @@ def validate_trade(t: TradeIn, where: str | None = None) -> None:
         and type(t.price) is Decimal
         and t.price.is_finite()
         and 0 < t.price <= MAX_PRICE
+        and t.quantity * t.price <= MAX_VALUE
     ):
         return
     where = _where(t) if where is None else where
@@ -577,7 +608,9 @@ def validate_trade(t: TradeIn, where: str | None = None) -> None:
     if t.lot_id is not None:
         check_lot_id(t.lot_id, where)
     check_quantity(t.quantity, where)
-    raise LedgerInputError("price", f"{where}price must be a number > 0 and <= 10^7, got {t.price!r}")
+    if not isinstance(t.price, Decimal) or not t.price.is_finite() or not 0 < t.price <= MAX_PRICE:
+        raise LedgerInputError("price", f"{where}price must be a number > 0 and <= 10^7, got {t.price!r}")
+    raise LedgerInputError("quantity", f"{where}{t.quantity} shares at {t.price} is over $10^13 in one trade")
 
 
 @lru_cache(maxsize=1 << 16)  # the same accounts and symbols come back trade after trade

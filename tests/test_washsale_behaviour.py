@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.errors import LedgerInputError
+from ledger.washsale import TradeIn
 from tests.washsale_cases import T, day
 
 
@@ -293,3 +294,45 @@ def test_a_made_lot_id_skips_one_a_user_already_took(ledger_backend):
     )
     ids = sorted(x.lot_id for x in r.lots)
     assert len(set(ids)) == 2 and "A-20240103-2" in ids
+
+
+def test_a_buy_without_id_in_an_account_with_a_dot_gets_an_id_and_ends(ledger_backend):
+    dotted = TradeIn(day("2024-01-03"), "L1.x", "H1", "taxable", "XYZ", "buy", Decimal(10), Decimal(100))
+    r = ledger_backend([T("2024-01-02", "A", "buy", 10, 100, "L1"), dotted])
+    made = next(x for x in r.lots if x.account == "L1.x")
+    assert "." not in made.lot_id and len(r.lots) == 2
+
+
+def test_a_lot_cannot_be_sold_before_it_was_acquired():
+    from ledger.washsale import Household
+
+    hh = Household("H1")
+    hh.register("A", "taxable")
+    hh.open_lot("a", "A", "XYZ", Decimal(10), 10000, day("2024-06-01"))  # an imported opening lot
+    for lot_id in ("a", None):
+        with pytest.raises(LedgerInputError, match="acquired|holds 0"):
+            hh.apply(T("2024-03-01", "A", "sell", 10, 8, lot_id))
+    assert hh.lots["a"].quantity == 10 and not hh.sales
+
+
+def test_a_trade_worth_more_than_the_ledger_keeps_exact_is_refused(ledger_backend):
+    with pytest.raises(LedgerInputError, match="10\\^13"):
+        ledger_backend([T("2024-01-02", "A", "buy", "10000000000", "10000000", "big")])
+
+
+def test_quantities_are_kept_in_plain_form(ledger_backend):
+    r = ledger_backend(
+        [T("2024-01-02", "A", "buy", "5E+2", 10, "a"), T("2024-02-02", "A", "sell", "1.0000000", 11, "a")]
+    )
+    assert str(r.lots[0].quantity) == "499" and str(r.sales[0].quantity) == "1"
+
+
+def test_a_long_account_id_makes_lot_ids_that_can_be_sold_by_name(ledger_backend):
+    from ledger.washsale import made_lot_id
+
+    account = "A" * 64
+    buy = TradeIn(day("2024-01-02"), account, "H1", "taxable", "XYZ", "buy", Decimal(10), Decimal(10))
+    lot_id = made_lot_id(account, day("2024-01-02"), 1)
+    sell = TradeIn(day("2024-02-02"), account, "H1", "taxable", "XYZ", "sell", Decimal(4), Decimal(12), lot_id)
+    r = ledger_backend([buy, sell])
+    assert len(lot_id) > 64 and [(x.lot_id, x.quantity) for x in r.lots] == [(lot_id, 6)]

@@ -98,6 +98,9 @@ for _, x in ipairs(w.ids) do  -- a lot id names one purchase for good
 end
 
 local cash = tonumber(redis.call('HGET', KEYS[2], 'cash_cents') or '0')
+if math.abs(cash + tonumber(ARGV[12])) >= 9007199254740992 then  -- 2^53: cents stay exact
+  return {'ERR', 'CASH_RANGE', 'cash would leave the range the ledger keeps exact'}
+end
 if ARGV[13] == '1' and cash + tonumber(ARGV[12]) < 0 then
   return {'ERR', 'OVERDRAFT', 'cash ' .. cash .. ' cents cannot pay ' .. (-tonumber(ARGV[12])) .. ' cents of buys'}
 end

@@ -4,11 +4,13 @@
 -- KEYS[5] groups set  KEYS[6..] lot hashes, one per identity key (g below is 1-based into these)
 -- ARGV[1] json {
 --   "keys":   [identity key of KEYS[5 + g]],
---   "lots":   [[g, lot id, head, quantity, [dot-prefixes of the id]]]  new purchases: head is
---             "account|symbol|quantity|basis_cents|acquired|holding_start"; the script gives each
---             the next purchase number seq (identity "p<seq>", capacity = quantity)
---          or [[g, lot id, encoded lot, false, [dot-prefixes]]]  verbatim (a journal replay)
---   "remove": [[g, lot id]]  open lots to delete first (a replaced account's), their ids freed
+--   "lots":   [[g, lot id, head, capacity, [dot-prefixes of the id], purchase label or false]]
+--             new purchases: head is "account|symbol|quantity|basis_cents|acquired|holding_start";
+--             the script gives each the next purchase number seq (identity "p<seq>"), one number
+--             for the rows of one purchase label
+--          or [[g, lot id, encoded lot, false, [dot-prefixes], false]]  verbatim (a journal replay)
+--   "remove": [[g, lot id]]  open lots to delete first (a replaced account's)
+--   "free":   [ids]  what the removals give back: their ids and the namespaces above them
 --   "replace": [accounts]  (journaled)
 --   "latest": [[identity key, latest acquisition ordinal]] }
 -- ARGV[2] expected household version, or "" (any): the removals were read at that version
@@ -21,7 +23,7 @@ if ARGV[2] ~= '' then
   end
 end
 local freed = {}
-for _, x in ipairs(a.remove) do freed[x[2]] = true end
+for _, id in ipairs(a.free) do freed[id] = true end
 for _, x in ipairs(a.lots) do
   local id = x[2]
   if not freed[id] and redis.call('HEXISTS', KEYS[2], id) == 1 then
@@ -35,18 +37,25 @@ for _, x in ipairs(a.lots) do
 end
 -- validated: write
 local journal = {import = {}, removed = {}, replace = a.replace}
+for _, id in ipairs(a.free) do
+  if redis.call('HGET', KEYS[2], id) == '1' then redis.call('HDEL', KEYS[2], id) end
+end
 for _, x in ipairs(a.remove) do
   redis.call('HDEL', KEYS[5 + x[1]], x[2])
-  redis.call('HDEL', KEYS[2], x[2])
   journal.removed[#journal.removed + 1] = {a.keys[x[1]], x[2]}
 end
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-local per_hash = {}
+local per_hash, purchases = {}, {}
 for _, x in ipairs(a.lots) do
   local enc = x[3]
   if x[4] then
-    seq = seq + 1
-    enc = enc .. '|p' .. seq .. '|' .. x[4] .. '|' .. seq
+    local n = x[6] and purchases[x[6]]
+    if not n then
+      seq = seq + 1
+      n = seq
+      if x[6] then purchases[x[6]] = n end
+    end
+    enc = enc .. '|p' .. n .. '|' .. x[4] .. '|' .. n
   else
     local s = tonumber(string.match(enc, '|(%d+)$'))
     if s > seq then seq = s end

@@ -188,3 +188,185 @@ def test_washsale_refuses_a_reused_lot_id_naming_the_row(tmp_path, capsys):
     assert main(["washsale", "--trades", f]) == 2
     err = capsys.readouterr().err
     assert "row 4" in err and "already used" in err
+
+
+# --- found by an adversarial review: round trips, replacements, races ---------------------------
+
+
+def _trade(store, date: str, side: str, qty, price, lot_id: str | None, key: str, account: str = "A"):
+    import datetime as dt
+
+    order = {"symbol": "XYZ", "side": side, "quantity": qty, "price": price, "lot_id": lot_id}
+    return store.commit(account, dt.date.fromisoformat(date), [order], key, allow_wash=True)
+
+
+def _split_ledger(store):
+    """A ledger where a wash sale split lot c into c.1 (replacement shares) and c.2."""
+    from ledger.store import AccountInfo
+
+    store.add_accounts([AccountInfo("A", "H", "taxable", cash_cents=100_000)])
+    _trade(store, "2024-01-02", "buy", 10, 100, "a", "k1")
+    _trade(store, "2024-02-01", "sell", 4, 80, "a", "k2")
+    _trade(store, "2024-02-05", "buy", 6, 80, "c", "k3")
+    assert {x.lot_id for x in store.lots("A")} == {"a", "c.1", "c.2"}
+
+
+def test_an_export_restates_an_account_with_split_lots(tmp_path, redis_server, redis_client, capsys):
+    from ledger.store import LedgerStore
+
+    store = LedgerStore(redis_client)
+    _split_ledger(store)
+    before = show(redis_server.url, "A", capsys)
+    assert ledger(["export", "--out", str(tmp_path / "exp")], redis_server.url) == 0
+    exp = tmp_path / "exp"
+    args = ["import", "--accounts", str(exp / "accounts.parquet"), "--lots", str(exp / "lots.parquet")]
+    assert ledger([*args, "--replace-account", "A"], redis_server.url) == 0
+    assert show(redis_server.url, "A", capsys)["lots"] == before["lots"]
+
+
+def test_an_export_keeps_the_wash_sale_state_of_its_lots(tmp_path, redis_server, redis_client, capsys):
+    """Pieces of one purchase never wash each other, and a used replacement share is not used
+    again, also after an export is imported into an empty ledger."""
+    import datetime as dt
+
+    from ledger.store import LedgerStore
+
+    store = LedgerStore(redis_client)
+    _split_ledger(store)
+    assert ledger(["export", "--out", str(tmp_path / "exp")], redis_server.url) == 0
+    redis_client.flushall()
+    exp = tmp_path / "exp"
+    assert (
+        ledger(
+            ["import", "--accounts", str(exp / "accounts.parquet"), "--lots", str(exp / "lots.parquet")],
+            redis_server.url,
+        )
+        == 0
+    )
+    store = LedgerStore(redis_client)
+    r = store.commit(
+        "A",
+        dt.date(2024, 2, 20),
+        [{"symbol": "XYZ", "side": "sell", "quantity": 2, "price": 50, "lot_id": "c.2"}],
+        "k4",
+        allow_wash=True,
+    )
+    assert r.sales[0]["disallowed_cents"] == 0 and {x.lot_id for x in store.lots("A")} == {"a", "c.1"}
+
+
+def test_an_export_with_negative_cash_and_plain_quantities_imports_again(tmp_path, redis_server, redis_client, capsys):
+    import datetime as dt
+
+    from ledger.store import AccountInfo, LedgerStore
+
+    store = LedgerStore(redis_client)
+    store.add_accounts([AccountInfo("A", "H", "taxable")])
+    store.commit("A", dt.date(2024, 1, 2), [{"symbol": "XYZ", "side": "buy", "quantity": "5E+2", "price": 10}], "k1")
+    before = show(redis_server.url, "A", capsys)
+    assert before["cash"] == "-5000.00" and before["lots"][0]["quantity"] == "500"
+    assert ledger(["export", "--out", str(tmp_path / "exp")], redis_server.url) == 0
+    redis_client.flushall()
+    exp = tmp_path / "exp"
+    assert (
+        ledger(
+            ["import", "--accounts", str(exp / "accounts.parquet"), "--lots", str(exp / "lots.parquet")],
+            redis_server.url,
+        )
+        == 0
+    )
+    assert show(redis_server.url, "A", capsys) == before
+
+
+def test_replacing_an_account_with_a_header_only_lots_file_empties_it(tmp_path, loaded, capsys):
+    empty = write(tmp_path, "empty.csv", "account,lot_id,symbol,quantity,basis,acquired\n")
+    assert ledger(["import", "--lots", empty, "--replace-account", "A"], loaded) == 0
+    assert show(loaded, "A", capsys)["lots"] == []
+
+
+def test_a_restated_account_is_rebuilt_from_the_journal_as_it_was(tmp_path, redis_server, redis_client, capsys):
+    import datetime as dt
+
+    from ledger.store import AccountInfo, LedgerStore
+
+    store = LedgerStore(redis_client)
+    _split_ledger(store)
+    store.add_accounts([AccountInfo("A", "H", "ira", cash_cents=77_700)], replace=["A"])
+    store.commit(
+        "A", dt.date(2024, 3, 1), [{"symbol": "XYZ", "side": "sell", "quantity": 1, "price": 70, "lot_id": "a"}], "k9"
+    )
+    target = LedgerStore(redis_client, prefix="copy")
+    store.rebuild_from_journal(target)
+    assert target.state() == store.state() and target.account("A") == store.account("A")
+
+
+def _create(url: str, household: str, start: float, out) -> None:
+    import time
+
+    import redis
+
+    from ledger.errors import LedgerInputError
+    from ledger.store import AccountInfo, LedgerStore
+
+    store = LedgerStore(redis.Redis.from_url(url))
+    while time.time() < start:
+        pass
+    try:
+        store.add_accounts([AccountInfo("X", household, "taxable")])
+        out.put("ok")
+    except LedgerInputError:
+        out.put("refused")
+
+
+def test_two_commands_creating_one_account_cannot_both_succeed(redis_server, redis_client):
+    import multiprocessing as mp
+    import time
+
+    ctx = mp.get_context("fork")
+    for _ in range(5):
+        redis_client.flushall()
+        out, start = ctx.Queue(), time.time() + 0.3
+        procs = [ctx.Process(target=_create, args=(redis_server.url, hh, start, out)) for hh in ("H1", "H2")]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(10)
+        assert sorted(out.get(timeout=5) for _ in procs) == ["ok", "refused"]
+        home = redis_client.hget("tv:accounts", "X").decode()
+        other = "H2" if home == "H1" else "H1"
+        assert not redis_client.exists(f"tv:acct:{{hh:{other}}}:X")
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        ("2024-01-02,A,H,taxable,XYZ,buy,1_000,10,", "quantity"),
+        ("2024-01-02,A,H,taxable,XYZ,buy,١٢,10,", "quantity"),
+        ("20240102,A,H,taxable,XYZ,buy,10,10,", "date"),
+    ],
+)
+def test_washsale_takes_plain_ascii_numbers_and_iso_dates_only(tmp_path, capsys, row, field):
+    f = write(tmp_path, "t.csv", "date,account,household,account_type,symbol,side,quantity,price,lot_id\n" + row + "\n")
+    assert main(["washsale", "--trades", f]) == 2
+    err = capsys.readouterr().err
+    assert "row 2" in err and field in err
+
+
+def test_lot_quantities_are_exact_at_the_limit_and_parquet_floats_are_read_exactly(tmp_path, loaded, capsys):
+    over = write(
+        tmp_path, "o.csv", "account,lot_id,symbol,quantity,basis,acquired\nA,o1,XYZ,1000000000000.000001,1,2023-01-03\n"
+    )
+    assert ledger(["import", "--lots", over], loaded) == 2
+    assert "quantity" in capsys.readouterr().err
+    table = pa.table(
+        {
+            "account": ["A"],
+            "lot_id": ["f1"],
+            "symbol": ["XYZ"],
+            "quantity": pa.array([1e-5], pa.float64()),
+            "basis_cents": pa.array([5], pa.uint64()),
+            "acquired": pa.array([pa.scalar(19000, pa.date32()).as_py()], pa.date32()),
+        }
+    )
+    pq.write_table(table, tmp_path / "f.parquet")
+    assert ledger(["import", "--lots", str(tmp_path / "f.parquet")], loaded) == 0
+    assert [x["quantity"] for x in show(loaded, "A", capsys)["lots"] if x["lot_id"] == "f1"] == ["0.00001"]
