@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from solver.money import dollars_to_cents
 
-from .errors import LedgerInputError
+from .errors import CommitRejected, LedgerError, LedgerInputError
 from .keys import ID_RULE, LOT_ID_RULE, SYMBOL_RULE, dot_prefixes
 from .store import AccountInfo, LedgerStore, decode_lot
 from .washsale import piece_order, plain_shares
@@ -318,8 +318,14 @@ def import_ledger(
         disable=not progress,
         unit_scale=True,
     )
-    for hh, (rows, remove, repl, version) in plan.items():
-        n += store.write_import(hh, rows, remove, repl, version)
+    for done, (hh, (rows, remove, repl, version)) in enumerate(plan.items()):
+        try:
+            n += store.write_import(hh, rows, remove, repl, version)
+        except CommitRejected as exc:  # only a concurrent change of this household gets here
+            raise LedgerError(
+                f"import stopped at household {hh!r} ({exc}); {done} of {len(plan)} households and "
+                f"the accounts were written: import the rest of the lots file again"
+            ) from None
         bar.update(len(rows))
     bar.close()
     return len(accounts), n
