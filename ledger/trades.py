@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+import json
+import multiprocessing as mp
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from itertools import groupby
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from solver.errors import TaxviewError
 from solver.io import csv_rows
 
 from .errors import LedgerInputError
-from .washsale import Report, TradeIn
+from .washsale import OpenLot, Report, Sale, TradeIn, run
 
 _NUMBER = r"^\s*[0-9]+(\.[0-9]+)?\s*$"
 COLUMNS = ("date", "account", "household", "account_type", "symbol", "side", "quantity", "price")
@@ -24,6 +31,12 @@ def read_trades_csv(path: Path | str) -> list[TradeIn]:
     """Parse every row (errors name the row and column); dates must not go back. The rule checks
     each trade's fields as it applies it (``washsale.validate_trade``), naming the row too.
     Rows are numbered as lines of the file (the header is row 1)."""
+    return trades_of(read_trades_table(path))
+
+
+def read_trades_table(path: Path | str) -> pa.Table:
+    """The trade file as text columns, checked as a whole: header, plain ASCII dates and numbers,
+    dates in order. ``trades_of`` makes the trades of any of its rows."""
     path = Path(path)
     try:  # columnar parse (fast); a file it refuses is read again row by row for the exact error
         table = pacsv.read_csv(
@@ -45,8 +58,12 @@ def read_trades_csv(path: Path | str) -> list[TradeIn]:
     unknown = [c for c in table.column_names if c not in (*COLUMNS, "lot_id")]
     if unknown:
         raise LedgerInputError(unknown[0], f"{path}: unknown column(s) {unknown}")
+    if "lot_id" not in table.column_names:
+        table = table.append_column("lot_id", pa.array([""] * table.num_rows, pa.string()))
+    table = table.select([*COLUMNS, "lot_id"])
+    table = pa.table([pc.utf8_trim_whitespace(c) for c in table.columns], names=table.column_names)
     for name, pattern, what in (
-        ("date", r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*$", "an ISO date (YYYY-MM-DD)"),
+        ("date", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "an ISO date (YYYY-MM-DD)"),
         ("quantity", _NUMBER, "a plain decimal number"),
         ("price", _NUMBER, "a plain decimal number"),
     ):  # plain ASCII forms only: no 1_000, no other scripts' digits, no 20240102
@@ -55,44 +72,44 @@ def read_trades_csv(path: Path | str) -> list[TradeIn]:
             i = int((~ok).argmax())
             value = table.column(name)[i].as_py()
             raise LedgerInputError(name, f"{path.name} row {i + 2}: {name} {value!r} is not {what}")
-    cols = [table.column(c).to_pylist() for c in COLUMNS]
-    lot_ids = table.column("lot_id").to_pylist() if "lot_id" in table.column_names else [""] * table.num_rows
+    dates = np.array(table.column("date").to_pylist(), dtype=object)  # fixed-width ISO text: sorts as dates
+    back = np.flatnonzero(dates[1:] < dates[:-1])
+    if len(back):
+        i = int(back[0]) + 1
+        raise LedgerInputError(
+            "date", f"{path.name} row {i + 2}: {dates[i]} comes after {dates[i - 1]}: trades must be in date order"
+        )
+    return table.replace_schema_metadata({"name": path.name})
+
+
+def trades_of(table: pa.Table, rows: Sequence[int] | None = None) -> list[TradeIn]:
+    """The trades of ``rows`` (0-based data rows, default all) of a ``read_trades_table``."""
+    name = (table.schema.metadata or {}).get(b"name", b"").decode()
+    index = range(table.num_rows) if rows is None else rows
+    if rows is not None:
+        table = table.take(pa.array(rows, pa.int64()))
+    cols = [table.column(c).to_pylist() for c in (*COLUMNS, "lot_id")]
     out: list[TradeIn] = []
-    last: dt.date | None = None
     dates: dict[str, dt.date] = {}  # a file has a few thousand distinct dates
-    for i, (date_s, account, household, kind, symbol, side, qty_s, price_s, lot_id) in enumerate(
-        zip(*cols, lot_ids, strict=True)
-    ):
-        row_no = i + 2
+    for i, date_s, account, household, kind, symbol, side, qty_s, price_s, lot_id in zip(index, *cols, strict=True):
         date = dates.get(date_s)
         if date is None:
             try:
-                date = dates[date_s] = dt.date.fromisoformat(date_s.strip())
+                date = dates[date_s] = dt.date.fromisoformat(date_s)
             except ValueError:
-                raise LedgerInputError("date", f"{path.name} row {row_no}: {date_s!r} is not an ISO date") from None
-        values = []
-        for name, text in (("quantity", qty_s), ("price", price_s)):
-            try:
-                values.append(Decimal(text.strip()))
-            except InvalidOperation:
-                raise LedgerInputError(name, f"{path.name} row {row_no}: {text!r} is not a number") from None
-        if last is not None and date < last:
-            raise LedgerInputError(
-                "date", f"{path.name} row {row_no}: {date} comes after {last}: trades must be in date order"
-            )
-        last = date
+                raise LedgerInputError("date", f"{name} row {i + 2}: {date_s!r} is not a date") from None
         out.append(
             TradeIn(
                 date,
-                account.strip(),
-                household.strip(),
-                kind.strip().lower(),
-                symbol.strip(),
-                side.strip().lower(),
-                values[0],
-                values[1],
-                lot_id.strip() or None,
-                row_no,
+                account,
+                household,
+                kind.lower(),
+                symbol,
+                side.lower(),
+                Decimal(qty_s),
+                Decimal(price_s),
+                lot_id or None,
+                i + 2,
             )
         )
     return out
@@ -104,74 +121,144 @@ def money(cents: int) -> str:
     return f"-{d}.{c:02d}" if cents < 0 else f"{d}.{c:02d}"
 
 
-def report_to_dict(r: Report) -> dict[str, Any]:
-    iso: dict = {}  # dates repeat: format each once
+class _Days(dict):
+    """ISO text of dates, each formatted once (a report repeats a few thousand dates)."""
 
-    def day(d) -> str:
-        text = iso.get(d)
-        if text is None:
-            text = iso[d] = d.isoformat()
+    def __missing__(self, d: dt.date) -> str:
+        text = self[d] = d.isoformat()
         return text
 
-    sales = [
-        {
-            "date": day(s.date),
-            "account": s.account,
-            "symbol": s.symbol,
-            "quantity": str(s.quantity),
-            "proceeds": money(s.proceeds_cents),
-            "basis": money(s.basis_cents),
-            "gain": money(s.gain_cents),
-            "disallowed": money(s.disallowed_cents),
-            "permanently_disallowed": money(s.permanent_cents),
-            "recognized": money(s.recognized_cents),
-            "term": s.term,
-            "lot_id": s.lot_id,
-            "recognized_in_account": s.recognized,
-            "replacements": [
-                {
-                    "lot_id": x.lot_id,
-                    "account": x.account,
-                    "shares": str(x.shares),
-                    "amount": money(x.amount_cents),
-                    "permanent": x.permanent,
-                }
-                for x in s.replacements
-            ],
-        }
-        for s in r.sales
-    ]
-    lots = [
-        {
-            "lot_id": x.lot_id,
-            "account": x.account,
-            "symbol": x.symbol,
-            "quantity": str(x.quantity),
-            "basis": money(x.basis_cents),
-            "acquired": day(x.acquired),
-            "holding_start": day(x.holding_start),
-        }
-        for x in r.lots
-    ]
-    totals: dict[str, dict[str, dict[str, int]]] = {}
-    for s in r.sales:
-        t = totals.setdefault(s.account, {}).setdefault(
-            s.term,
-            dict.fromkeys(("proceeds", "basis", "gain", "disallowed", "permanently_disallowed", "recognized"), 0),
-        )
-        t["proceeds"] += s.proceeds_cents
-        t["basis"] += s.basis_cents
-        t["gain"] += s.gain_cents
-        t["disallowed"] += s.disallowed_cents
-        t["permanently_disallowed"] += s.permanent_cents
-        t["recognized"] += s.recognized_cents
+
+def _sale_row(s: Sale, day: _Days) -> dict[str, Any]:
     return {
-        "sales": sales,
-        "lots": lots,
-        "totals": {
-            a: {term: {k: money(v) for k, v in t.items()} for term, t in terms.items()} for a, terms in totals.items()
-        },
+        "date": day[s.date],
+        "account": s.account,
+        "symbol": s.symbol,
+        "quantity": str(s.quantity),
+        "proceeds": money(s.proceeds_cents),
+        "basis": money(s.basis_cents),
+        "gain": money(s.gain_cents),
+        "disallowed": money(s.disallowed_cents),
+        "permanently_disallowed": money(s.permanent_cents),
+        "recognized": money(s.recognized_cents),
+        "term": s.term,
+        "lot_id": s.lot_id,
+        "recognized_in_account": s.recognized,
+        "replacements": [
+            {
+                "lot_id": x.lot_id,
+                "account": x.account,
+                "shares": str(x.shares),
+                "amount": money(x.amount_cents),
+                "permanent": x.permanent,
+            }
+            for x in s.replacements
+        ],
     }
+
+
+def _lot_row(x: OpenLot, day: _Days) -> dict[str, Any]:
+    return {
+        "lot_id": x.lot_id,
+        "account": x.account,
+        "symbol": x.symbol,
+        "quantity": str(x.quantity),
+        "basis": money(x.basis_cents),
+        "acquired": day[x.acquired],
+        "holding_start": day[x.holding_start],
+    }
+
+
+_TOTALS = ("proceeds", "basis", "gain", "disallowed", "permanently_disallowed", "recognized")
+
+
+def _totals(sales: Iterable[Sale]) -> dict[str, dict[str, list[int]]]:
+    """Cents per account and term: proceeds, basis, gain, disallowed, permanently lost, recognized."""
+    totals: dict[str, dict[str, list[int]]] = {}
+    for s in sales:
+        t = totals.setdefault(s.account, {}).setdefault(s.term, [0] * 6)
+        for i, v in enumerate(
+            (s.proceeds_cents, s.basis_cents, s.gain_cents, s.disallowed_cents, s.permanent_cents, s.recognized_cents)
+        ):
+            t[i] += v
+    return totals
+
+
+def _totals_text(totals: dict[str, dict[str, list[int]]]) -> dict[str, dict[str, dict[str, str]]]:
+    return {
+        a: {term: dict(zip(_TOTALS, map(money, totals[a][term]))) for term in sorted(totals[a])} for a in sorted(totals)
+    }
+
+
+def report_to_dict(r: Report) -> dict[str, Any]:
+    day = _Days()
+    return {
+        "sales": [_sale_row(s, day) for s in r.sales],
+        "lots": [_lot_row(x, day) for x in r.lots],
+        "totals": _totals_text(_totals(r.sales)),
+    }
+
+
+def report_json(table: pa.Table, identical: Mapping[str, str] | None = None, workers: int = 1) -> str:
+    """``report_to_dict`` of the trades of a ``read_trades_table`` as compact JSON text.
+    Households are independent, so with ``workers`` > 1 they are parsed and applied in forked
+    processes — each a run of households in id order with about equal rows, so that on any date
+    one process's sales all come before the next one's — and the pieces are joined in report
+    order: the same text either way."""
+    pairs = pa.table({"a": table.column("account"), "h": table.column("household")}).group_by(["a", "h"]).aggregate([])
+    if pairs.num_rows != len(pc.unique(pairs.column("a"))):  # an account in two households
+        run(trades_of(table), identical)  # raises the serial run's error, naming the row
+    households = table.column("household").to_numpy(zero_copy_only=False).astype(object)
+    names, codes, counts = np.unique(households, return_inverse=True, return_counts=True)
+    buckets = max(1, min(workers, len(names)))
+    # household i goes to bucket floor(rows before it / rows per bucket): runs of equal weight
+    bucket_of = np.minimum((np.cumsum(counts) - counts) * buckets // max(1, len(households)), buckets - 1)
+    rows = [np.flatnonzero(bucket_of[codes] == b) for b in range(buckets)]
+    rows = [r for r in rows if len(r)] or [np.arange(len(households))]
+    if len(rows) == 1 or "fork" not in mp.get_all_start_methods():
+        parts = [_report_part(trades_of(table), identical)]
+    else:
+        global _JOB
+        _JOB = (table, rows, identical)
+        try:
+            with mp.get_context("fork").Pool(len(rows)) as pool:
+                parts = pool.map(_report_bucket, range(len(rows)))
+        except TaxviewError:
+            run(trades_of(table), identical)  # the first error in file order, as a serial run reports it
+            raise
+        finally:
+            _JOB = None
+    by_date: dict[dt.date, list[str]] = {}
+    for part in parts:  # in household order
+        for date, text in part[0]:
+            by_date.setdefault(date, []).append(text)
+    sales = ",".join(text for date in sorted(by_date) for text in by_date[date])
+    lots = ",".join(text for _, text in sorted(x for part in parts for x in part[1]))
+    totals = {a: t for part in parts for a, t in part[2].items()}
+    return (
+        f'{{"sales":[{sales}],"lots":[{lots}],"totals":' + json.dumps(_totals_text(totals), separators=(",", ":")) + "}"
+    )
+
+
+_JOB: tuple | None = None  # what forked report workers read (inherited, not pickled)
+
+
+def _report_bucket(i: int):
+    table, rows, identical = _JOB
+    return _report_part(trades_of(table, rows[i].tolist()), identical)
+
+
+def _report_part(trades: list[TradeIn], identical):
+    """Of some households: their sales as JSON text per date, their lots per account, totals."""
+    r = run(trades, identical)
+    day = _Days()
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    sales, lots = [], []
+    for date, group in groupby(r.sales, key=attrgetter("date")):  # run() orders sales by date
+        sales.append((date, dumps([_sale_row(s, day) for s in group])[1:-1]))
+    for account, group in groupby(r.lots, key=attrgetter("account")):  # and lots by account
+        lots.append((account, dumps([_lot_row(x, day) for x in group])[1:-1]))
+    return sales, lots, _totals(r.sales)
 
 
 def report_table(r: Report) -> str:

@@ -619,21 +619,23 @@ def _names_ok(account: object, household: object, symbol: object) -> bool:
 
 
 def sales_of(trades: Iterable[TradeIn]) -> Iterable[list[TradeIn]]:
-    """Group a trade history into what is applied at once: a buy alone; consecutive sells of one
-    symbol in one account on one date together (one order with several lot allocations)."""
-    group: list[TradeIn] = []
+    """Group a trade history into what is applied at once: a buy alone; sells of one symbol in one
+    account on one date that follow each other among their household's rows, together (one order
+    with several lot allocations). Other households' rows in between change nothing."""
+    gathering: dict[str, list[TradeIn]] = {}  # household -> the sale it is gathering
     for t in trades:
-        if group and (
-            t.side != "sell"
-            or group[0].side != "sell"
-            or (t.date, t.account, t.symbol, t.household)
-            != (group[0].date, group[0].account, group[0].symbol, group[0].household)
-        ):
-            yield group
-            group = []
-        group.append(t)
-    if group:
-        yield group
+        group = gathering.get(t.household)
+        if group is not None:
+            first = group[0]
+            if t.side == "sell" and (t.date, t.account, t.symbol) == (first.date, first.account, first.symbol):
+                group.append(t)
+                continue
+            yield gathering.pop(t.household)
+        if t.side == "sell":
+            gathering[t.household] = [t]
+        else:
+            yield [t]
+    yield from gathering.values()
 
 
 @dataclass(slots=True)
@@ -667,7 +669,7 @@ def run(trades: Iterable[TradeIn], identical: Mapping[str, str] | None = None) -
     sales.sort(key=attrgetter("date"))
     lots = sorted(
         (x for hh in households.values() for x in hh.lots.values()),
-        key=lambda x: (x.account, x.symbol, x.acquired, x.seq, piece_order(x.lot_id)),
+        key=lambda x: (x.account, x.symbol, x.acquired, x.seq, piece_order(x.lot_id), x.lot_id),
     )
     accounts = {a.account: a for hh in households.values() for a in hh.accounts.values()}
     return Report(sales, lots, accounts)

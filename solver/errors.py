@@ -10,6 +10,16 @@ from __future__ import annotations
 class TaxviewError(Exception):
     """Base of every error taxview raises on purpose."""
 
+    def __reduce__(self):  # crosses process boundaries (Ray, worker pools) whatever its __init__
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type, args: tuple, state: dict) -> TaxviewError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class InputError(TaxviewError, ValueError):
     """Bad input: names the offending field (and row/symbol where known) so it can be fixed."""
