@@ -173,6 +173,7 @@ class LedgerStore:
         self._account_lots = client.register_script(_lua("account_lots.lua"))
         self._import = client.register_script(_lua("import.lua"))
         self._homes: dict[str, str] = {}
+        self._seq_hint: dict[str, int] = {}  # household -> its last purchase number seen (made ids)
 
     def key_of(self, symbol: str) -> str:
         return self.identical.get(symbol, symbol)
@@ -446,9 +447,10 @@ class LedgerStore:
         attempt = 0
         while attempt < MAX_ATTEMPTS:
             attempt += 1
-            made = []
-            if buys > len(named):  # the ids the engine will make: <account>-<date>-<purchase number>
-                seq = int(self.r.hget(k.meta(hh), "seq") or 0)  # a newer one makes the commit STALE
+            made, seq = [], None
+            if buys > len(named):  # the ids the engine may make: <account>-<date>-<purchase number>,
+                # from the household's last purchase number we saw (a wrong guess costs one more read)
+                seq = self._seq_hint.get(hh, 0)
                 made = [made_lot_id(account, date, seq + i) for i in range(1, buys + spare + 1)]
             probe = sorted({x for lid in named + made for x in (lid, *dot_prefixes(lid))})
             snap = self._read(
@@ -468,9 +470,12 @@ class LedgerStore:
             acct_type = house.accounts.get(account)
             if acct_type is None:
                 raise UnknownAccount(account)
+            seq_before = house.seq
+            self._seq_hint[hh] = seq_before
             planned = self._plan(house, account, acct_type.account_type, date, request, allow_wash)
-            if any(x not in probe for x, _ in planned["writes"]["ids"]):
-                spare += buys + 8  # the made ids went past the ones looked up: look up more
+            if any(x not in probe for x, _ in planned["writes"]["ids"]):  # look up the ids it made
+                if seq == seq_before:
+                    spare += buys + 8  # past the ones looked up (a user had taken some): more
                 continue
             reply = self._commit(
                 keys=[
@@ -502,6 +507,8 @@ class LedgerStore:
                 ],
             )
             status = reply[0].decode()
+            if status == "OK":
+                self._seq_hint[hh] = house.seq
             if status in ("OK", "REPLAY"):
                 return self._result(json.loads(reply[1]), replayed=status == "REPLAY", attempts=attempt)
             code, message = reply[1].decode(), reply[2].decode()

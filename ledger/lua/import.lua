@@ -24,11 +24,19 @@ if ARGV[2] ~= '' then
 end
 local freed = {}
 for _, id in ipairs(a.free) do freed[id] = true end
+local CHUNK = 1000  -- fields per HMGET / HSET (Lua's unpack has a limit)
+for i = 1, #a.lots, CHUNK do
+  local ids = {}
+  for j = i, math.min(i + CHUNK - 1, #a.lots) do ids[#ids + 1] = a.lots[j][2] end
+  local used = redis.call('HMGET', KEYS[2], unpack(ids))
+  for j = 1, #ids do
+    if used[j] and not freed[ids[j]] then
+      return {'ERR', 'ID_TAKEN', 'lot id ' .. ids[j] .. ' is already used in the household'}
+    end
+  end
+end
 for _, x in ipairs(a.lots) do
   local id = x[2]
-  if not freed[id] and redis.call('HEXISTS', KEYS[2], id) == 1 then
-    return {'ERR', 'ID_TAKEN', 'lot id ' .. id .. ' is already used in the household'}
-  end
   for _, p in ipairs(x[5]) do
     if not freed[p] and redis.call('HGET', KEYS[2], p) == '1' then
       return {'ERR', 'ID_TAKEN', 'lot id ' .. id .. ' is inside the namespace of lot ' .. p}
@@ -63,9 +71,15 @@ for _, x in ipairs(a.lots) do
   local args = per_hash[x[1]]
   if not args then args = {}; per_hash[x[1]] = args end
   args[#args + 1] = x[2]; args[#args + 1] = enc
-  redis.call('HSET', KEYS[2], x[2], '1')
   for _, p in ipairs(x[5]) do redis.call('HSETNX', KEYS[2], p, 'p') end
   journal.import[#journal.import + 1] = {x[2], enc}
+end
+for i = 1, #a.lots, CHUNK do
+  local fields = {}
+  for j = i, math.min(i + CHUNK - 1, #a.lots) do
+    fields[#fields + 1] = a.lots[j][2]; fields[#fields + 1] = '1'
+  end
+  redis.call('HSET', KEYS[2], unpack(fields))
 end
 for g, args in pairs(per_hash) do
   redis.call('HSET', KEYS[5 + g], unpack(args))
