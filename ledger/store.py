@@ -434,28 +434,38 @@ class LedgerStore:
         request = self._normalize(account, hh, date, trades)
         digest = hashlib.sha256(json.dumps([account, date.isoformat(), request, allow_wash]).encode()).hexdigest()
         keys_needed = sorted({self.key_of(t["symbol"]) for t in request})
-        # Which lots planning needs: every lot of a key sold (by id, its pieces, or FIFO, and the
-        # household's replacement candidates); for a key only bought, none (read.lua still sends
-        # the lots of the last 30 days when the key was bought then).
-        sold = {self.key_of(t["symbol"]) for t in request if t["side"] == "sell"}
-        modes = [[g, "*" if g in sold else ""] for g in keys_needed]
+        # Which lots planning needs, per key: the lots sold by id (and the pieces of a split one),
+        # the account's lots when a sell names none (FIFO), and read.lua adds the household's lots
+        # of the last 30 days when the key was bought then (replacement candidates).
+        named_by_key: dict[str, set[str]] = {g: set() for g in keys_needed}
+        fifo: set[str] = set()
+        for t in request:
+            if t["side"] == "sell":
+                if t["lot_id"]:
+                    named_by_key[self.key_of(t["symbol"])].add(t["lot_id"])
+                else:
+                    fifo.add(self.key_of(t["symbol"]))
+        modes = [[g, sorted(named_by_key[g]), g in fifo] for g in keys_needed]
         named = [t["lot_id"] for t in request if t["side"] == "buy" and t["lot_id"]]
         buys = sum(1 for t in request if t["side"] == "buy")
         k = self.k
         base_keys = [k.meta(hh), k.members(hh), k.pending(hh), k.sales(hh), k.idempotency(hh), k.windows(hh)]
-        spare = 4  # made lot ids looked up beyond one per buy (a user may have taken one)
         attempt = 0
         while attempt < MAX_ATTEMPTS:
             attempt += 1
-            made, seq = [], None
+            made = []
             if buys > len(named):  # the ids the engine may make: <account>-<date>-<purchase number>,
                 # from the household's last purchase number we saw (a wrong guess costs one more read)
                 seq = self._seq_hint.get(hh, 0)
-                made = [made_lot_id(account, date, seq + i) for i in range(1, buys + spare + 1)]
+                made = [made_lot_id(account, date, seq + i) for i in range(1, buys + 5)]
             probe = sorted({x for lid in named + made for x in (lid, *dot_prefixes(lid))})
             snap = self._read(
                 keys=base_keys + [k.ids(hh)] + [k.lots(hh, g) for g in keys_needed],
-                args=[idempotency_key, date.toordinal(), json.dumps({"keys": modes, "ids": probe})],
+                args=[
+                    idempotency_key,
+                    date.toordinal(),
+                    json.dumps({"keys": modes, "ids": probe, "account": account}, separators=(",", ":")),
+                ],
             )
             stored = snap[3]
             if stored:
@@ -465,18 +475,25 @@ class LedgerStore:
                         "KEY_REUSED", f"idempotency key {idempotency_key!r} was used for a different commit"
                     )
                 return self._result(json.loads(result), replayed=True, attempts=attempt)
-            house, version = self._household(hh, snap)
-            house.ids = {x: v.decode() for x, v in zip(probe, snap[4]) if v is not None}
-            acct_type = house.accounts.get(account)
-            if acct_type is None:
-                raise UnknownAccount(account)
-            seq_before = house.seq
-            self._seq_hint[hh] = seq_before
-            planned = self._plan(house, account, acct_type.account_type, date, request, allow_wash)
-            if any(x not in probe for x, _ in planned["writes"]["ids"]):  # look up the ids it made
-                if seq == seq_before:
-                    spare += buys + 8  # past the ones looked up (a user had taken some): more
-                continue
+            ids = {x: v.decode() for x, v in zip(probe, snap[4]) if v is not None}
+            while True:  # plan; when it made ids not looked up yet, look them up and plan again
+                house, version = self._household(hh, snap)
+                house.ids = dict(ids)
+                acct_type = house.accounts.get(account)
+                if acct_type is None:
+                    raise UnknownAccount(account)
+                self._seq_hint[hh] = house.seq
+                planned = self._plan(house, account, acct_type.account_type, date, request, allow_wash)
+                unseen = sorted({y for x, _ in planned["writes"]["ids"] for y in (x, *dot_prefixes(x))} - set(probe))
+                if not unseen:
+                    break
+                # the plan took them for free; if they are, it stands (a registry that moved since
+                # the snapshot moved the household's version too: commit.lua answers STALE)
+                probe += unseen
+                found = {x: v.decode() for x, v in zip(unseen, self.r.hmget(k.ids(hh), unseen)) if v is not None}
+                if not found:
+                    break
+                ids.update(found)
             reply = self._commit(
                 keys=[
                     k.meta(hh),

@@ -3,9 +3,11 @@
 -- KEYS[5] idempotency hash  KEYS[6] windows hash  KEYS[7] lot-id registry hash
 -- KEYS[8..] lot hashes of the identity keys traded
 -- ARGV[1] idempotency key  ARGV[2] date (ordinal)
--- ARGV[3] json {"keys": [[identity key, mode], ...] one per lot hash, "ids": [lot ids to look up]}
---   mode "*": every lot of the key (it is sold); "": the lots acquired in the last 30 days, and
---   only when the key was bought in the last 30 days (possible replacements for a loss sold now)
+-- ARGV[3] json {"keys": [[identity key, named lot ids, fifo], ...] one per lot hash,
+--                 "ids": [lot ids to look up in the registry], "account": the committing account}
+--   per key: the lots named (and the pieces of a split one, "<id>.<n>"), every lot of the account
+--   when fifo (a sell without a lot id), and the lots acquired in the last 30 days when the key
+--   was bought then (possible replacements for a loss sold now). Nothing else crosses the wire.
 -- Returns {meta (flat field/value list), members (flat account/type list), pending sale jsons,
 --          stored idempotent result or false, registry values of ARGV ids (false: free),
 --          then per lot hash a flat id/encoded list}
@@ -26,28 +28,37 @@ else
   out[5] = {}
 end
 local date = tonumber(ARGV[2])
+local mine = args.account .. '|'
 for i = 8, #KEYS do
-  local key, mode = args.keys[i - 7][1], args.keys[i - 7][2]
-  if mode == '*' then
-    out[#out + 1] = redis.call('HGETALL', KEYS[i])
-  else
-    local flat = {}
-    local w = redis.call('HGET', KEYS[6], key)
-    local recent = false
-    if w then
-      local last_buy = tonumber(string.sub(w, 1, string.find(w, '|', 1, true) - 1))
-      recent = last_buy ~= nil and date - last_buy <= 30
-    end
-    if recent then
-      local all = redis.call('HGETALL', KEYS[i])
-      for j = 1, #all, 2 do
-        local acquired = tonumber(string.match(all[j + 1], '^[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)|'))
-        if date - acquired <= 30 then
-          flat[#flat + 1] = all[j]; flat[#flat + 1] = all[j + 1]
+  local key, named, fifo = args.keys[i - 7][1], args.keys[i - 7][2], args.keys[i - 7][3]
+  local w = redis.call('HGET', KEYS[6], key)
+  local recent = false
+  if w then
+    local last_buy = tonumber(string.sub(w, 1, string.find(w, '|', 1, true) - 1))
+    recent = last_buy ~= nil and date - last_buy <= 30
+  end
+  local flat = {}
+  if recent or fifo or #named > 0 then
+    local want = {}
+    for _, id in ipairs(named) do want[id] = true end
+    local all = redis.call('HGETALL', KEYS[i])
+    for j = 1, #all, 2 do
+      local id, enc = all[j], all[j + 1]
+      local keep = want[id] or (fifo and string.sub(enc, 1, #mine) == mine)
+      if not keep and #named > 0 then  -- a piece of a named lot: "<name>.<n>..."
+        local dot = string.find(id, '.', 1, true)
+        while dot and not keep do
+          keep = want[string.sub(id, 1, dot - 1)]
+          dot = string.find(id, '.', dot + 1, true)
         end
       end
+      if not keep and recent then
+        local acquired = tonumber(string.match(enc, '^[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)|'))
+        keep = date - acquired <= 30
+      end
+      if keep then flat[#flat + 1] = id; flat[#flat + 1] = enc end
     end
-    out[#out + 1] = flat
   end
+  out[#out + 1] = flat
 end
 return out
