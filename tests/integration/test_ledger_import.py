@@ -193,6 +193,16 @@ def test_washsale_refuses_a_reused_lot_id_naming_the_row(tmp_path, capsys):
 # --- found by an adversarial review: round trips, replacements, races ---------------------------
 
 
+def export_into_an_empty_ledger(tmp_path, url: str, redis_client) -> None:
+    """``ledger export``, an empty ledger, ``ledger import`` of the export."""
+    assert ledger(["export", "--out", str(tmp_path / "exp")], url) == 0
+    redis_client.flushall()
+    exp = tmp_path / "exp"
+    assert (
+        ledger(["import", "--accounts", str(exp / "accounts.parquet"), "--lots", str(exp / "lots.parquet")], url) == 0
+    )
+
+
 def _trade(store, date: str, side: str, qty, price, lot_id: str | None, key: str, account: str = "A"):
     import datetime as dt
 
@@ -233,16 +243,7 @@ def test_an_export_keeps_the_wash_sale_state_of_its_lots(tmp_path, redis_server,
 
     store = LedgerStore(redis_client)
     _split_ledger(store)
-    assert ledger(["export", "--out", str(tmp_path / "exp")], redis_server.url) == 0
-    redis_client.flushall()
-    exp = tmp_path / "exp"
-    assert (
-        ledger(
-            ["import", "--accounts", str(exp / "accounts.parquet"), "--lots", str(exp / "lots.parquet")],
-            redis_server.url,
-        )
-        == 0
-    )
+    export_into_an_empty_ledger(tmp_path, redis_server.url, redis_client)
     store = LedgerStore(redis_client)
     r = store.commit(
         "A",
@@ -264,16 +265,7 @@ def test_an_export_with_negative_cash_and_plain_quantities_imports_again(tmp_pat
     store.commit("A", dt.date(2024, 1, 2), [{"symbol": "XYZ", "side": "buy", "quantity": "5E+2", "price": 10}], "k1")
     before = show(redis_server.url, "A", capsys)
     assert before["cash"] == "-5000.00" and before["lots"][0]["quantity"] == "500"
-    assert ledger(["export", "--out", str(tmp_path / "exp")], redis_server.url) == 0
-    redis_client.flushall()
-    exp = tmp_path / "exp"
-    assert (
-        ledger(
-            ["import", "--accounts", str(exp / "accounts.parquet"), "--lots", str(exp / "lots.parquet")],
-            redis_server.url,
-        )
-        == 0
-    )
+    export_into_an_empty_ledger(tmp_path, redis_server.url, redis_client)
     assert show(redis_server.url, "A", capsys) == before
 
 
