@@ -12,7 +12,6 @@ _WHERE = {
     "read_market": "market",
     "synthesize": "market",
     "write_market": "market",
-    "DEFAULT_CACHE": "problem",
     "ProblemCache": "problem",
     "RiskModel": "riskmodel",
     "estimate": "riskmodel",
@@ -21,6 +20,7 @@ _WHERE = {
     "Snapshot": "snapshot",
     "snapshot": "snapshot",
     "solve_account": "solve",
+    "SolveStatus": "status",
     "AccountSettings": "types",
     "Lot": "types",
     "Realized": "types",
@@ -38,7 +38,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "AccountSettings",
-    "DEFAULT_CACHE",
     "InputError",
     "Lot",
     "Market",
@@ -48,6 +47,7 @@ __all__ = [
     "RiskModel",
     "Snapshot",
     "SolveResult",
+    "SolveStatus",
     "SolverError",
     "TaxviewError",
     "Trade",

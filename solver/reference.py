@@ -20,7 +20,8 @@ _STATUS = {
     cp.INFEASIBLE_INACCURATE: "AlmostPrimalInfeasible",
     cp.UNBOUNDED: "DualInfeasible",
     cp.UNBOUNDED_INACCURATE: "AlmostDualInfeasible",
-}
+    cp.USER_LIMIT: "MaxIterations",
+}  # cvxpy's statuses as CLARABEL names (the inverse of ``solver.status.CLARABEL_STATUS``)
 
 
 class ParamCvxpyProblem:

@@ -1,0 +1,134 @@
+"""The account as the solver sees it: validated input, lots priced (tax per dollar) and slotted.
+
+Bad input raises ``InputError`` naming the field, before anything is solved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import InputError
+from .slots import LotSlots, assign_slots
+from .snapshot import Snapshot
+from .tax import term_of
+from .types import AccountSettings, Lot
+
+
+def validate_settings(s: AccountSettings) -> None:
+    checks = {
+        "st_rate": 0 <= s.st_rate < 1,
+        "lt_rate": 0 <= s.lt_rate < 1,
+        "te_max": s.te_max > 0,
+        "max_weight": 0 < s.max_weight <= 1,
+        "cash_target": 0 <= s.cash_target < 1,
+        "cash_max": s.cash_target <= s.cash_max < 1,
+        "lambda_te": s.lambda_te > 0,
+        "lambda_tax": s.lambda_tax >= 0,
+        "cost_bps": s.cost_bps >= 0,
+        "min_trade_dollars": s.min_trade_dollars >= 0,
+    }
+    for name, ok in checks.items():
+        value = getattr(s, name)
+        if not ok or not math.isfinite(value):
+            raise InputError(name, f"invalid value {value!r}")
+    if s.account_type not in {"taxable", "ira", "trust", "other"}:
+        raise InputError("account_type", f"{s.account_type!r} is not taxable|ira|trust|other")
+
+
+class LotArrays(NamedTuple):
+    """The lots' numbers as (N,) float64/int64 columns, in the input's order."""
+
+    name: np.ndarray  # universe index
+    quantity: np.ndarray  # shares
+    basis_cents: np.ndarray  # total basis, cents (float64)
+
+
+def validate_lots(lots: Sequence[Lot], snap: Snapshot) -> LotArrays:
+    """Every lot: unique id, a symbol of the universe, quantity > 0, basis ≥ 0, acquired ≤ date."""
+    N = len(lots)
+    name = np.fromiter((snap.index.get(lot.symbol, -1) for lot in lots), dtype=np.int64, count=N)
+    try:
+        qty = np.fromiter((float(lot.quantity) for lot in lots), dtype=np.float64, count=N)
+        basis = np.fromiter((lot.basis_cents for lot in lots), dtype=np.float64, count=N)
+    except (TypeError, ValueError) as exc:
+        raise InputError("quantity/basis", f"a lot has a non-numeric quantity or basis: {exc}") from None
+    acquired = np.fromiter((lot.acquired.toordinal() for lot in lots), dtype=np.int64, count=N)
+    checks = (
+        ("symbol", name < 0, lambda x: f"{x.symbol!r} is not in the universe"),
+        (
+            "quantity",
+            ~(np.isfinite(qty) & (qty > 0)),
+            lambda x: f"quantity must be a finite number > 0, got {x.quantity!r}",
+        ),
+        ("basis", ~(basis >= 0), lambda x: f"basis must be >= 0 cents, got {x.basis_cents!r}"),
+        ("acquired", acquired > snap.date.toordinal(), lambda x: f"acquired {x.acquired} after {snap.date}"),
+    )
+    for field, bad, message in checks:
+        if bad.any():
+            x = lots[int(np.argmax(bad))]
+            raise InputError(field, f"lot {x.lot_id!r}: {message(x)}")
+    for x in lots:
+        if not isinstance(x.basis_cents, int):
+            raise InputError("basis", f"lot {x.lot_id!r}: basis must be integer cents, got {x.basis_cents!r}")
+    if len({x.lot_id for x in lots}) != N:
+        seen: set[str] = set()
+        for x in lots:
+            if x.lot_id in seen:
+                raise InputError("lot_id", f"lot {x.lot_id!r} appears twice")
+            seen.add(x.lot_id)
+    return LotArrays(name, qty, basis)
+
+
+def long_term(lots: Sequence[Lot], sold: dt.date) -> np.ndarray:
+    """(N,) bool: a sale on ``sold`` is long-term (``tax.term_of``, asked once per holding start)."""
+    starts = [lot.holding_from for lot in lots]
+    long = {start: term_of(start, sold) == "long" for start in set(starts)}
+    return np.fromiter(map(long.__getitem__, starts), dtype=bool, count=len(starts))
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One account on ``snap.date``, ready to solve: everything the stages after validation read."""
+
+    snap: Snapshot
+    lots: Sequence[Lot]
+    cash_cents: int
+    settings: AccountSettings
+    value: float  # V: holdings at today's prices plus cash, dollars
+    lot_slots: LotSlots
+    w0: np.ndarray  # (n,) held weight per name
+
+    @property
+    def n(self) -> int:
+        return len(self.snap.symbols)
+
+
+def read_account(
+    snap: Snapshot, lots: Sequence[Lot], cash_cents: int, settings: AccountSettings, max_slots: int
+) -> Account:
+    """Validate, price each lot's tax per dollar sold today, and lay the lots out in slots."""
+    validate_settings(settings)
+    arrays = validate_lots(lots, snap)
+    if not isinstance(cash_cents, int) or cash_cents < 0:
+        raise InputError("cash", f"cash must be >= 0 cents, got {cash_cents!r}")
+    n, p = len(snap.symbols), snap.prices
+    held_value = float(arrays.quantity @ p[arrays.name]) if len(lots) else 0.0
+    V = held_value + cash_cents / 100.0
+    if V <= 0:
+        raise InputError("cash", "account has no holdings and no cash")
+    name, basis = arrays.name, arrays.basis_cents / 100.0
+    value = arrays.quantity * p[name]
+    gain_frac = 1.0 - basis / value
+    if settings.taxable:
+        tax = np.where(long_term(lots, snap.date), settings.lt_rate, settings.st_rate) * gain_frac
+    else:
+        tax = np.zeros(len(lots))
+    slots = assign_slots(name, value / V, tax, gain_frac < 0, n=n, max_slots=max_slots)
+    w0 = np.bincount(slots.name, weights=slots.weight, minlength=n)
+    return Account(snap, lots, cash_cents, settings, V, slots, w0)

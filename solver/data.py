@@ -1,0 +1,59 @@
+"""Problem data fill: one pass's ``q`` and ``b`` for a compiled problem (``solver.problem``).
+
+Every account-specific number enters the compiled problem here, and only here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .account import Account
+from .limits import Limits
+from .problem import OBJ_SCALE, Layout
+
+
+@dataclass(frozen=True, slots=True)
+class Sides:
+    """What a pass may trade: the side decision narrows the account's limits."""
+
+    sellable: np.ndarray  # (N,) bool: lots the pass may sell
+    buy_ub: np.ndarray  # (n,) largest weight bought per name
+
+    @classmethod
+    def of(cls, limits: Limits) -> Sides:
+        return cls(limits.sellable, limits.buy_ub)
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """One CLARABEL pass: the problem shape, the lots' slots in it, and what may be traded."""
+
+    layout: Layout
+    slot: np.ndarray  # (N,) slot of each lot in ``layout``
+    sides: Sides
+
+
+def fill(account: Account, limits: Limits, p: Pass, cash_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """(q, b) of ``p``; ``cash_max`` is the settings' or 1.0 once the cash limit gave way."""
+    snap, settings, la, n = account.snap, account.settings, account.lot_slots, account.n
+    layout, slot = p.layout, p.slot
+    cost = settings.cost_bps / 1e4
+    S = layout.S
+    held = np.bincount(slot, weights=la.weight, minlength=S)
+    tax = np.bincount(slot, weights=la.weight * la.tax, minlength=S)
+    q = np.zeros(layout.nx)
+    q[:S] = settings.lambda_tax * np.divide(tax, held, out=np.zeros(S), where=held > 0) + cost
+    q[layout.ob : layout.ob + n] = cost
+    q *= OBJ_SCALE / settings.lambda_te
+    b = np.zeros(layout.m)
+    b[:n] = account.w0 - snap.benchmark
+    b[layout.r_sub : layout.r_sub + S] = np.bincount(slot, weights=la.weight * p.sides.sellable, minlength=S)
+    b[layout.r_bub : layout.r_bub + n] = p.sides.buy_ub
+    b[layout.r_cap : layout.r_cap + n] = limits.cap - snap.benchmark
+    b[layout.r_budget] = 1.0 - settings.cash_target - snap.benchmark.sum()
+    b[layout.r_budget + 1] = -(1.0 - cash_max - snap.benchmark.sum())
+    if layout.cone:
+        b[layout.r_soc] = settings.te_max
+    return q, b

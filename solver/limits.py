@@ -1,0 +1,60 @@
+"""The account's limits per name and per lot: exclusions, caps, household wash-sale restrictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .account import Account
+from .types import Restrictions
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the account may hold, buy and sell on this date."""
+
+    excluded: np.ndarray  # (n,) bool: the name must end at zero
+    cap: np.ndarray  # (n,) largest weight after the rebalance
+    no_buy: np.ndarray  # (n,) bool: excluded, or sold at a loss in the household within 30 days
+    sellable: np.ndarray  # (N,) bool: lots the optimizer may sell (no loss sale in a wash window)
+    buy_ub: np.ndarray  # (n,) largest weight bought (0 where no_buy)
+    stuck: tuple[str, ...]  # excluded names holding loss lots that may not be sold
+
+    @property
+    def stuck_reason(self) -> str:
+        return (
+            f"excluded names {list(self.stuck[:5])} hold loss lots bought in the "
+            "household within 30 days; they cannot be sold without a wash sale"
+        )
+
+
+def account_limits(account: Account, restrictions: Restrictions) -> Limits:
+    snap, settings, la, n = account.snap, account.settings, account.lot_slots, account.n
+    excluded = np.fromiter(
+        (
+            sym in settings.exclude_symbols or sec in settings.exclude_sectors
+            for sym, sec in zip(snap.symbols, snap.sectors)
+        ),
+        dtype=bool,
+        count=n,
+    )
+    # The cap never forces a name below its benchmark weight (that alone would break any TE budget).
+    cap = np.where(excluded, 0.0, np.maximum(settings.max_weight, snap.benchmark))
+    no_buy = excluded.copy()
+    for sym in restrictions.no_buy:
+        if sym in snap.index:
+            no_buy[snap.index[sym]] = True
+    allowed = np.ones(len(la.name), dtype=bool)
+    if settings.taxable and restrictions.no_loss_sale:
+        no_loss = np.zeros(n, dtype=bool)
+        for sym in restrictions.no_loss_sale:
+            if sym in snap.index:
+                no_loss[snap.index[sym]] = True
+        allowed &= ~(la.loss & no_loss[la.name])
+    # A name that must go to zero but whose loss lots may not be sold cannot be fixed.
+    stuck = tuple(sorted({snap.symbols[i] for i in la.name[~allowed & excluded[la.name]]}))
+    # Elsewhere the cap gives way to lots that may not be sold (rather than making it infeasible).
+    unsellable = np.bincount(la.name, weights=la.weight * ~allowed, minlength=n)
+    cap = np.where(excluded, 0.0, np.maximum(cap, unsellable * (1 + 1e-9)))
+    return Limits(excluded, cap, no_buy, allowed, np.where(no_buy, 0.0, cap), stuck)

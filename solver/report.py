@@ -1,0 +1,78 @@
+"""The report: rounded trades as ``SolveResult`` (realized gains by term, weights after, TE, tax)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .account import Account
+from .money import allocate_basis
+from .passes import Solution
+from .rounding import Rounded, value_cents
+from .status import SolveStatus
+from .tax import term_of
+from .types import Realized, SolveResult, Trade
+
+
+def failed(status: SolveStatus, reason: str | None, t0: float, passes: int = 0, iterations: int = 0) -> SolveResult:
+    """A result without trades; its status is ``status.public`` (infeasible or error)."""
+    return SolveResult(
+        status=status.public.value,
+        reason=reason,
+        solve_ms=(time.perf_counter() - t0) * 1e3,
+        passes=passes,
+        iterations=iterations,
+    )
+
+
+def report(account: Account, rounded: Rounded, solution: Solution, t0: float) -> SolveResult:
+    """The optimal result; ``t0`` is when the solve started (``time.perf_counter``)."""
+    snap, s, la, V, lots = account.snap, account.settings, account.lot_slots, account.value, account.lots
+    p, n, cents = snap.prices, account.n, snap.price_cents
+    trades: list[Trade] = []
+    st_g = st_l = lt_g = lt_l = 0
+    sold_shares = np.zeros(n)
+    for k, sh in rounded.sells:
+        lot = lots[k]
+        i = int(la.name[k])
+        gain = value_cents(sh, cents[i]) - allocate_basis(lot.basis_cents, sh, lot.quantity)
+        term = term_of(lot.holding_from, snap.date)
+        if term == "short":
+            st_g, st_l = (st_g + gain, st_l) if gain >= 0 else (st_g, st_l + gain)
+        else:
+            lt_g, lt_l = (lt_g + gain, lt_l) if gain >= 0 else (lt_g, lt_l + gain)
+        sold_shares[i] += float(sh)
+        trades.append(Trade(lot.symbol, "sell", sh, float(p[i]), lot.lot_id, gain, term))
+    bought_shares = np.zeros(n)
+    for i, sh in rounded.buys:
+        bought_shares[i] = float(sh)
+        trades.append(Trade(snap.symbols[i], "buy", sh, float(p[i])))
+
+    held = np.bincount(la.name, weights=la.weight * V / p[la.name], minlength=n)
+    new_value = (held - sold_shares + bought_shares) * p
+    total = new_value.sum() + rounded.cash_end / 100.0
+    w = new_value / total
+    traded = float((sold_shares * p).sum() + (bought_shares * p).sum())
+    if s.taxable:
+        st_net, lt_net = st_g + st_l, lt_g + lt_l
+        tax = round(st_net * s.st_rate + lt_net * s.lt_rate)
+        harvested = -(st_l + lt_l)
+    else:
+        tax, harvested = 0, 0
+    return SolveResult(
+        status=SolveStatus.OPTIMAL.value,
+        reason=None,
+        solve_ms=(time.perf_counter() - t0) * 1e3,
+        trades=tuple(trades),
+        weights={snap.symbols[i]: float(w[i]) for i in np.flatnonzero(w > 0)},
+        cash_weight=rounded.cash_end / 100.0 / total,
+        te_ex_ante=snap.model.te(w - snap.benchmark),
+        realized=Realized(st_g, st_l, lt_g, lt_l),
+        tax_estimate_cents=int(tax),
+        harvested_loss_cents=int(harvested),
+        turnover=traded / (2 * V),
+        passes=solution.passes,
+        iterations=solution.iterations,
+        notes=solution.notes,
+    )
