@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from ledger.washsale import Household, TradeIn, cents_of
+from ledger.washsale import Household, TradeIn, restrictions_from_windows
 from solver.errors import InputError
 from solver.market import TRADING_DAYS, Market, _readonly, read_market, synthesize
-from solver.money import dollars_to_cents
+from solver.money import cents_of, dollars_to_cents, value_cents
 from solver.problem import ProblemCache
 from solver.riskmodel import estimate
 from solver.snapshot import Snapshot
@@ -204,7 +204,7 @@ def simulate(
     k = min(factors, max(1, m.n // 3))
     hh = Household("BT")
     hh.register("A", settings.account_type)
-    cash = int(round(capital * 100)) if lots is None else 0
+    cash = dollars_to_cents(capital) if lots is None else 0
     shares = np.zeros(m.n)  # shares held per name (NAV without walking the lots)
     index = {s: i for i, s in enumerate(m.symbols)}
     for x in lots or []:
@@ -212,7 +212,7 @@ def simulate(
             raise InputError("symbol", f"legacy lot {x.lot_id!r}: {x.symbol!r} is not in the data")
         hh.open_lot(x.lot_id, "A", x.symbol, x.quantity, x.basis_cents, x.acquired, x.holding_from)
         shares[index[x.symbol]] += float(x.quantity)
-    windows: dict[str, list[int]] = {}
+    windows: dict[str, list[int]] = {}  # symbol -> [last buy, last loss sale] (ordinals, 0: none)
     run = Run()
     bench_shares = None
     cache = ProblemCache(maxsize=4)
@@ -243,7 +243,7 @@ def simulate(
         if t in days:
             bench = (bench_shares * p) / (bench_shares * p).sum()
             snap = Snapshot(date, m.symbols, m.sectors, _readonly(p), _readonly(bench), model)
-            restrictions = _restrictions(windows, date)
+            restrictions = _restrictions(windows, date, settings.account_type)
             account_lots = [
                 Lot(x.lot_id, x.symbol, x.quantity, x.basis_cents, x.acquired, x.holding_start)
                 for x in hh.lots.values()
@@ -323,7 +323,7 @@ def simulate(
     pT = m.prices[t1i]
     liq = 0
     for x in run.final_lots:
-        gain = cents_of(x.quantity, Decimal(dollars_to_cents(float(pT[index[x.symbol]]))) / 100) - x.basis_cents
+        gain = value_cents(x.quantity, float(pT[index[x.symbol]])) - x.basis_cents
         rate = (
             settings.lt_rate
             if (dt.date.fromisoformat(str(m.dates[t1i])) - x.holding_start).days > 365
@@ -334,12 +334,9 @@ def simulate(
     return run
 
 
-def _restrictions(windows: dict[str, list[int]], date: dt.date) -> Restrictions:
-    today = date.toordinal()
-    return Restrictions(
-        no_buy=frozenset(k for k, (b, l) in windows.items() if l and today - l <= 30),
-        no_loss_sale=frozenset(k for k, (b, l) in windows.items() if b and today - b <= 30),
-    )
+def _restrictions(windows: dict[str, list[int]], date: dt.date, account_type: str) -> Restrictions:
+    """The ledger's rule (``LedgerStore.restrictions``) for the backtest's one account."""
+    return restrictions_from_windows(((k, b, l) for k, (b, l) in windows.items()), date, {"A": account_type})["A"]
 
 
 # --- metrics ---------------------------------------------------------------------------------

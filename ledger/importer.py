@@ -24,9 +24,10 @@ from tqdm import tqdm
 
 from solver.money import dollars_to_cents
 
+from .codec import HEAD_FIELDS
 from .errors import CommitRejected, LedgerError, LedgerInputError
 from .keys import ID_RULE, LOT_ID_RULE, SYMBOL_RULE, dot_prefixes
-from .store import AccountInfo, LedgerStore, decode_lot
+from .store import AccountInfo, LedgerStore
 from .washsale import piece_order, plain_shares
 
 ACCOUNT_COLUMNS = ("account", "household", "account_type")
@@ -353,9 +354,7 @@ def _plan_lots(store: LedgerStore, lots: pa.Table, homes: dict[str, str], replac
     def text(name: str) -> pa.ChunkedArray:
         return pc.cast(lots.column(name), pa.string())
 
-    heads = pc.binary_join_element_wise(
-        *(text(c) for c in ("account", "symbol", "quantity", "basis_cents", "acquired", "holding_start")), "|"
-    ).to_pylist()
+    heads = pc.binary_join_element_wise(*(text(c) for c in HEAD_FIELDS), "|").to_pylist()  # import.lua adds the rest
     by_hh: dict[str, list[int]] = {}
     for i, hh in enumerate(households):
         by_hh.setdefault(hh, []).append(i)
@@ -445,4 +444,4 @@ def export(store: LedgerStore, out: Path | str) -> tuple[Path, Path]:
     return out / "accounts.parquet", out / "lots.parquet"
 
 
-__all__ = ["decode_lot", "export", "import_ledger", "import_lots", "lots_table", "read_accounts", "read_lots"]
+__all__ = ["export", "import_ledger", "import_lots", "lots_table", "read_accounts", "read_lots"]

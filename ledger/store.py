@@ -29,6 +29,7 @@ import redis
 
 from solver.types import Restrictions
 
+from .codec import decode_lot, decode_sale, encode_lot, encode_sale, lot_field, lua_prelude
 from .errors import CommitRejected, LedgerInputError, UnknownAccount
 from .keys import Keys, check_id, dot_prefixes
 from .washsale import (
@@ -36,13 +37,13 @@ from .washsale import (
     Account,
     Household,
     OpenLot,
-    Replacement,
     Sale,
     TradeIn,
     cents_of,
     made_lot_id,
     piece_order,
     plain_shares,
+    restrictions_from_windows,
     sales_of,
     validate_trade,
 )
@@ -53,90 +54,8 @@ MAX_CASH_CENTS = 10**15  # $10 trillion: any real account, and exact in Lua's do
 
 
 def _lua(name: str) -> str:
-    return resources.files("ledger").joinpath("lua", name).read_text()
-
-
-# --- encodings -------------------------------------------------------------------------------
-
-
-def encode_lot(x: OpenLot) -> str:
-    return "|".join(
-        (
-            x.account,
-            x.symbol,
-            str(x.quantity),
-            str(x.basis_cents),
-            str(x.acquired.toordinal()),
-            str(x.holding_start.toordinal()),
-            x.purchase_id,
-            str(x.capacity),
-            str(x.seq),
-        )
-    )
-
-
-def decode_lot(lot_id: str, enc: str) -> OpenLot:
-    a, s, q, b, acq, hs, pid, cap, seq = enc.split("|")
-    return OpenLot(
-        lot_id,
-        a,
-        s,
-        Decimal(q),
-        int(b),
-        dt.date.fromordinal(int(acq)),
-        dt.date.fromordinal(int(hs)),
-        pid,
-        Decimal(cap),
-        int(seq),
-    )
-
-
-def encode_sale(s: Sale) -> str:
-    return json.dumps(
-        {
-            "id": s.sale_id,
-            "d": s.date.toordinal(),
-            "a": s.account,
-            "s": s.symbol,
-            "q": str(s.quantity),
-            "p": s.proceeds_cents,
-            "b": s.basis_cents,
-            "t": s.term,
-            "l": s.lot_id,
-            "pid": s.purchase_id,
-            "h": s.held_days,
-            "r": s.recognized,
-            "dis": s.disallowed_cents,
-            "perm": s.permanent_cents,
-            "rep": [[x.lot_id, x.account, str(x.shares), x.amount_cents, x.permanent] for x in s.replacements],
-            "u": str(s.unmatched),
-            "left": s.loss_left_cents,
-        },
-        separators=(",", ":"),
-    )
-
-
-def decode_sale(text: str) -> Sale:
-    d = json.loads(text)
-    return Sale(
-        sale_id=d["id"],
-        date=dt.date.fromordinal(d["d"]),
-        account=d["a"],
-        symbol=d["s"],
-        quantity=Decimal(d["q"]),
-        proceeds_cents=d["p"],
-        basis_cents=d["b"],
-        term=d["t"],
-        lot_id=d["l"],
-        purchase_id=d["pid"],
-        held_days=d["h"],
-        recognized=d["r"],
-        disallowed_cents=d["dis"],
-        permanent_cents=d["perm"],
-        replacements=[Replacement(a, b, Decimal(c), e, f) for a, b, c, e, f in d["rep"]],
-        unmatched=Decimal(d["u"]),
-        loss_left_cents=d["left"],
-    )
+    """A script of ``lua/``, behind the codec's prelude (``LOT``, ``lot_field``; see ``ledger.codec``)."""
+    return lua_prelude() + resources.files("ledger").joinpath("lua", name).read_text()
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +235,7 @@ class LedgerStore:
         g = {k: i + 1 for i, k in enumerate(keys)}
         latest: dict[str, int] = {}
         for row in rows:
-            acquired = int(row[2].split("|")[4])
+            acquired = int(lot_field(row[2], "acquired"))
             latest[row[0]] = max(latest.get(row[0], 0), acquired)
         payload = {
             "keys": keys,
@@ -384,24 +303,18 @@ class LedgerStore:
             pipe.hgetall(self.k.windows(hh))
             pipe.hgetall(self.k.members(hh))
         replies = pipe.execute()
-        today = date.toordinal()
-        by_key: dict[str, set[str]] = {}
+        names: dict[str, set[str]] = {}  # identity key -> its symbols
         for sym, key in self.identical.items():
-            by_key.setdefault(key, {key}).add(sym)
+            names.setdefault(key, {key}).add(sym)
         out: dict[str, dict[str, Restrictions]] = {}
         for i, hh in enumerate(households):
             windows, members = replies[2 * i], replies[2 * i + 1]
-            no_buy: set[str] = set()
-            no_loss: set[str] = set()
+            last = []  # (key, last buy, last loss sale); "" in Redis: none
             for key, value in windows.items():
                 b, l = value.decode().split("|")
-                names = by_key.get(key.decode(), {key.decode()})
-                if l and 0 <= today - int(l) <= WINDOW_DAYS:
-                    no_buy |= names
-                if b and 0 <= today - int(b) <= WINDOW_DAYS:
-                    no_loss |= names
-            nb, nl = frozenset(no_buy), frozenset(no_loss)
-            out[hh] = {a.decode(): Restrictions(nb, nl if t != b"ira" else frozenset()) for a, t in members.items()}
+                last.append((key.decode(), int(b or 0), int(l or 0)))
+            types = {a.decode(): t.decode() for a, t in members.items()}
+            out[hh] = restrictions_from_windows(last, date, types, names)
         return out
 
     # --- commit ------------------------------------------------------------------------------
@@ -436,7 +349,7 @@ class LedgerStore:
         keys_needed = sorted({self.key_of(t["symbol"]) for t in request})
         # Which lots planning needs, per key: the lots sold by id (and the pieces of a split one),
         # the account's lots when a sell names none (FIFO), and read.lua adds the household's lots
-        # of the last 30 days when the key was bought then (replacement candidates).
+        # of the last WINDOW_DAYS when the key was bought then (replacement candidates).
         named_by_key: dict[str, set[str]] = {g: set() for g in keys_needed}
         fifo: set[str] = set()
         for t in request:
@@ -465,6 +378,7 @@ class LedgerStore:
                     idempotency_key,
                     date.toordinal(),
                     json.dumps({"keys": modes, "ids": probe, "account": account}, separators=(",", ":")),
+                    WINDOW_DAYS,
                 ],
             )
             stored = snap[3]
@@ -521,6 +435,7 @@ class LedgerStore:
                     date.isoformat(),
                     planned["cash_delta"],
                     int(check_cash),
+                    WINDOW_DAYS,
                 ],
             )
             status = reply[0].decode()
@@ -632,7 +547,7 @@ class LedgerStore:
                 raise CommitRejected(
                     "WASH_CONFLICT",
                     f"trade {trade.row} ({trade.side} {trade.symbol}) would create a wash sale "
-                    "with a household purchase or loss sale within 30 days",
+                    f"with a household purchase or loss sale within {WINDOW_DAYS} days",
                 )
         washed = [
             s
@@ -754,7 +669,10 @@ class LedgerStore:
                 elif "import" in entry:  # restored verbatim: same purchase numbers, same pieces
                     target.write_import(
                         hh,
-                        [(self.key_of(enc.split("|")[1]), lid, enc, None, None) for lid, enc in entry["import"] or []],
+                        [
+                            (self.key_of(lot_field(enc, "symbol")), lid, enc, None, None)
+                            for lid, enc in entry["import"] or []
+                        ],
                         remove=[(key, lid) for key, lid in entry.get("removed") or []],
                         replace=list(entry.get("replace") or []),
                     )

@@ -34,19 +34,40 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from operator import attrgetter
 
-from solver.money import allocate_basis
+from solver.money import allocate_basis, cents_of
 from solver.tax import term_of
+from solver.types import Restrictions
 
 from .errors import LedgerInputError
 from .keys import check_id, check_lot_id, check_symbol, dot_prefixes, is_id, is_lot_id, is_symbol
 
-WINDOW_DAYS = 30
+WINDOW_DAYS = 30  # days each side of a loss sale (the Lua scripts get it as an argument)
 _ONE = Decimal(1)
+_NONE: frozenset[str] = frozenset()
 
 
-def cents_of(quantity: Decimal, price: Decimal) -> int:
-    """Proceeds or cost: quantity × price in cents, half to even."""
-    return int((quantity * price * 100).quantize(_ONE, rounding=ROUND_HALF_EVEN))
+def restrictions_from_windows(
+    windows: Iterable[tuple[str, int, int]],
+    date: dt.date,
+    account_types: Mapping[str, str],
+    names: Mapping[str, Iterable[str]] | None = None,
+) -> dict[str, Restrictions]:
+    """Each account's wash-sale restrictions on ``date`` from its household's windows: (identity
+    key, last purchase, last loss sale) as proleptic ordinals, 0 for none. A loss sale in the last
+    ``WINDOW_DAYS`` days (``date`` included) blocks buying the key in every account; a purchase
+    blocks selling it at a loss, except in an IRA (its sales recognize nothing). ``names``: the
+    symbols of an identity key (GOOG and GOOGL), default the key alone."""
+    today = date.toordinal()
+    no_buy: set[str] = set()
+    no_loss: set[str] = set()
+    for key, bought, lost in windows:
+        these = names.get(key, (key,)) if names else (key,)
+        if lost and 0 <= today - lost <= WINDOW_DAYS:
+            no_buy.update(these)
+        if bought and 0 <= today - bought <= WINDOW_DAYS:
+            no_loss.update(these)
+    nb, nl = frozenset(no_buy), frozenset(no_loss)
+    return {a: Restrictions(nb, _NONE if t == "ira" else nl) for a, t in account_types.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 CENT = Decimal("0.01")
 SHARE_QUANTUM = Decimal("0.000001")  # fractional shares are kept to a millionth
+_ONE = Decimal(1)
 
 
 def dollars_to_cents(x: float | Decimal | str) -> int:
@@ -25,9 +26,15 @@ def price_cents(price: float) -> int:
     return dollars_to_cents(price)
 
 
+def cents_of(shares: Decimal, price: Decimal) -> int:
+    """Proceeds or cost: ``shares`` × ``price`` (exact dollars per share) in cents, half to even.
+    The one place shares times a price becomes money (the ledger, the backtest, ``value_cents``)."""
+    return int((shares * price * 100).quantize(_ONE, rounding=ROUND_HALF_EVEN))
+
+
 def value_cents(shares: Decimal, price: float) -> int:
-    """Proceeds or cost of ``shares`` at ``price`` (per-share price rounded to cents first)."""
-    return int((shares * price_cents(price)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    """Proceeds or cost of ``shares`` at a market ``price`` (float64 dollars, rounded to cents first)."""
+    return cents_of(shares, Decimal(price_cents(price)) / 100)
 
 
 def allocate_basis(basis_cents: int, sold: Decimal, held: Decimal) -> int:

@@ -188,6 +188,13 @@ def test_long_short_boundary_with_feb_29(ledger_backend, sold, term):
     assert one_sale(r).term == term
 
 
+@pytest.mark.parametrize(("sold", "term"), [("2024-06-15", "short"), ("2024-06-16", "long")])
+def test_a_year_spanning_a_leap_day_is_long_only_after_the_anniversary(ledger_backend, sold, term):
+    """domain.md §2: held 366 days on 2024-06-15 (Feb 29 in between) is still one year, not more."""
+    r = ledger_backend([T("2023-06-15", "A", "buy", 1, 10, "a"), T(sold, "A", "sell", 1, 12, "a")])
+    assert one_sale(r).term == term
+
+
 def test_fifo_sell_without_lot_id_takes_the_oldest_lots_first(ledger_backend):
     r = ledger_backend(
         [

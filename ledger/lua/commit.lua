@@ -16,7 +16,9 @@
 --                       "groups":[keys], "ids":[[new lot id, [its dot-prefixes]]]}
 -- ARGV[9] journal entry json   ARGV[10] result json   ARGV[11] date ISO
 -- ARGV[12] cash change in cents (sell proceeds - buy costs)   ARGV[13] refuse an overdraft (0|1)
+-- ARGV[14] wash-sale window in days (ledger.washsale.WINDOW_DAYS)
 -- Returns {"OK", result} | {"REPLAY", stored result} | {"ERR", code, message}
+-- Lots are read with LOT (field positions), the prelude ledger/codec.py puts in front of this script.
 
 local stored = redis.call('HGET', KEYS[5], ARGV[1])
 if stored then
@@ -41,6 +43,7 @@ end
 
 local checks = cjson.decode(ARGV[7])
 local allow_wash = ARGV[6] == '1'
+local window = tonumber(ARGV[14])
 local function split(s)
   local out, start = {}, 1
   while true do
@@ -58,11 +61,12 @@ for _, c in ipairs(checks) do
       return {'ERR', 'LOT_MISSING', 'no open lot ' .. c.lot}
     end
     local f = split(enc)
-    if f[1] ~= ARGV[5] then
-      return {'ERR', 'NOT_YOUR_LOT', 'lot ' .. c.lot .. ' belongs to account ' .. f[1]}
+    local account, quantity = f[LOT.account], f[LOT.quantity]
+    if account ~= ARGV[5] then
+      return {'ERR', 'NOT_YOUR_LOT', 'lot ' .. c.lot .. ' belongs to account ' .. account}
     end
-    if tonumber(f[3]) < tonumber(c.qty) then
-      return {'ERR', 'INSUFFICIENT', 'lot ' .. c.lot .. ' holds ' .. f[3] .. ', selling ' .. c.qty}
+    if tonumber(quantity) < tonumber(c.qty) then
+      return {'ERR', 'INSUFFICIENT', 'lot ' .. c.lot .. ' holds ' .. quantity .. ', selling ' .. c.qty}
     end
   end
   if not allow_wash then
@@ -75,11 +79,12 @@ for _, c in ipairs(checks) do
     end
     if win then
       local last_buy, last_loss = win[1], win[2]
-      if c.op == 'buy' and last_loss and date - last_loss <= 30 then
-        return {'ERR', 'WASH_CONFLICT', 'buying ' .. c.key .. ' within 30 days of a household loss sale'}
+      if c.op == 'buy' and last_loss and date - last_loss <= window then
+        return {'ERR', 'WASH_CONFLICT', 'buying ' .. c.key .. ' within ' .. window .. ' days of a household loss sale'}
       end
-      if (c.op == 'sell' or c.op == 'sell_new') and c.loss and last_buy and date - last_buy <= 30 then
-        return {'ERR', 'WASH_CONFLICT', 'selling ' .. c.key .. ' at a loss within 30 days of a household purchase'}
+      if (c.op == 'sell' or c.op == 'sell_new') and c.loss and last_buy and date - last_buy <= window then
+        return {'ERR', 'WASH_CONFLICT',
+                'selling ' .. c.key .. ' at a loss within ' .. window .. ' days of a household purchase'}
       end
     end
   end

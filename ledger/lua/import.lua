@@ -1,13 +1,14 @@
 -- Import opening lots into one household, atomically: every lot id is checked first, then all
--- lots, the lot-id registry, the 30-day purchase windows, the journal and the version are written.
+-- lots, the lot-id registry, the wash-sale purchase windows, the journal and the version are written.
 -- KEYS[1] meta hash  KEYS[2] lot-id registry hash  KEYS[3] windows hash  KEYS[4] journal stream
 -- KEYS[5] groups set  KEYS[6..] lot hashes, one per identity key (g below is 1-based into these)
 -- ARGV[1] json {
 --   "keys":   [identity key of KEYS[5 + g]],
 --   "lots":   [[g, lot id, head, capacity, [dot-prefixes of the id], purchase label or false]]
---             new purchases: head is "account|symbol|quantity|basis_cents|acquired|holding_start";
---             the script gives each the next purchase number seq (identity "p<seq>"), one number
---             for the rows of one purchase label
+--             new purchases: head is the first LOT_HEAD fields of an encoded lot (ledger/codec.py
+--             HEAD_FIELDS: account|symbol|quantity|basis_cents|acquired|holding_start); the script
+--             gives each the next purchase number seq (identity "p<seq>"), one number for the rows
+--             of one purchase label, and writes the fields after the head: purchase_id, capacity, seq
 --          or [[g, lot id, encoded lot, false, [dot-prefixes], false]]  verbatim (a journal replay)
 --   "remove": [[g, lot id]]  open lots to delete first (a replaced account's)
 --   "free":   [ids]  what the removals give back: their ids and the namespaces above them
@@ -15,6 +16,8 @@
 --   "latest": [[identity key, latest acquisition ordinal]] }
 -- ARGV[2] expected household version, or "" (any): the removals were read at that version
 -- Returns {"OK", lots written} | {"ERR", code, message}
+-- Lots are built and read with LOT / LOT_HEAD / lot_field, the prelude ledger/codec.py puts in
+-- front of this script.
 local a = cjson.decode(ARGV[1])
 if ARGV[2] ~= '' then
   local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
@@ -53,7 +56,7 @@ for _, x in ipairs(a.remove) do
   journal.removed[#journal.removed + 1] = {a.keys[x[1]], x[2]}
 end
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-local per_hash, purchases = {}, {}
+local per_hash, purchases, tail = {}, {}, {}
 for _, x in ipairs(a.lots) do
   local enc = x[3]
   if x[4] then
@@ -63,9 +66,12 @@ for _, x in ipairs(a.lots) do
       n = seq
       if x[6] then purchases[x[6]] = n end
     end
-    enc = enc .. '|p' .. n .. '|' .. x[4] .. '|' .. n
+    tail[LOT.purchase_id - LOT_HEAD] = 'p' .. n
+    tail[LOT.capacity - LOT_HEAD] = x[4]
+    tail[LOT.seq - LOT_HEAD] = n
+    enc = enc .. '|' .. table.concat(tail, '|')
   else
-    local s = tonumber(string.match(enc, '|(%d+)$'))
+    local s = tonumber(lot_field(enc, 'seq'))
     if s > seq then seq = s end
   end
   local args = per_hash[x[1]]
@@ -85,7 +91,7 @@ for g, args in pairs(per_hash) do
   redis.call('HSET', KEYS[5 + g], unpack(args))
   redis.call('SADD', KEYS[5], a.keys[g])
 end
-for _, x in ipairs(a.latest) do  -- imported purchases count for the 30-day windows
+for _, x in ipairs(a.latest) do  -- imported purchases count for the wash-sale windows
   local old = redis.call('HGET', KEYS[3], x[1]) or '|'
   local bar = string.find(old, '|', 1, true)
   local b, l = string.sub(old, 1, bar - 1), string.sub(old, bar + 1)

@@ -6,8 +6,10 @@
 -- ARGV[3] json {"keys": [[identity key, named lot ids, fifo], ...] one per lot hash,
 --                 "ids": [lot ids to look up in the registry], "account": the committing account}
 --   per key: the lots named (and the pieces of a split one, "<id>.<n>"), every lot of the account
---   when fifo (a sell without a lot id), and the lots acquired in the last 30 days when the key
+--   when fifo (a sell without a lot id), and the lots acquired in the wash-sale window when the key
 --   was bought then (possible replacements for a loss sold now). Nothing else crosses the wire.
+-- ARGV[4] wash-sale window in days (ledger.washsale.WINDOW_DAYS)
+-- Lots are read with LOT / lot_field, the prelude ledger/codec.py puts in front of this script.
 -- Returns {meta (flat field/value list), members (flat account/type list), pending sale jsons,
 --          stored idempotent result or false, registry values of ARGV ids (false: free),
 --          then per lot hash a flat id/encoded list}
@@ -27,15 +29,14 @@ if #args.ids > 0 then
 else
   out[5] = {}
 end
-local date = tonumber(ARGV[2])
-local mine = args.account .. '|'
+local date, window = tonumber(ARGV[2]), tonumber(ARGV[4])
 for i = 8, #KEYS do
   local key, named, fifo = args.keys[i - 7][1], args.keys[i - 7][2], args.keys[i - 7][3]
   local w = redis.call('HGET', KEYS[6], key)
   local recent = false
   if w then
     local last_buy = tonumber(string.sub(w, 1, string.find(w, '|', 1, true) - 1))
-    recent = last_buy ~= nil and date - last_buy <= 30
+    recent = last_buy ~= nil and date - last_buy <= window
   end
   local flat = {}
   if recent or fifo or #named > 0 then
@@ -44,7 +45,7 @@ for i = 8, #KEYS do
     local all = redis.call('HGETALL', KEYS[i])
     for j = 1, #all, 2 do
       local id, enc = all[j], all[j + 1]
-      local keep = want[id] or (fifo and string.sub(enc, 1, #mine) == mine)
+      local keep = want[id] or (fifo and lot_field(enc, 'account') == args.account)
       if not keep and #named > 0 then  -- a piece of a named lot: "<name>.<n>..."
         local dot = string.find(id, '.', 1, true)
         while dot and not keep do
@@ -53,8 +54,7 @@ for i = 8, #KEYS do
         end
       end
       if not keep and recent then
-        local acquired = tonumber(string.match(enc, '^[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)|'))
-        keep = date - acquired <= 30
+        keep = date - tonumber(lot_field(enc, 'acquired')) <= window
       end
       if keep then flat[#flat + 1] = id; flat[#flat + 1] = enc end
     end
