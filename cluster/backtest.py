@@ -34,6 +34,7 @@ from solver.problem import ProblemCache
 from solver.riskmodel import estimate
 from solver.snapshot import Snapshot
 from solver.solve import solve_account
+from solver.tax import term_of
 from solver.types import AccountSettings, Lot, Restrictions
 
 SP500_20_SECTORS = {
@@ -321,14 +322,11 @@ def simulate(
     run.final_cash = cash
     run.final_shares = shares
     pT = m.prices[t1i]
+    end = dt.date.fromisoformat(str(m.dates[t1i]))
     liq = 0
     for x in run.final_lots:
         gain = value_cents(x.quantity, float(pT[index[x.symbol]])) - x.basis_cents
-        rate = (
-            settings.lt_rate
-            if (dt.date.fromisoformat(str(m.dates[t1i])) - x.holding_start).days > 365
-            else settings.st_rate
-        )
+        rate = settings.lt_rate if term_of(x.holding_start, end) == "long" else settings.st_rate
         liq += round(gain * rate) if settings.taxable else 0
     run.liquidation_tax = liq
     return run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import multiprocessing as mp
+import signal
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from itertools import groupby
@@ -221,8 +222,13 @@ def report_json(table: pa.Table, identical: Mapping[str, str] | None = None, wor
         global _JOB
         _JOB = (table, rows, identical)
         try:
-            with mp.get_context("fork").Pool(len(rows)) as pool:
+            pool = mp.get_context("fork").Pool(len(rows), initializer=_plain_signals)
+            try:
                 parts = pool.map(_report_bucket, range(len(rows)))
+                pool.close()  # the workers end by themselves once the work is done
+            finally:
+                pool.terminate()
+                pool.join()
         except TaxviewError:
             run(trades_of(table), identical)  # the first error in file order, as a serial run reports it
             raise
@@ -241,6 +247,13 @@ def report_json(table: pa.Table, identical: Mapping[str, str] | None = None, wor
 
 
 _JOB: tuple | None = None  # what forked report workers read (inherited, not pickled)
+
+
+def _plain_signals() -> None:
+    """Forked workers must not inherit the command's own SIGTERM/SIGINT handlers: ``terminate``
+    would then wait forever on a worker that unwinds instead of dying."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
 
 
 def _report_bucket(i: int):
