@@ -32,6 +32,13 @@ def cents_of(shares: Decimal, price: Decimal) -> int:
     return int((shares * price * 100).quantize(_ONE, rounding=ROUND_HALF_EVEN))
 
 
+def cents_at(shares: Decimal, price_cents: int) -> int:
+    """``cents_of`` for a price already in cents (the solver's snapshot prices), whole shares fast."""
+    if shares == shares.to_integral_value():
+        return int(shares) * price_cents
+    return int((shares * price_cents).quantize(_ONE, rounding=ROUND_HALF_EVEN))
+
+
 def value_cents(shares: Decimal, price: float) -> int:
     """Proceeds or cost of ``shares`` at a market ``price`` (float64 dollars, rounded to cents first)."""
     return cents_of(shares, Decimal(price_cents(price)) / 100)

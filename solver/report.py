@@ -7,9 +7,9 @@ import time
 import numpy as np
 
 from .account import Account
-from .money import allocate_basis
+from .money import allocate_basis, cents_at
 from .passes import Solution
-from .rounding import Rounded, value_cents
+from .rounding import Rounded
 from .status import SolveStatus
 from .tax import term_of
 from .types import Realized, SolveResult, Trade
@@ -36,7 +36,7 @@ def report(account: Account, rounded: Rounded, solution: Solution, t0: float) ->
     for k, sh in rounded.sells:
         lot = lots[k]
         i = int(la.name[k])
-        gain = value_cents(sh, cents[i]) - allocate_basis(lot.basis_cents, sh, lot.quantity)
+        gain = cents_at(sh, cents[i]) - allocate_basis(lot.basis_cents, sh, lot.quantity)
         term = term_of(lot.holding_from, snap.date)
         if term == "short":
             st_g, st_l = (st_g + gain, st_l) if gain >= 0 else (st_g, st_l + gain)

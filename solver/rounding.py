@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import numpy as np
 
 from .account import Account
 from .limits import Limits
-from .money import SHARE_QUANTUM
+from .money import SHARE_QUANTUM, cents_at
 from .problem import EPS_W, Layout
 
 
@@ -25,13 +25,6 @@ class Rounded:
     sells: tuple[tuple[int, Decimal], ...]  # (lot index, shares), by slot then tax per dollar
     buys: tuple[tuple[int, Decimal], ...]  # (name index, shares), by name index
     cash_end: int  # cents, after proceeds, purchases and trading costs
-
-
-def value_cents(shares: Decimal, price_cents: int) -> int:
-    """Exact value of ``shares`` at ``price_cents`` per share, in cents (half to even)."""
-    if shares == shares.to_integral_value():
-        return int(shares) * price_cents
-    return int((shares * price_cents).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
 def _shares(x: float, fractional: bool) -> Decimal:
@@ -119,9 +112,9 @@ def _keep_cash(
     cents, cash_cents, min_trade = account.snap.price_cents, account.cash_cents, s.min_trade_dollars
     bought_w = x[layout.ob : layout.ob + n]
     cost = s.cost_bps / 1e4
-    proceeds = sum(value_cents(sh, cents[int(la.name[k])]) for k, sh in sells)
+    proceeds = sum(cents_at(sh, cents[int(la.name[k])]) for k, sh in sells)
 
-    spent = sum(value_cents(sh, cents[i]) for i, sh in buys.items())
+    spent = sum(cents_at(sh, cents[i]) for i, sh in buys.items())
 
     def fees(spent: int) -> int:
         return math.ceil((proceeds + spent) * cost)
@@ -133,12 +126,12 @@ def _keep_cash(
         i = order.pop(0)  # the buy rounding pushed up the most gives back what is missing
         cut_f = (deficit * (1 + cost) + 1) / cents[i] / (1 - cost)
         cut = _shares(cut_f, True) + step if s.fractional else Decimal(math.ceil(cut_f))
-        before = value_cents(buys[i], cents[i])
+        before = cents_at(buys[i], cents[i])
         buys[i] -= min(cut, buys[i])
         if buys[i] <= 0 or float(buys[i]) * p[i] < min_trade:
             del buys[i]
             spent -= before
         else:
-            spent -= before - value_cents(buys[i], cents[i])
+            spent -= before - cents_at(buys[i], cents[i])
     cash_end = cash_cents + proceeds - spent - fees(spent)
     return Rounded(tuple(sells), tuple(sorted(buys.items())), cash_end)
