@@ -21,11 +21,11 @@ from pathlib import Path
 from _common import emit  # benchmarks/ is on sys.path when a script here runs
 
 from cluster.coordinator import rebalance
-from cluster.demo import synth_firm
 from ledger.importer import import_lots
 from ledger.server import RedisServer
 from ledger.store import LedgerStore
 from solver.market import synthesize, write_market
+from taxview.demo import synth_firm
 
 
 def main() -> None:

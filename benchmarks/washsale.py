@@ -101,7 +101,7 @@ def main() -> None:
         for _ in range(args.repeat):
             t0 = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "cluster.cli", "washsale", "--trades", str(path), "--json"],
+                [sys.executable, "-m", "taxview.cli", "washsale", "--trades", str(path), "--json"],
                 check=True,
                 stdout=subprocess.DEVNULL,
             )

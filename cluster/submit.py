@@ -6,7 +6,7 @@ if given, else ``~/.taxview-redis-url`` (mode 0600, written by ray-cluster.yaml)
 import sys
 from pathlib import Path
 
-from cluster.cli import main
+from taxview.cli import main
 
 if __name__ == "__main__":
     args = sys.argv[1:]

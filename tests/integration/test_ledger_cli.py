@@ -6,7 +6,7 @@ import json
 
 import pyarrow.parquet as pq
 
-from cluster.cli import main
+from taxview.cli import main
 
 
 def import_files(accounts, lots, url: list[str]) -> int:

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cluster.cli import main
+from taxview.cli import main
 
 ACCOUNTS = "account,household,account_type,cash\nA,H1,taxable,1000\nI,H1,ira,0\n"
 LOTS = "account,lot_id,symbol,quantity,basis,acquired\nA,a1,XYZ,100,1000.00,2023-01-03\nA,a2,ABC,10,500,2023-05-01\n"

@@ -10,10 +10,10 @@ import pytest
 import ray
 
 from cluster.coordinator import rebalance
-from cluster.demo import synth_firm
 from ledger.importer import import_lots
 from ledger.store import LedgerStore
 from solver.market import synthesize, write_market
+from taxview.demo import synth_firm
 
 
 @pytest.fixture(scope="module")

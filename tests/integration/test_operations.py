@@ -23,13 +23,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from test_nightly import journal_trades, load_firm, normalize, parquet_trades
 
-from cluster.cli import main
 from cluster.coordinator import rebalance
 from cluster.errors import ClusterError
 from cluster.reaper import descendants
 from ledger.server import PrivateLedger, RedisServer, ServerBusy, read_state
 from ledger.store import LedgerStore
 from solver.market import read_market
+from taxview.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 local_ray = test_nightly.local_ray  # the same fixtures: a local Ray (num_cpus=2), the small market
@@ -166,7 +166,7 @@ def firm_in_workdir(work: Path, market_dir, accounts: int) -> list[str]:
 
 def taxview(*args: str, **kw) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "TAXVIEW_REDIS_URL"}
-    cmd = [sys.executable, "-c", "import sys; from cluster.cli import main; sys.exit(main(sys.argv[1:]))", *args]
+    cmd = [sys.executable, "-c", "import sys; from taxview.cli import main; sys.exit(main(sys.argv[1:]))", *args]
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 

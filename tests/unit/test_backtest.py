@@ -9,11 +9,11 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from cluster.backtest import Data, TaxConfig, load_data, metrics, settle_year, simulate
-from cluster.cli import main
 from solver.market import Market, _readonly, synthesize
 from solver.money import dollars_to_cents
 from solver.types import AccountSettings, Lot
+from taxview.backtest import Data, TaxConfig, load_data, metrics, settle_year, simulate
+from taxview.cli import main
 
 OUTSIDE = TaxConfig(outside_gains=True)
 CAPPED = TaxConfig(outside_gains=False)

@@ -8,8 +8,8 @@ import time
 import pytest
 import redis
 
-from cluster.cli import main
 from ledger.server import LedgerUnavailable, redact, retrying
+from taxview.cli import main
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cluster.cli import main
-from cluster.transition import Inputs, analyze, breakeven, gradual, harvest_path_from_metrics
+from taxview.cli import main
+from taxview.transition import Inputs, analyze, breakeven, gradual, harvest_path_from_metrics
 
 
 def test_worked_case_of_domain_md_to_the_dollar():

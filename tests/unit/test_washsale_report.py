@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import random
 
-from cluster.cli import main
 from ledger.trades import read_trades_table, report_json, report_to_dict, trades_of
 from ledger.washsale import run
+from taxview.cli import main
 
 HEADER = "date,account,household,account_type,symbol,side,quantity,price,lot_id\n"
 

@@ -113,11 +113,11 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     """The nightly rebalance of a synthetic firm, end to end, on a private Redis and a local Ray."""
     from cluster.coordinator import rebalance, summary_table
-    from cluster.demo import synth_firm
     from ledger.importer import import_lots, read_accounts, read_lots
     from ledger.server import PrivateLedger
     from ledger.store import LedgerStore
     from solver.market import read_market, synthesize, write_market
+    from taxview.demo import synth_firm
 
     work = Path(args.workdir)
     mdir, fdir = work / "market", work / f"firm-{args.accounts}"
@@ -183,7 +183,7 @@ def _iso(ordinal: int):
 
 
 def _transition_inputs(args: argparse.Namespace, profile: str | None):
-    from cluster.transition import PROFILES, Inputs, harvest_path_from_metrics
+    from taxview.transition import PROFILES, Inputs, harvest_path_from_metrics
 
     rates = dict(PROFILES[profile]) if profile else {}
     for name in ("cg_rate", "income_rate"):
@@ -214,7 +214,7 @@ def _transition_inputs(args: argparse.Namespace, profile: str | None):
 def _cmd_transition(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from cluster.transition import analyze, gradual
+    from taxview.transition import analyze, gradual
 
     if args.mode == "sweep":
         return _cmd_transition_sweep(args)
@@ -273,7 +273,7 @@ def _cmd_transition_sweep(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cluster.transition import PROFILES, breakeven, sweep
+    from taxview.transition import PROFILES, breakeven, sweep
 
     if not args.out:
         from solver.errors import InputError
@@ -348,9 +348,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from cluster.backtest import TaxConfig, load_data, metrics, simulate
-    from cluster.report import charts, report_html, write_metrics, write_nav
     from solver.io import read_account_toml
+    from taxview.backtest import TaxConfig, load_data, metrics, simulate
+    from taxview.report import charts, report_html, write_metrics, write_nav
 
     if args.capital <= 0:
         from solver.errors import InputError

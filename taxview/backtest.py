@@ -79,7 +79,7 @@ class Data:
 
 
 def _read_csv_gz(name: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    raw = resources.files("cluster").joinpath("data", name).read_bytes()
+    raw = resources.files("taxview").joinpath("data", name).read_bytes()
     lines = gzip.decompress(raw).decode().strip().splitlines()
     header = lines[0].split(",")[1:]
     dates = np.array([ln.split(",", 1)[0] for ln in lines[1:]], dtype="datetime64[D]")
