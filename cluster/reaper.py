@@ -81,22 +81,21 @@ def _running(pid: int, started: int) -> bool:
     return st is not None and st[1] == started
 
 
-def reap(noted: dict[int, int], grace_s: float = 5.0) -> None:
+def _signal_all(noted: dict[int, int], sig: int) -> None:
     for pid, started in noted.items():
         if _running(pid, started):
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, sig)
             except OSError:
                 pass
+
+
+def reap(noted: dict[int, int], grace_s: float = 5.0) -> None:
+    _signal_all(noted, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and any(_running(p, s) for p, s in noted.items()):
         time.sleep(0.1)
-    for pid, started in noted.items():
-        if _running(pid, started):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+    _signal_all(noted, signal.SIGKILL)
 
 
 def main(parent: int) -> int:
