@@ -1,0 +1,166 @@
+"""``taxview washsale`` and ``taxview ledger``: the wash-sale report and the Redis ledger."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _parse_identical(text: str | None) -> dict[str, str]:
+    """``GOOG=GOOGL,BRK.A=BRK.B``: each group of substantially identical symbols shares a key."""
+    out: dict[str, str] = {}
+    for group in filter(None, (text or "").split(",")):
+        names = [x.strip() for x in group.split("=") if x.strip()]
+        for name in names:
+            out[name] = names[0]
+    return out
+
+
+def _cmd_washsale(args: argparse.Namespace) -> int:
+    import gc
+
+    from ledger.trades import read_trades_table, report_json, report_table, trades_of
+    from ledger.washsale import run
+
+    gc.disable()  # ~10^5 acyclic records: the cycle collector would only cost time (about 20%)
+    table, identical = read_trades_table(args.trades), _parse_identical(args.identical)
+    if args.json:  # households in parallel on big files (the same text as one process)
+        workers = args.workers or (min(os.cpu_count() or 1, 8) if table.num_rows >= 20_000 else 1)
+        sys.stdout.write(report_json(table, identical, workers) + "\n")
+    else:
+        print(report_table(run(trades_of(table), identical)))
+    return 0
+
+
+class _Ledger:
+    """The ledger for one CLI command: a URL, or the private redis-server of the working directory
+    (started, or the one another taxview command runs there; see ledger/server.py)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from ledger.server import connect
+        from ledger.store import LedgerStore
+
+        command = " ".join(["taxview", args.command, *([args.ledger_cmd] if args.command == "ledger" else [])])
+        self.client, self.private, self.url = connect(
+            _ledger_url(args), Path(args.workdir) / "redis", args.appendfsync, command
+        )
+        self.store = LedgerStore(self.client, identical=_parse_identical(getattr(args, "identical", None)))
+
+    def __enter__(self):
+        return self.store
+
+    def __exit__(self, *exc) -> None:
+        self.client.close()
+        if self.private is not None:
+            self.private.close()
+
+
+def _cmd_ledger_import(args: argparse.Namespace) -> int:
+    from ledger.importer import import_ledger, read_accounts, read_lots
+
+    t0 = time.perf_counter()
+    universe = None
+    if args.market:
+        from solver.market import read_market
+
+        universe = set(read_market(args.market).symbols)
+    accounts = read_accounts(args.accounts) if args.accounts else []
+    as_of = _date(args.as_of) if args.as_of else None
+    lots = read_lots(args.lots, as_of=as_of, universe=universe) if args.lots else None
+    if lots is not None and universe is None:
+        print(
+            "taxview: note: symbols not checked against a universe (pass --market DIR to refuse unknown ones)",
+            file=sys.stderr,
+        )
+    with _Ledger(args) as store:
+        n_accounts, n = import_ledger(store, accounts, lots, replace=args.replace_account, progress=not args.quiet)
+    print(f"imported {n_accounts} accounts and {n} lots in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return 0
+
+
+def _cmd_ledger_export(args: argparse.Namespace) -> int:
+    from ledger.importer import export
+
+    with _Ledger(args) as store:
+        a, b = export(store, args.out)
+    print(f"wrote {a} and {b}", file=sys.stderr)
+    return 0
+
+
+def _cmd_ledger_show(args: argparse.Namespace) -> int:
+    from ledger.trades import money
+
+    with _Ledger(args) as store:
+        info = store.account(args.account)
+        lots = store.lots(args.account)
+        restr = store.restrictions(info.household, _date(args.date))[args.account] if args.date else None
+    if args.json:
+        json.dump(
+            {
+                "account": info.account,
+                "household": info.household,
+                "type": info.account_type,
+                "cash": money(info.cash_cents),
+                "lots": [
+                    {
+                        "lot_id": x.lot_id,
+                        "symbol": x.symbol,
+                        "quantity": str(x.quantity),
+                        "basis": money(x.basis_cents),
+                        "acquired": x.acquired.isoformat(),
+                        "holding_start": x.holding_start.isoformat(),
+                    }
+                    for x in lots
+                ],
+                "restrictions": None
+                if restr is None
+                else {"no_buy": sorted(restr.no_buy), "no_loss_sale": sorted(restr.no_loss_sale)},
+            },
+            sys.stdout,
+            indent=1,
+        )
+        print()
+        return 0
+    print(f"account {info.account} ({info.account_type}) in household {info.household}; cash {money(info.cash_cents)}")
+    print(f"{'lot':<20} {'symbol':<8} {'quantity':>12} {'basis':>14} {'acquired':<10} holding_start")
+    for x in lots:
+        basis = money(x.basis_cents)
+        print(f"{x.lot_id:<20} {x.symbol:<8} {x.quantity!s:>12} {basis:>14} {x.acquired} {x.holding_start}")
+    if restr is not None:
+        print(
+            f"may not buy: {sorted(restr.no_buy) or '-'}; may not sell at a loss: {sorted(restr.no_loss_sale) or '-'}"
+        )
+    return 0
+
+
+def _date(text: str):
+    import datetime as dt
+
+    from solver.errors import InputError
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputError("date", f"{text!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+def _ledger_url(args: argparse.Namespace) -> str | None:
+    """--redis, else the first line of --redis-url-file, else $TAXVIEW_REDIS_URL; None: private."""
+    if getattr(args, "redis", None):
+        return args.redis
+    path = getattr(args, "redis_url_file", None)
+    if path:
+        from solver.errors import InputError
+
+        try:
+            lines = Path(path).read_text().split()
+        except OSError as exc:
+            raise InputError("redis-url-file", f"cannot read {path}: {exc.strerror}") from None
+        if not lines:
+            raise InputError("redis-url-file", f"{path} is empty")
+        return lines[0]
+    return os.environ.get("TAXVIEW_REDIS_URL") or None

@@ -1,0 +1,179 @@
+"""``taxview market synth``, ``solve``, ``rebalance`` and ``demo``: the solver and the nightly."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .cmd_ledger import _Ledger, _ledger_url, _parse_identical
+
+
+def _cmd_market_synth(args: argparse.Namespace) -> int:
+    from solver.market import synthesize, write_market
+
+    t0 = time.perf_counter()
+    m = synthesize(names=args.names, days=args.days, factors=args.factors, seed=args.seed, start=args.start)
+    out = write_market(m, args.out)
+    print(
+        f"wrote {m.n} names × {len(m.dates)} days ({m.dates[0]}..{m.dates[-1]}) to {out} "
+        f"in {time.perf_counter() - t0:.1f}s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _load_snapshot(market_dir: str, date: str, factors: int):
+    from solver.market import read_market
+    from solver.riskmodel import read_riskmodel
+    from solver.snapshot import snapshot
+
+    m = read_market(market_dir)
+    rm_dir = Path(market_dir) / "riskmodel"
+    model = read_riskmodel(rm_dir, m.symbols) if rm_dir.is_dir() else None
+    return m, snapshot(m, date, model=model, factors=factors)
+
+
+def _print_result(r, snap, account_id: str) -> None:
+    from solver.money import cents_to_dollars as d
+
+    print(f"account {account_id} on {snap.date}: {r.status}" + (f" ({r.reason})" if r.reason else ""))
+    if not r.ok:
+        return
+    sells = [t for t in r.trades if t.side == "sell"]
+    buys = [t for t in r.trades if t.side == "buy"]
+    print(f"  trades        {len(sells)} lot sells, {len(buys)} buys; turnover {r.turnover:.1%}")
+    print(f"  harvested     ${d(r.harvested_loss_cents):,.2f} of losses")
+    print(
+        f"  realized      ST {d(r.realized.st_gain + r.realized.st_loss):,.2f}  "
+        f"LT {d(r.realized.lt_gain + r.realized.lt_loss):,.2f}"
+    )
+    print(f"  tax estimate  ${d(r.tax_estimate_cents):,.2f} (negative: a tax saving)")
+    print(f"  TE ex ante    {r.te_ex_ante:.2%}   cash {r.cash_weight:.2%}")
+    print(f"  solve         {r.solve_ms:.1f} ms, {r.passes} CLARABEL passes, {r.iterations} iterations")
+
+
+def _cmd_solve(args: argparse.Namespace) -> int:
+    from solver.io import check_against_universe, read_account_toml, read_lots_csv, result_to_dict
+    from solver.solve import solve_account
+
+    settings, cash, restrictions = read_account_toml(args.account)
+    lots = read_lots_csv(args.lots)
+    _, snap = _load_snapshot(args.market, args.date, args.factors)
+    check_against_universe(settings, restrictions, snap)
+    r = solve_account(snap, lots, cash, settings, restrictions)
+    if args.json:
+        json.dump(result_to_dict(r), sys.stdout, indent=1)
+        print()
+    else:
+        _print_result(r, snap, settings.account_id)
+    return 0 if r.ok else 3
+
+
+def _cmd_rebalance(args: argparse.Namespace) -> int:
+    from cluster.coordinator import rebalance, summary_table
+    from solver.errors import InputError
+
+    if args.address and not _ledger_url(args):
+        raise InputError(
+            "redis",
+            "a Ray cluster needs a ledger every node reaches: pass --redis URL or --redis-url-file FILE or set "
+            "TAXVIEW_REDIS_URL (a private loopback redis-server is for a local run only)",
+        )
+
+    ledger = _Ledger(args)
+    with ledger:
+        s = rebalance(
+            args.date,
+            args.market,
+            args.out,
+            ledger.url,  # with its password: the workers connect with it; never printed (redact)
+            address=args.address,
+            workers=args.workers,
+            run_id=args.run_id,
+            quiet=args.quiet,
+            shard_size=args.shard_size,
+            identical=_parse_identical(args.identical),
+            factors=args.factors,
+            redis_retry_s=args.redis_retry_s,
+            run_wait_s=args.run_wait_s,
+        )
+    print(summary_table(s))
+    if s.interrupted:  # outputs written for what was done; 128 + the signal, as a shell reports it
+        return 128 + signal.Signals[s.signal].value
+    return 0 if s.failed == 0 else 1
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """The nightly rebalance of a synthetic firm, end to end, on a private Redis and a local Ray."""
+    from cluster.coordinator import rebalance, summary_table
+    from ledger.importer import import_lots, read_accounts, read_lots
+    from ledger.server import PrivateLedger
+    from ledger.store import LedgerStore
+    from solver.market import read_market, synthesize, write_market
+    from taxview.demo import synth_firm
+
+    work = Path(args.workdir)
+    mdir, fdir = work / "market", work / f"firm-{args.accounts}"
+    t0 = time.perf_counter()
+    if not (mdir / "prices.parquet").is_file():
+        print(f"building the synthetic market in {mdir} ...", file=sys.stderr)
+        write_market(synthesize(names=args.names, days=args.days, seed=args.seed), mdir)
+    market = read_market(mdir)
+    t = len(market.dates) - 1
+    date = str(market.dates[t])
+    if not (fdir / "lots.parquet").is_file():
+        print(f"building a synthetic firm of {args.accounts} accounts in {fdir} ...", file=sys.stderr)
+        infos, lots = synth_firm(market, t, args.accounts, args.seed)
+        fdir.mkdir(parents=True, exist_ok=True)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(
+            pa.table(
+                {
+                    "account": [a.account for a in infos],
+                    "household": [a.household for a in infos],
+                    "account_type": [a.account_type for a in infos],
+                    "cash": [str(a.cash_cents / 100) for a in infos],
+                }
+            ),
+            fdir / "accounts.parquet",
+        )
+        lots = lots.set_column(
+            5, "acquired", pa.array([_iso(x) for x in lots.column("acquired").to_pylist()], pa.date32())
+        )
+        lots = lots.drop_columns(["holding_start"])
+        pq.write_table(lots, fdir / "lots.parquet")
+    import redis
+
+    rdir = work / "redis"
+    # the demo starts every run from the same firm: an empty ledger (refused while in use)
+    with PrivateLedger(rdir, command="taxview demo").open(fresh=True) as server:
+        store = LedgerStore(redis.Redis.from_url(server.url))
+        store.add_accounts(read_accounts(fdir / "accounts.parquet"))
+        n = import_lots(store, read_lots(fdir / "lots.parquet"))
+        print(
+            f"ledger: {len(store.accounts())} accounts, {n} lots loaded into a private redis-server "
+            f"({time.perf_counter() - t0:.1f}s so far)",
+            file=sys.stderr,
+        )
+        s = rebalance(date, mdir, work / "out" / date, server.url, workers=args.workers, quiet=args.quiet)
+        store.r.close()
+    print(summary_table(s))
+    print(
+        f"\nrebalance again by hand: taxview rebalance --date {date} --market {mdir} --out OUT "
+        f"--workdir {work}  (the ledger stays in {rdir} until the next demo)"
+    )
+    if s.interrupted:
+        return 128 + signal.Signals[s.signal].value
+    return 0 if s.failed == 0 else 1
+
+
+def _iso(ordinal: int):
+    import datetime as dt
+
+    return dt.date.fromordinal(ordinal)
