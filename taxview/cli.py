@@ -210,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     except _Terminated:
         print("taxview: terminated", file=sys.stderr)
         return 143
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except SystemExit as exc:
         if exc.code == signal.SIGTERM:  # Ray's own SIGTERM handler, while ray.init runs
             print("taxview: terminated", file=sys.stderr)
