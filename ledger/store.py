@@ -32,6 +32,7 @@ from solver.types import Restrictions
 from .codec import decode_lot, decode_sale, encode_lot, encode_sale, lot_field, lua_prelude
 from .errors import CommitRejected, LedgerInputError, UnknownAccount
 from .keys import Keys, check_id, dot_prefixes
+from .plan import plan_commit
 from .washsale import (
     WINDOW_DAYS,
     Account,
@@ -44,7 +45,6 @@ from .washsale import (
     piece_order,
     plain_shares,
     restrictions_from_windows,
-    sales_of,
     validate_trade,
 )
 
@@ -397,7 +397,7 @@ class LedgerStore:
                 if acct_type is None:
                     raise UnknownAccount(account)
                 self._seq_hint[hh] = house.seq
-                planned = self._plan(house, account, acct_type.account_type, date, request, allow_wash)
+                planned = plan_commit(house, account, acct_type.account_type, date, request, allow_wash)
                 unseen = sorted({y for x, _ in planned["writes"]["ids"] for y in (x, *dot_prefixes(x))} - set(probe))
                 if not unseen:
                     break
@@ -494,118 +494,6 @@ class LedgerStore:
         house.seq = int(meta.get("seq", 0))
         house.sale_seq = int(meta.get("sale_seq", 0))
         return house, int(meta.get("version", 0))
-
-    def _plan(self, house: Household, account: str, acct_type: str, date: dt.date, request, allow_wash: bool):
-        group_index = {g: i + 1 for i, g in enumerate(sorted({self.key_of(t["symbol"]) for t in request}))}
-        before = {s.sale_id: (s.disallowed_cents, s.permanent_cents) for s in house.pending}
-        start = date - dt.timedelta(days=WINDOW_DAYS)
-        house.pending = [s for s in house.pending if s.date >= start]  # older ones can wash nothing more
-        stored = set(house.lots)  # lots bought within this commit are not in Redis yet
-        checks, sales_out, new_lots, win = [], [], [], {}
-        house.reset_changes()
-        trades = [
-            TradeIn(
-                date,
-                account,
-                house.household,
-                acct_type,
-                t["symbol"],
-                t["side"],
-                Decimal(t["quantity"]),
-                Decimal(t["price"]),
-                t["lot_id"],
-                row=i,
-            )
-            for i, t in enumerate(request)
-        ]
-        for group in sales_of(trades):  # consecutive sells of one symbol are one sale (one order)
-            trade = group[0]
-            key = self.key_of(trade.symbol)
-            bites = house.bites
-            if trade.side == "sell":
-                sales = house.apply_sale(group)
-                for (lot, q), sale in zip(house.last_parts, sales):
-                    loss = sale.recognized and sale.gain_cents < 0
-                    checks.append(
-                        {
-                            "op": "sell" if lot.lot_id in stored else "sell_new",
-                            "g": group_index[key],
-                            "lot": lot.lot_id,
-                            "qty": str(q),
-                            "key": key,
-                            "loss": loss,
-                        }
-                    )
-                    if loss:
-                        win.setdefault(key, [key, False, False])[2] = date.toordinal()
-            else:
-                out = house.apply(trade)
-                new_lots.append(out.lot_id)
-                checks.append({"op": "buy", "key": key})
-                win.setdefault(key, [key, False, False])[1] = date.toordinal()
-            if house.bites > bites and not allow_wash:
-                raise CommitRejected(
-                    "WASH_CONFLICT",
-                    f"trade {trade.row} ({trade.side} {trade.symbol}) would create a wash sale "
-                    f"with a household purchase or loss sale within {WINDOW_DAYS} days",
-                )
-        washed = [
-            s
-            for s in house.changed_sales.values()
-            if (s.disallowed_cents, s.permanent_cents) != before.get(s.sale_id, (0, 0))
-        ]
-        if washed and not allow_wash:
-            raise CommitRejected(
-                "WASH_CONFLICT",
-                f"these trades would wash the loss of {washed[0].symbol} "
-                f"sold {washed[0].date} in account {washed[0].account}",
-            )
-        sets = [
-            [group_index[self.key_of(house.lots[lid].symbol)], lid, encode_lot(house.lots[lid])]
-            for lid in sorted(house.changed_lots)
-        ]
-        dels = [[group_index[self.key_of(sym)], lid] for lid, sym in sorted(house.removed_lots.items())]
-        changed = sorted(house.changed_sales.values(), key=lambda s: int(s.sale_id.rsplit(":", 1)[1]))
-        pending_ids = {s.sale_id for s in house.pending if s.unmatched > 0}
-        writes = {
-            "set": sets,
-            "del": dels,
-            "sales": [[s.sale_id, encode_sale(s)] for s in changed],
-            "pending_add": sorted(pending_ids - before.keys()),
-            "pending_del": sorted(before.keys() - pending_ids),
-            "win": list(win.values()),
-            "seq": house.seq,
-            "sale_seq": house.sale_seq,
-            "groups": sorted(group_index),
-            "ids": [[x, dot_prefixes(x)] for x in house.new_ids],
-        }
-        for s in changed:
-            if s.account == account and s.date == date and s.sale_id not in before:
-                sales_out.append(
-                    {
-                        "sale_id": s.sale_id,
-                        "symbol": s.symbol,
-                        "lot_id": s.lot_id,
-                        "quantity": str(s.quantity),
-                        "proceeds_cents": s.proceeds_cents,
-                        "basis_cents": s.basis_cents,
-                        "gain_cents": s.gain_cents,
-                        "disallowed_cents": s.disallowed_cents,
-                        "permanent_cents": s.permanent_cents,
-                        "term": s.term,
-                    }
-                )
-        cash_delta = sum(
-            (1 if t["side"] == "sell" else -1) * cents_of(Decimal(t["quantity"]), Decimal(t["price"])) for t in request
-        )
-        result = {
-            "account": account,
-            "date": date.isoformat(),
-            "sales": sales_out,
-            "new_lots": new_lots,
-            "trades": request,
-        }
-        return {"checks": checks, "writes": writes, "result": result, "cash_delta": cash_delta}
 
     def _result(self, d: dict, replayed: bool, attempts: int) -> CommitResult:
         return CommitResult(
