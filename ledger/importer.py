@@ -26,7 +26,7 @@ from solver.money import dollars_to_cents
 
 from .codec import HEAD_FIELDS
 from .errors import CommitRejected, LedgerError, LedgerInputError
-from .keys import ID_RULE, LOT_ID_RULE, SYMBOL_RULE, dot_prefixes
+from .keys import ID_PATTERN, ID_RULE, LOT_ID_PATTERN, LOT_ID_RULE, SYMBOL_PATTERN, SYMBOL_RULE, dot_prefixes
 from .store import AccountInfo, LedgerStore
 from .washsale import piece_order, plain_shares
 
@@ -36,9 +36,7 @@ LOT_COLUMNS = ("account", "lot_id", "symbol", "quantity", "acquired")
 LOT_OPTIONAL = ("basis", "basis_cents", "holding_start", "purchase", "capacity")
 DEFAULT_RATES = (0.408, 0.238)  # short, long: 37% + 3.8% NIIT, 20% + 3.8% (domain.md §2)
 EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
-_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"  # ledger.keys: the same alphabet
-_LOT_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,199}$"
-_SYMBOL_RE = r"^[A-Za-z0-9][A-Za-z0-9._/^-]{0,23}$"
+_ID_RE, _LOT_ID_RE, _SYMBOL_RE = (f"^{x}$" for x in (ID_PATTERN, LOT_ID_PATTERN, SYMBOL_PATTERN))
 _SHARES_RE = r"^[0-9]{1,13}(\.[0-9]{1,6})?$"  # plain decimal, <= 10^12 checked apart, 6 places
 _DOLLARS_RE = r"^[0-9]{1,13}(\.[0-9]+)?$"
 

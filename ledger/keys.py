@@ -11,14 +11,16 @@ forge another household's hash tag, another key, a lot field or a line of output
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Set
 from functools import lru_cache
 
 from .errors import LedgerInputError
 
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
+ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}"
 # a hash field, never in a key name (":" is fine); longer, as the ledger's own ids and pieces are
-_LOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:-]{0,199}")
-_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/^-]{0,23}")
+LOT_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._/:-]{0,199}"
+SYMBOL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._/^-]{0,23}"
+_ID, _LOT_ID, _SYMBOL = (re.compile(x) for x in (ID_PATTERN, LOT_ID_PATTERN, SYMBOL_PATTERN))
 ID_RULE = "letters, digits and . _ - / (starting with a letter or digit, at most 64 characters)"
 LOT_ID_RULE = "letters, digits and . _ - / : (starting with a letter or digit, at most 200 characters)"
 SYMBOL_RULE = "letters, digits and . _ - / ^ (starting with a letter or digit, at most 24 characters)"
@@ -58,6 +60,16 @@ def check_symbol(value: object, where: str = "", field: str = "symbol") -> str:
     if not is_symbol(value):
         raise LedgerInputError(field, f"{where}{field} {value!r} is not a valid symbol: use {SYMBOL_RULE}")
     return value  # type: ignore[return-value]
+
+
+def id_free(used: Mapping[str, str], lot_id: str, freed: Set[str] = frozenset()) -> bool:
+    """May a new purchase be called ``lot_id``, given the registry ``used`` (id -> "1", a dot-prefix
+    of one -> "p")? Not when the id was ever used (open or closed), nor when it is inside another
+    id's namespace (``b.1`` while ``b`` exists: the ledger names ``b``'s pieces so) or holds one
+    (``b`` while ``b.1`` exists). ``freed``: ids given back by lots an import removes."""
+    if lot_id in used and lot_id not in freed:
+        return False
+    return all(used.get(p) != "1" or p in freed for p in dot_prefixes(lot_id))
 
 
 def dot_prefixes(lot_id: str) -> list[str]:

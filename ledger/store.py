@@ -31,7 +31,7 @@ from solver.types import Restrictions
 
 from .codec import decode_lot, decode_sale, encode_lot, encode_sale, lot_field, lua_prelude
 from .errors import CommitRejected, LedgerInputError, UnknownAccount
-from .keys import Keys, check_id, dot_prefixes
+from .keys import Keys, check_id, dot_prefixes, id_free
 from .plan import plan_commit
 from .washsale import (
     WINDOW_DAYS,
@@ -211,11 +211,9 @@ class LedgerStore:
         """Whether each id may name a new purchase of the household (``Household.id_free``);
         ``freed``: ids given back by lots removed in the same import (``importer.freed_ids``)."""
         probe = sorted({x for lid in lot_ids for x in (lid, *dot_prefixes(lid))})
-        values = dict(zip(probe, self.r.hmget(self.k.ids(household), probe))) if probe else {}
-        return [
-            (values[lid] is None or lid in freed) and all(values[p] != b"1" or p in freed for p in dot_prefixes(lid))
-            for lid in lot_ids
-        ]
+        found = zip(probe, self.r.hmget(self.k.ids(household), probe)) if probe else ()
+        used = {x: v.decode() for x, v in found if v is not None}
+        return [id_free(used, lid, freed) for lid in lot_ids]
 
     def write_import(
         self,

@@ -39,7 +39,7 @@ from solver.tax import term_of
 from solver.types import Restrictions
 
 from .errors import LedgerInputError
-from .keys import check_id, check_lot_id, check_symbol, dot_prefixes, is_id, is_lot_id, is_symbol
+from .keys import check_id, check_lot_id, check_symbol, dot_prefixes, id_free, is_id, is_lot_id, is_symbol
 
 WINDOW_DAYS = 30  # days each side of a loss sale (the Lua scripts get it as an argument)
 _ONE = Decimal(1)
@@ -219,12 +219,8 @@ class Household:
     # -- lot identity ------------------------------------------------------------------------
 
     def id_free(self, lot_id: str) -> bool:
-        """May a new purchase be called ``lot_id``? Not when the id was ever used in the household
-        (open or closed), nor when it is inside another id's namespace (``b.1`` while ``b`` exists:
-        the ledger names ``b``'s pieces so) or holds one (``b`` while ``b.1`` exists)."""
-        if lot_id in self.ids:
-            return False
-        return all(self.ids.get(p) != "1" for p in dot_prefixes(lot_id))
+        """May a new purchase of the household be called ``lot_id`` (``keys.id_free``)?"""
+        return id_free(self.ids, lot_id)
 
     def _register_id(self, lot_id: str) -> None:
         self.ids[lot_id] = "1"
