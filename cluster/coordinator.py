@@ -34,10 +34,10 @@ from tqdm import tqdm
 
 from ledger.server import client_from_url, redact, retrying
 from ledger.store import LedgerStore
-from solver.errors import InputError
 from solver.market import read_market
 from solver.riskmodel import read_riskmodel
 from solver.snapshot import snapshot
+from taxview.core.errors import InputError
 
 from .lease import RunLease
 from .sharding import group_by_household, make_shards

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from solver.errors import TaxviewError
+from taxview.core.errors import TaxviewError
 
 
 class ClusterError(TaxviewError):

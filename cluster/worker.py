@@ -24,11 +24,11 @@ import redis
 from ledger.errors import CommitRejected, LedgerError
 from ledger.server import LedgerUnavailable, client_from_url, redact, retrying
 from ledger.store import CommitResult, LedgerStore
-from solver.errors import TaxviewError
 from solver.problem import ProblemCache
 from solver.snapshot import Snapshot
 from solver.solve import solve_account
 from solver.types import AccountSettings
+from taxview.core.errors import TaxviewError
 
 from .sharding import Shard
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from solver.errors import InputError, TaxviewError
+from taxview.core.errors import InputError, TaxviewError
 
 
 class LedgerError(TaxviewError):

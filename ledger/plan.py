@@ -7,7 +7,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from solver.money import cents_of
+from taxview.core.money import cents_of
 
 from .codec import encode_lot, encode_sale
 from .errors import CommitRejected

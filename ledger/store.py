@@ -27,7 +27,7 @@ from typing import Any
 
 import redis
 
-from solver.types import Restrictions
+from taxview.core.records import Restrictions
 
 from .codec import decode_lot, decode_sale, encode_lot, encode_sale, lot_field, lua_prelude
 from .errors import CommitRejected, LedgerInputError, UnknownAccount

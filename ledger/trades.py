@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from solver.errors import TaxviewError
-from solver.io import csv_rows
+from taxview.core.csvfile import csv_rows
+from taxview.core.errors import TaxviewError
 
 from .errors import LedgerInputError
 from .washsale import OpenLot, Report, Sale, TradeIn, run

@@ -34,9 +34,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from operator import attrgetter
 
-from solver.money import allocate_basis, cents_of
-from solver.tax import term_of
-from solver.types import Restrictions
+from taxview.core.money import allocate_basis, cents_of
+from taxview.core.records import Restrictions
+from taxview.core.tax import term_of
 
 from .errors import LedgerInputError
 from .keys import check_id, check_lot_id, check_symbol, dot_prefixes, id_free, is_id, is_lot_id, is_symbol
@@ -101,7 +101,7 @@ class OpenLot:
 
     @property
     def holding_from(self) -> dt.date:
-        """The holding-period start (the solver reads lots through this, as on ``solver.types.Lot``)."""
+        """The holding-period start (the solver reads lots through this, as on ``taxview.core.records.Lot``)."""
         return self.holding_start
 
     def copy(self) -> OpenLot:
@@ -569,7 +569,7 @@ def _sale_number(sale: Sale) -> int:
 MAX_SHARES = Decimal(10) ** 12  # per trade or lot: far above any real position, safe in Lua's doubles
 MAX_PRICE = Decimal(10) ** 7  # dollars per share
 MAX_VALUE = Decimal(10) ** 13  # dollars in one trade (cents stay exact in Lua's doubles and Redis integers)
-MAX_PLACES = 6  # fractional shares to a millionth (``solver.money.SHARE_QUANTUM``)
+MAX_PLACES = 6  # fractional shares to a millionth (``taxview.core.money.SHARE_QUANTUM``)
 _PLACES = Decimal(1).scaleb(-MAX_PLACES)
 EARLIEST = dt.date(1900, 1, 1)
 

@@ -2,12 +2,9 @@
 
 import importlib
 
-# Imported on first use (PEP 562): ``import solver.errors`` (the ledger, the CLI's start) should not
-# pay for numpy, scipy and CVXPY.
+# Imported on first use (PEP 562): importing one solver module (the CLI's start) should not pay
+# for numpy, scipy and CVXPY. The records shared with the ledger are in taxview.core.
 _WHERE = {
-    "InputError": "errors",
-    "SolverError": "errors",
-    "TaxviewError": "errors",
     "Market": "market",
     "read_market": "market",
     "synthesize": "market",
@@ -22,11 +19,8 @@ _WHERE = {
     "solve_account": "solve",
     "SolveStatus": "status",
     "AccountSettings": "types",
-    "Lot": "types",
     "Realized": "types",
-    "Restrictions": "types",
     "SolveResult": "types",
-    "Trade": "types",
 }
 
 
@@ -38,19 +32,13 @@ def __getattr__(name: str):
 
 __all__ = [
     "AccountSettings",
-    "InputError",
-    "Lot",
     "Market",
     "ProblemCache",
     "Realized",
-    "Restrictions",
     "RiskModel",
     "Snapshot",
     "SolveResult",
     "SolveStatus",
-    "SolverError",
-    "TaxviewError",
-    "Trade",
     "estimate",
     "read_market",
     "read_riskmodel",

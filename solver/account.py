@@ -13,11 +13,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import InputError
+from taxview.core.errors import InputError
+from taxview.core.records import Lot
+from taxview.core.tax import term_of
+
 from .slots import LotSlots, assign_slots
 from .snapshot import Snapshot
-from .tax import term_of
-from .types import AccountSettings, Lot
+from .types import AccountSettings
 
 
 def validate_settings(s: AccountSettings) -> None:

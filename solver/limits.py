@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from taxview.core.records import Restrictions
+
 from .account import Account
-from .types import Restrictions
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import InputError
+from taxview.core.errors import InputError
 
 SECTORS = (
     "Communication",

@@ -6,13 +6,15 @@ import time
 
 import numpy as np
 
+from taxview.core.money import allocate_basis, cents_at
+from taxview.core.records import Trade
+from taxview.core.tax import term_of
+
 from .account import Account
-from .money import allocate_basis, cents_at
 from .passes import Solution
 from .rounding import Rounded
 from .status import SolveStatus
-from .tax import term_of
-from .types import Realized, SolveResult, Trade
+from .types import Realized, SolveResult
 
 
 def failed(status: SolveStatus, reason: str | None, t0: float, passes: int = 0, iterations: int = 0) -> SolveResult:

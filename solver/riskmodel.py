@@ -17,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import InputError
+from taxview.core.errors import InputError
+
 from .market import TRADING_DAYS, Market, _readonly
 
 

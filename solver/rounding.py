@@ -12,9 +12,10 @@ from decimal import ROUND_DOWN, Decimal
 
 import numpy as np
 
+from taxview.core.money import SHARE_QUANTUM, cents_at
+
 from .account import Account
 from .limits import Limits
-from .money import SHARE_QUANTUM, cents_at
 from .problem import EPS_W, Layout
 
 

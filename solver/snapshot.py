@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputError
+from taxview.core.errors import InputError
+from taxview.core.money import dollars_to_cents
+
 from .market import Market, _readonly
-from .money import dollars_to_cents
 from .riskmodel import RiskModel, estimate
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from taxview.core.records import Lot, Restrictions
+
 from .account import read_account, validate_lots, validate_settings
 from .limits import account_limits
 from .passes import run_passes
@@ -24,7 +26,7 @@ from .rounding import round_trades
 from .slots import MAX_SLOTS
 from .snapshot import Snapshot
 from .status import SolveStatus
-from .types import AccountSettings, Lot, Restrictions, SolveResult
+from .types import AccountSettings, SolveResult
 
 __all__ = ["MAX_SLOTS", "solve_account", "validate_lots", "validate_settings"]
 

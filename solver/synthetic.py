@@ -7,9 +7,10 @@ from decimal import Decimal
 
 import numpy as np
 
+from taxview.core.money import dollars_to_cents
+from taxview.core.records import Lot
+
 from .market import Market
-from .money import dollars_to_cents
-from .types import Lot
 
 
 def synth_lots(

@@ -27,15 +27,16 @@ from typing import Any
 import numpy as np
 
 from ledger.washsale import Household, TradeIn, restrictions_from_windows
-from solver.errors import InputError
 from solver.market import TRADING_DAYS, Market, _readonly, read_market, synthesize
-from solver.money import cents_of, dollars_to_cents, value_cents
 from solver.problem import ProblemCache
 from solver.riskmodel import estimate
 from solver.snapshot import Snapshot
 from solver.solve import solve_account
-from solver.tax import term_of
-from solver.types import AccountSettings, Lot, Restrictions
+from solver.types import AccountSettings
+from taxview.core.errors import InputError
+from taxview.core.money import cents_of, dollars_to_cents, value_cents
+from taxview.core.records import Lot, Restrictions
+from taxview.core.tax import term_of
 
 SP500_20_SECTORS = {
     "AAPL": "Information Technology",

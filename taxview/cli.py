@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from solver.errors import TaxviewError
+from taxview.core.errors import TaxviewError
 
 from .cmd_analysis import _cmd_backtest, _cmd_transition
 from .cmd_ledger import _cmd_ledger_export, _cmd_ledger_import, _cmd_ledger_show, _cmd_washsale
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     import threading
 
     from ledger.server import redact
-    from solver.errors import InputError
+    from taxview.core.errors import InputError
 
     args = build_parser().parse_args(argv)
     main_thread = threading.current_thread() is threading.main_thread()

@@ -22,7 +22,7 @@ def _transition_inputs(args: argparse.Namespace, profile: str | None):
         try:
             metrics = json.loads(Path(args.harvest_from).read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            from solver.errors import InputError
+            from taxview.core.errors import InputError
 
             raise InputError("harvest_from", f"cannot read {args.harvest_from}: {exc}") from None
         path = harvest_path_from_metrics(metrics, args.years)
@@ -104,7 +104,7 @@ def _cmd_transition_sweep(args: argparse.Namespace) -> int:
     from taxview.transition import PROFILES, breakeven, sweep
 
     if not args.out:
-        from solver.errors import InputError
+        from taxview.core.errors import InputError
 
         raise InputError("out", "transition sweep needs --out DIR")
     out = Path(args.out)
@@ -181,7 +181,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from taxview.report import charts, report_html, write_metrics, write_nav
 
     if args.capital <= 0:
-        from solver.errors import InputError
+        from taxview.core.errors import InputError
 
         raise InputError("capital", f"must be > 0, got {args.capital}")
     if args.account:

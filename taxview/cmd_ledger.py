@@ -140,7 +140,7 @@ def _cmd_ledger_show(args: argparse.Namespace) -> int:
 def _date(text: str):
     import datetime as dt
 
-    from solver.errors import InputError
+    from taxview.core.errors import InputError
 
     try:
         return dt.date.fromisoformat(text)
@@ -154,7 +154,7 @@ def _ledger_url(args: argparse.Namespace) -> str | None:
         return args.redis
     path = getattr(args, "redis_url_file", None)
     if path:
-        from solver.errors import InputError
+        from taxview.core.errors import InputError
 
         try:
             lines = Path(path).read_text().split()

@@ -38,7 +38,7 @@ def _load_snapshot(market_dir: str, date: str, factors: int):
 
 
 def _print_result(r, snap, account_id: str) -> None:
-    from solver.money import cents_to_dollars as d
+    from taxview.core.money import cents_to_dollars as d
 
     print(f"account {account_id} on {snap.date}: {r.status}" + (f" ({r.reason})" if r.reason else ""))
     if not r.ok:
@@ -75,7 +75,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
 def _cmd_rebalance(args: argparse.Namespace) -> int:
     from cluster.coordinator import rebalance, summary_table
-    from solver.errors import InputError
+    from taxview.core.errors import InputError
 
     if args.address and not _ledger_url(args):
         raise InputError(

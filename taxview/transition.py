@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from solver.errors import InputError
+from taxview.core.errors import InputError
 
 PROFILES = {
     "higher": {"cg_rate": 0.238, "income_rate": 0.408},

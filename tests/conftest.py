@@ -12,7 +12,7 @@ import pytest
 from solver.market import synthesize
 from solver.riskmodel import RiskModel
 from solver.snapshot import Snapshot, snapshot
-from solver.types import Lot
+from taxview.core.records import Lot
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from solver.errors import InputError
 from solver.io import check_against_universe, read_account_toml, read_lots_csv
 from solver.market import synthesize
-from solver.types import AccountSettings, Restrictions
+from solver.types import AccountSettings
+from taxview.core.errors import InputError
+from taxview.core.records import Restrictions
 
 README_EXAMPLE = """
 [account]

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from solver.market import Market, _readonly, synthesize
-from solver.money import dollars_to_cents
-from solver.types import AccountSettings, Lot
+from solver.types import AccountSettings
 from taxview.backtest import Data, TaxConfig, load_data, metrics, settle_year, simulate
 from taxview.cli import main
+from taxview.core.money import dollars_to_cents
+from taxview.core.records import Lot
 
 OUTSIDE = TaxConfig(outside_gains=True)
 CAPPED = TaxConfig(outside_gains=False)

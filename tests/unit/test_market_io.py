@@ -10,13 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from solver.errors import InputError
 from solver.io import read_account_toml, read_lots_csv, write_lots_csv
 from solver.market import read_market, synthesize, write_market
 from solver.riskmodel import estimate, read_riskmodel, write_riskmodel
 from solver.synthetic import synth_lots
-from solver.tax import term_of
 from taxview.cli import main
+from taxview.core.errors import InputError
+from taxview.core.tax import term_of
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,13 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from solver.errors import InputError
 from solver.problem import Layout, ProblemCache
 from solver.reference import FreshCache, ParamCvxpyProblem
 from solver.solve import solve_account
 from solver.synthetic import synth_lots
-from solver.types import AccountSettings, Restrictions
+from solver.types import AccountSettings
+from taxview.core.errors import InputError
+from taxview.core.records import Restrictions
 from tests.conftest import benchmark_lots, lot, twin_snapshot
 
 ACCOUNT_VALUE = 1_000_000

@@ -15,7 +15,8 @@ from solver.slots import assign_slots
 from solver.solve import solve_account
 from solver.status import CLARABEL_STATUS, SolveStatus, from_clarabel
 from solver.synthetic import synth_lots
-from solver.types import AccountSettings, Restrictions
+from solver.types import AccountSettings
+from taxview.core.records import Restrictions
 from tests.conftest import benchmark_lots, lot, twin_snapshot
 
 # --- status map ---------------------------------------------------------------------------------

@@ -1,8 +1,5 @@
-"""Errors of the solver package, under the project-wide base ``TaxviewError``.
-
-``TaxviewError`` lives here because ``solver`` is the innermost package; ``ledger`` and
-``cluster`` derive their own errors from it.
-"""
+"""The project-wide base ``TaxviewError`` and the errors every room raises (bad input, a solve
+that failed); ``ledger`` and ``cluster`` derive their own errors from them."""
 
 from __future__ import annotations
 
