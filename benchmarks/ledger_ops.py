@@ -19,6 +19,7 @@ import os
 import statistics
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,11 @@ import pyarrow.parquet as pq
 import redis
 from _common import emit  # benchmarks/ is on sys.path when a script here runs
 
+from ledger.api import AccountInfo
 from ledger.importer import import_lots, read_lots
 from ledger.server import RedisServer
-from ledger.store import AccountInfo, LedgerStore
+from ledger.store import LedgerStore
+from taxview.core.records import Trade
 
 DATE = dt.date(2024, 6, 3)
 
@@ -85,8 +88,8 @@ def small_commits(url: str, accounts: list[str], lots: dict[str, tuple[str, str]
             a,
             DATE,
             [
-                {"symbol": symbol, "side": "sell", "quantity": 1, "price": "1.00", "lot_id": lot_id},
-                {"symbol": other, "side": "buy", "quantity": 1, "price": "50.00"},
+                Trade(symbol, "sell", Decimal(1), Decimal("1.00"), lot_id),
+                Trade(other, "buy", Decimal(1), Decimal("50.00")),
             ],
             f"bench:{i}",
         )
@@ -197,8 +200,8 @@ def main() -> None:
         for x in held:
             if x.symbol not in seen:
                 seen.add(x.symbol)
-                sells.append({"symbol": x.symbol, "side": "sell", "quantity": 1, "price": "500.00", "lot_id": x.lot_id})
-        buys = [{"symbol": f"S{i:03d}", "side": "buy", "quantity": 1, "price": "9.00"} for i in range(200)]
+                sells.append(Trade(x.symbol, "sell", Decimal(1), Decimal("500.00"), x.lot_id))
+        buys = [Trade(f"S{i:03d}", "buy", Decimal(1), Decimal("9.00")) for i in range(200)]
         t0 = time.perf_counter()
         res = store.commit(a, DATE + dt.timedelta(days=60), sells + buys, "bench:nightly")
         out["commit_nightly_size"] = {

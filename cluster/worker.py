@@ -11,24 +11,21 @@ applied before the connection broke answers with its stored result.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from dataclasses import replace
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 import pyarrow as pa
 import redis
 
-from ledger.errors import CommitRejected, LedgerError
-from ledger.server import LedgerUnavailable, client_from_url, redact, retrying
-from ledger.store import CommitResult, LedgerStore
+from ledger.api import CommitResult
+from ledger.errors import LedgerError
+from ledger.server import client_from_url, redact, retrying
+from ledger.store import LedgerStore
 from solver.problem import ProblemCache
 from solver.snapshot import Snapshot
-from solver.solve import solve_account
 from solver.types import AccountSettings
-from taxview.core.errors import TaxviewError
+from taxview.step import rebalance_account
 
 from .sharding import Shard
 
@@ -66,7 +63,6 @@ ACCOUNT_SCHEMA = pa.schema(
         ("replayed", pa.bool_()),
     ]
 )
-WASH_RETRIES = 3
 
 
 def _dollars(cents: int | None) -> Decimal | None:
@@ -118,100 +114,30 @@ class RebalanceWorker:
     def rebalance_account(
         self, snap: Snapshot, run_id: str, household: str, account: str, stages: dict, held: dict | None = None
     ):
-        """``held``: the household's lots by account, filled on first use. A nightly commit never
-        touches another account's lots (wash sales are refused), so one read serves the household's
-        accounts in turn; anything changed behind our back is caught by the commit's validation."""
-        key = f"{run_id}:{account}"
-        ledger = self._ledger
-        t = time.perf_counter()
-        try:
-            prior = ledger(lambda: self.store.committed(account, key))
-            if prior is not None:  # done by an earlier (interrupted) run of this run id
-                stages["ledger_read_s"] += time.perf_counter() - t
-                return self._rows(run_id, snap, household, prior, replayed=True)
-            info = ledger(lambda: self.store.account(account))
-            if held is None:
-                lots = ledger(lambda: self.store.lots(account))
-            else:
-                if not held:
-                    held.update(ledger(lambda: self.store.household_lots(household)))
-                    held.setdefault("", [])  # marks the household as read
-                lots = held.get(account, [])  # ledger lots carry what the solver reads of a Lot
-            settings = replace(
-                self.defaults,
-                account_id=account,
-                account_type=info.account_type,
-                st_rate=info.st_rate,
-                lt_rate=info.lt_rate,
-            )
-            stages["ledger_read_s"] += time.perf_counter() - t
-        except LedgerUnavailable as exc:
-            stages["ledger_read_s"] += time.perf_counter() - t
-            return self._failed(account, household, "error", str(exc)), []
-        except (TaxviewError, redis.RedisError) as exc:
-            stages["ledger_read_s"] += time.perf_counter() - t
-            return self._failed(account, household, "error", f"ledger: {redact(exc)}"), []
-        for attempt in range(1, WASH_RETRIES + 1):
-            t = time.perf_counter()
-            try:
-                restrictions = ledger(lambda: self.store.restrictions(household, snap.date)).get(account)
-            except LedgerUnavailable as exc:
-                return self._failed(account, household, "error", str(exc)), []
-            except (TaxviewError, redis.RedisError) as exc:
-                return self._failed(account, household, "error", f"ledger: {redact(exc)}"), []
-            finally:
-                stages["ledger_read_s"] += time.perf_counter() - t
-            t = time.perf_counter()
-            try:
-                result = solve_account(snap, lots, info.cash_cents, settings, restrictions, self.cache)
-            except TaxviewError as exc:
-                stages["solve_s"] += time.perf_counter() - t
-                return self._failed(account, household, "error", f"bad data: {exc}"), []
-            stages["solve_s"] += time.perf_counter() - t
-            if not result.ok:
-                return self._failed(account, household, result.status, result.reason, result.solve_ms), []
-            meta = {
-                "te_ex_ante": result.te_ex_ante,
-                "harvested_loss_cents": result.harvested_loss_cents,
-                "st_cents": result.realized.st_gain + result.realized.st_loss,
-                "lt_cents": result.realized.lt_gain + result.realized.lt_loss,
-                "tax_estimate_cents": result.tax_estimate_cents,
-                "turnover": result.turnover,
-                "solve_ms": result.solve_ms,
-                "attempts": attempt,
-            }
-            orders = [
-                {
-                    "symbol": x.symbol,
-                    "side": x.side,
-                    "quantity": str(x.shares),
-                    "price": str(Decimal(snap.price_cents[snap.index[x.symbol]]) / 100),
-                    "lot_id": x.lot_id,
-                }
-                for x in result.trades
-            ]
-            t = time.perf_counter()
-            try:
-                commit = partial(self.store.commit, account, snap.date, orders, key, check_cash=True, meta=meta)
-                committed = ledger(commit)
-            except LedgerUnavailable as exc:
-                stages["commit_s"] += time.perf_counter() - t
-                return self._failed(account, household, "error", str(exc), result.solve_ms), []
-            except CommitRejected as exc:
-                stages["commit_s"] += time.perf_counter() - t
-                if exc.code == "WASH_CONFLICT" and attempt < WASH_RETRIES:
-                    continue  # another account of the household moved first: fresh restrictions
-                return self._failed(account, household, "rejected", str(exc), result.solve_ms), []
-            except (LedgerError, redis.RedisError) as exc:
-                stages["commit_s"] += time.perf_counter() - t
-                return self._failed(account, household, "error", f"commit: {redact(exc)}", result.solve_ms), []
-            stages["commit_s"] += time.perf_counter() - t
-            return self._rows(run_id, snap, household, committed, replayed=committed.replayed)
-        raise AssertionError("unreachable")
+        """One account through ``taxview.step`` (idempotent by run id and account), as output rows."""
+        out = rebalance_account(
+            self.store,
+            snap,
+            account,
+            f"{run_id}:{account}",
+            self.defaults,
+            self.cache,
+            household=household,
+            held=held,
+            timings=stages,
+            call=self._ledger,
+        )
+        if not out.ok:
+            return self._failed(account, household, out.status, out.reason, out.solve_ms), []
+        return self._rows(run_id, household, out.committed, replayed=out.committed.replayed)
 
     def _ledger(self, call):
-        """A ledger call, retried through outages for ``retry_s`` (then ``LedgerUnavailable``)."""
-        return retrying(call, self.retry_s)
+        """A ledger call, retried through outages for ``retry_s`` (then ``LedgerUnavailable``); any
+        other Redis error becomes a ``LedgerError`` with its message redacted."""
+        try:
+            return retrying(call, self.retry_s)
+        except redis.RedisError as exc:
+            raise LedgerError(redact(exc)) from None
 
     @staticmethod
     def _failed(account, household, status, reason, solve_ms=None) -> dict:
@@ -226,8 +152,9 @@ class RebalanceWorker:
         }
 
     @staticmethod
-    def _rows(run_id: str, snap: Snapshot, household: str, c: CommitResult, replayed: bool):
-        """Output rows from the committed result itself, so a replay reproduces them exactly."""
+    def _rows(run_id: str, household: str, c: CommitResult, replayed: bool):
+        """Output rows from the committed result itself, so a replay reproduces them exactly: the
+        realized gains of both files come from the ledger's sales."""
         gains = {s["lot_id"]: s for s in c.sales}
         trades = []
         for x in c.trades:
@@ -247,6 +174,9 @@ class RebalanceWorker:
                     "term": sale["term"] if sale else None,
                 }
             )
+        st = sum(s["gain_cents"] for s in c.sales if s["term"] == "short")
+        lt = sum(s["gain_cents"] for s in c.sales if s["term"] == "long")
+        harvested = -sum(s["gain_cents"] for s in c.sales if s.get("recognized", True) and s["gain_cents"] < 0)
         m = c.meta or {}
         account = {
             "account": c.account,
@@ -254,9 +184,9 @@ class RebalanceWorker:
             "status": "optimal",
             "reason": None,
             "te_ex_ante": m.get("te_ex_ante"),
-            "harvested_loss": _dollars(m.get("harvested_loss_cents")),
-            "st_realized": _dollars(m.get("st_cents")),
-            "lt_realized": _dollars(m.get("lt_cents")),
+            "harvested_loss": _dollars(harvested),
+            "st_realized": _dollars(st),
+            "lt_realized": _dollars(lt),
             "tax_estimate": _dollars(m.get("tax_estimate_cents")),
             "turnover": m.get("turnover"),
             "solve_ms": m.get("solve_ms"),

@@ -24,10 +24,11 @@ from tqdm import tqdm
 
 from taxview.core.money import dollars_to_cents
 
+from .api import AccountInfo
 from .codec import HEAD_FIELDS
 from .errors import CommitRejected, LedgerError, LedgerInputError
 from .keys import ID_PATTERN, ID_RULE, LOT_ID_PATTERN, LOT_ID_RULE, SYMBOL_PATTERN, SYMBOL_RULE, dot_prefixes
-from .store import AccountInfo, LedgerStore
+from .store import LedgerStore
 from .washsale import piece_order, plain_shares
 
 ACCOUNT_COLUMNS = ("account", "household", "account_type")

@@ -4,15 +4,53 @@ pure wash-sale engine, into what ``lua/commit.lua`` checks and writes (no Redis 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
 from taxview.core.money import cents_of
+from taxview.core.records import Trade
 
 from .codec import encode_lot, encode_sale
-from .errors import CommitRejected
+from .errors import CommitRejected, LedgerInputError
 from .keys import dot_prefixes
-from .washsale import WINDOW_DAYS, Household, TradeIn, sales_of
+from .washsale import WINDOW_DAYS, Household, TradeIn, plain_shares, sales_of, validate_trade
+
+
+def wire_trades(account: str, household: str, date: dt.date, trades: Sequence[Trade]) -> list[dict[str, Any]]:
+    """The commit's trades validated (``LedgerInputError`` naming the trade and field), in the
+    form the journal, the idempotency digest and the Lua scripts carry: strings, exact."""
+    out = []
+    for i, t in enumerate(trades):
+        try:
+            qty, price = Decimal(str(t.shares)), Decimal(str(t.price))
+            side, symbol, lot_id = str(t.side).lower(), str(t.symbol), t.lot_id or None
+        except (AttributeError, ArithmeticError, ValueError) as exc:
+            raise LedgerInputError("trade", f"trade {i}: {exc!r} (need symbol, side, shares, price)") from None
+        validate_trade(TradeIn(date, account, household, "taxable", symbol, side, qty, price, lot_id), f"trade {i}: ")
+        out.append(
+            {"symbol": symbol, "side": side, "quantity": str(plain_shares(qty)), "price": str(price), "lot_id": lot_id}
+        )
+    return out
+
+
+def key_reused(idempotency_key: str) -> CommitRejected:
+    return CommitRejected("KEY_REUSED", f"idempotency key {idempotency_key!r} was used for a different commit")
+
+
+def trades_from_wire(rows: Iterable[dict[str, Any]]) -> list[Trade]:
+    """Journaled trades back into records (a replay of the journal)."""
+    return [
+        Trade(r["symbol"], r["side"], Decimal(r["quantity"]), Decimal(r["price"]), r.get("lot_id") or None)
+        for r in rows
+    ]
+
+
+def commit_digest(account: str, date: dt.date, request: list[dict[str, Any]], allow_wash: bool) -> str:
+    """What an idempotency key is bound to: the same key with other content is ``KEY_REUSED``."""
+    return hashlib.sha256(json.dumps([account, date.isoformat(), request, allow_wash]).encode()).hexdigest()
 
 
 def plan_commit(
@@ -118,6 +156,7 @@ def plan_commit(
                     "disallowed_cents": s.disallowed_cents,
                     "permanent_cents": s.permanent_cents,
                     "term": s.term,
+                    "recognized": s.recognized,
                 }
             )
     cash_delta = sum(

@@ -15,69 +15,40 @@ metadata are proleptic ordinals (``date.toordinal()``).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
 from importlib import resources
 from typing import Any
 
 import redis
 
-from taxview.core.records import Restrictions
+from taxview.core.records import Restrictions, Trade
 
+from .api import MAX_CASH_CENTS, AccountInfo, CommitResult, identity_names
 from .codec import decode_lot, decode_sale, encode_lot, encode_sale, lot_field, lua_prelude
 from .errors import CommitRejected, LedgerInputError, UnknownAccount
 from .keys import Keys, check_id, dot_prefixes, id_free
-from .plan import plan_commit
+from .plan import commit_digest, key_reused, plan_commit, trades_from_wire, wire_trades
 from .washsale import (
     WINDOW_DAYS,
     Account,
     Household,
     OpenLot,
     Sale,
-    TradeIn,
-    cents_of,
     made_lot_id,
     piece_order,
-    plain_shares,
     restrictions_from_windows,
-    validate_trade,
 )
 
 MAX_ATTEMPTS = 200
 ACCOUNT_TYPES = ("taxable", "ira", "trust", "other")
-MAX_CASH_CENTS = 10**15  # $10 trillion: any real account, and exact in Lua's doubles
 
 
 def _lua(name: str) -> str:
     """A script of ``lua/``, behind the codec's prelude (``LOT``, ``lot_field``; see ``ledger.codec``)."""
     return lua_prelude() + resources.files("ledger").joinpath("lua", name).read_text()
-
-
-@dataclass(frozen=True, slots=True)
-class AccountInfo:
-    account: str
-    household: str
-    account_type: str
-    st_rate: float = 0.408
-    lt_rate: float = 0.238
-    cash_cents: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class CommitResult:
-    account: str
-    date: dt.date
-    replayed: bool
-    sales: list[dict[str, Any]]
-    new_lots: list[str]
-    attempts: int
-    trades: list[dict[str, Any]] = ()
-    meta: dict[str, Any] | None = None
 
 
 class LedgerStore:
@@ -301,9 +272,7 @@ class LedgerStore:
             pipe.hgetall(self.k.windows(hh))
             pipe.hgetall(self.k.members(hh))
         replies = pipe.execute()
-        names: dict[str, set[str]] = {}  # identity key -> its symbols
-        for sym, key in self.identical.items():
-            names.setdefault(key, {key}).add(sym)
+        names = identity_names(self.identical)
         out: dict[str, dict[str, Restrictions]] = {}
         for i, hh in enumerate(households):
             windows, members = replies[2 * i], replies[2 * i + 1]
@@ -321,7 +290,7 @@ class LedgerStore:
         self,
         account: str,
         date: dt.date,
-        trades: Sequence[Mapping[str, Any]],
+        trades: Sequence[Trade],
         idempotency_key: str,
         allow_wash: bool = False,
         check_cash: bool = False,
@@ -329,8 +298,8 @@ class LedgerStore:
     ) -> CommitResult:
         """Apply one account's trades of ``date`` atomically and idempotently.
 
-        ``trades``: mappings with ``symbol``, ``side`` (buy|sell), ``quantity``, ``price`` and, for
-        a sell, ``lot_id`` (FIFO without). ``allow_wash=False`` (the nightly path) refuses any trade
+        ``trades``: ``Trade`` records as the solver makes them (a sell without ``lot_id``: first in,
+        first out). ``allow_wash=False`` (the nightly path) refuses any trade
         that would create a wash sale (``CommitRejected('WASH_CONFLICT')``); ``True`` applies it
         with the wash-sale adjustments (history replays, client-directed trades).
         A replay of the same key returns the stored result; the same key with other content is
@@ -342,8 +311,8 @@ class LedgerStore:
         hh = self.household_of(account)
         if not idempotency_key:
             raise LedgerInputError("idempotency_key", "an idempotency key is required")
-        request = self._normalize(account, hh, date, trades)
-        digest = hashlib.sha256(json.dumps([account, date.isoformat(), request, allow_wash]).encode()).hexdigest()
+        request = wire_trades(account, hh, date, trades)
+        digest = commit_digest(account, date, request, allow_wash)
         keys_needed = sorted({self.key_of(t["symbol"]) for t in request})
         # Which lots planning needs, per key: the lots sold by id (and the pieces of a split one),
         # the account's lots when a sell names none (FIFO), and read.lua adds the household's lots
@@ -383,9 +352,7 @@ class LedgerStore:
             if stored:
                 d, _, result = stored.decode().partition("|")
                 if d != digest:
-                    raise CommitRejected(
-                        "KEY_REUSED", f"idempotency key {idempotency_key!r} was used for a different commit"
-                    )
+                    raise key_reused(idempotency_key)
                 return self._result(json.loads(result), replayed=True, attempts=attempt)
             ids = {x: v.decode() for x, v in zip(probe, snap[4]) if v is not None}
             while True:  # plan; when it made ids not looked up yet, look them up and plan again
@@ -449,31 +416,6 @@ class LedgerStore:
                 raise UnknownAccount(account)
             raise CommitRejected(code, message)
         raise CommitRejected("BUSY", f"household {hh!r} kept changing; gave up after {MAX_ATTEMPTS} attempts")
-
-    def _normalize(
-        self, account: str, household: str, date: dt.date, trades: Sequence[Mapping[str, Any]]
-    ) -> list[dict[str, Any]]:
-        out = []
-        for i, t in enumerate(trades):
-            try:
-                qty, price = Decimal(str(t["quantity"])), Decimal(str(t["price"]))
-                side, symbol = str(t["side"]).lower(), str(t["symbol"])
-                lot_id = t.get("lot_id") or None
-            except (KeyError, ArithmeticError, ValueError) as exc:
-                raise LedgerInputError("trade", f"trade {i}: {exc!r} (need symbol, side, quantity, price)") from None
-            validate_trade(
-                TradeIn(date, account, household, "taxable", symbol, side, qty, price, lot_id), f"trade {i}: "
-            )
-            out.append(
-                {
-                    "symbol": symbol,
-                    "side": side,
-                    "quantity": str(plain_shares(qty)),
-                    "price": str(price),
-                    "lot_id": lot_id,
-                }
-            )
-        return out
 
     def _household(self, hh: str, snap: list) -> tuple[Household, int]:
         meta = {snap[0][i].decode(): snap[0][i + 1].decode() for i in range(0, len(snap[0]), 2)}
@@ -566,7 +508,7 @@ class LedgerStore:
                     target.commit(
                         e["account"],
                         dt.date.fromisoformat(e["date"]),
-                        entry["trades"],
+                        trades_from_wire(entry["trades"]),
                         e["key"],
                         allow_wash=entry["allow_wash"],
                     )
@@ -574,4 +516,4 @@ class LedgerStore:
         return n
 
 
-__all__ = ["AccountInfo", "CommitResult", "LedgerStore", "cents_of"]
+__all__ = ["LedgerStore"]

@@ -216,6 +216,29 @@ class Household:
         self.changed_sales.clear()
         self.new_ids.clear()
 
+    def clone(self, keys: Iterable[str] | None = None) -> Household:
+        """An independent copy to plan on (``ledger.memory``). A trade changes only the open lots
+        and pending sales of its identity key: those of ``keys`` (default all) are copied, the
+        rest shared with this household, which must not be changed again (the clone replaces it)."""
+        h = Household(self.household, self.identical)
+        h.accounts = dict(self.accounts)
+        h.lots = dict(self.lots)
+        h.by_key = {k: dict(v) for k, v in self.by_key.items()}
+        changing = set(self.by_key if keys is None else keys)
+        for k in changing & self.by_key.keys():
+            for lot_id, lot in self.by_key[k].items():
+                h.lots[lot_id] = h.by_key[k][lot_id] = lot.copy()
+        copies = {
+            s.sale_id: replace(s, replacements=list(s.replacements))
+            for k in changing & self.pending_by_key.keys()
+            for s in self.pending_by_key[k]
+        }
+        h.pending_by_key = {k: [copies.get(s.sale_id, s) for s in v] for k, v in self.pending_by_key.items()}
+        h.sales = [copies.get(s.sale_id, s) for s in self.sales]
+        h.last_date, h.seq, h.sale_seq, h.bites = self.last_date, self.seq, self.sale_seq, self.bites
+        h.ids = dict(self.ids)
+        return h
+
     # -- lot identity ------------------------------------------------------------------------
 
     def id_free(self, lot_id: str) -> bool:

@@ -279,7 +279,7 @@ def result_to_dict(r: SolveResult) -> dict[str, Any]:
             "side": t.side,
             "shares": float(t.shares) if t.shares != t.shares.to_integral_value() else int(t.shares),
             "lot_id": t.lot_id,
-            "price": t.price,
+            "price": float(t.price),
             "realized_gain": cents_to_dollars(t.realized_gain_cents) if t.side == "sell" else None,
             "term": t.term,
         }

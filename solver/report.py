@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
 import numpy as np
 
@@ -45,11 +46,11 @@ def report(account: Account, rounded: Rounded, solution: Solution, t0: float) ->
         else:
             lt_g, lt_l = (lt_g + gain, lt_l) if gain >= 0 else (lt_g, lt_l + gain)
         sold_shares[i] += float(sh)
-        trades.append(Trade(lot.symbol, "sell", sh, float(p[i]), lot.lot_id, gain, term))
+        trades.append(Trade(lot.symbol, "sell", sh, Decimal(cents[i]) / 100, lot.lot_id, gain, term))
     bought_shares = np.zeros(n)
     for i, sh in rounded.buys:
         bought_shares[i] = float(sh)
-        trades.append(Trade(snap.symbols[i], "buy", sh, float(p[i])))
+        trades.append(Trade(snap.symbols[i], "buy", sh, Decimal(cents[i]) / 100))
 
     held = np.bincount(la.name, weights=la.weight * V / p[la.name], minlength=n)
     new_value = (held - sold_shares + bought_shares) * p

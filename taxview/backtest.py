@@ -26,17 +26,18 @@ from typing import Any
 
 import numpy as np
 
-from ledger.washsale import Household, TradeIn, restrictions_from_windows
+from ledger.api import AccountInfo
+from ledger.memory import MemoryLedger
 from solver.market import TRADING_DAYS, Market, _readonly, read_market, synthesize
 from solver.problem import ProblemCache
 from solver.riskmodel import estimate
 from solver.snapshot import Snapshot
-from solver.solve import solve_account
 from solver.types import AccountSettings
 from taxview.core.errors import InputError
 from taxview.core.money import cents_of, dollars_to_cents, value_cents
-from taxview.core.records import Lot, Restrictions
+from taxview.core.records import Lot
 from taxview.core.tax import term_of
+from taxview.step import rebalance_account
 
 SP500_20_SECTORS = {
     "AAPL": "Information Technology",
@@ -204,17 +205,16 @@ def simulate(
         raise InputError("rebalance", f"{rebalance!r} is not daily|weekly|monthly")
     days = schedule_days(m.dates, t0i, t1i, rebalance)
     k = min(factors, max(1, m.n // 3))
-    hh = Household("BT")
-    hh.register("A", settings.account_type)
-    cash = dollars_to_cents(capital) if lots is None else 0
-    shares = np.zeros(m.n)  # shares held per name (NAV without walking the lots)
     index = {s: i for i, s in enumerate(m.symbols)}
+    ledger = MemoryLedger()
+    cash0 = dollars_to_cents(capital) if lots is None else 0
+    ledger.add_accounts([AccountInfo("A", "BT", settings.account_type, settings.st_rate, settings.lt_rate, cash0)])
+    shares = np.zeros(m.n)  # shares held per name (NAV without walking the lots)
     for x in lots or []:
         if x.symbol not in index:
             raise InputError("symbol", f"legacy lot {x.lot_id!r}: {x.symbol!r} is not in the data")
-        hh.open_lot(x.lot_id, "A", x.symbol, x.quantity, x.basis_cents, x.acquired, x.holding_from)
+        ledger.open_lot("A", x)
         shares[index[x.symbol]] += float(x.quantity)
-    windows: dict[str, list[int]] = {}  # symbol -> [last buy, last loss sale] (ordinals, 0: none)
     run = Run()
     bench_shares = None
     cache = ProblemCache(maxsize=4)
@@ -245,57 +245,34 @@ def simulate(
         if t in days:
             bench = (bench_shares * p) / (bench_shares * p).sum()
             snap = Snapshot(date, m.symbols, m.sectors, _readonly(p), _readonly(bench), model)
-            restrictions = _restrictions(windows, date, settings.account_type)
-            account_lots = [
-                Lot(x.lot_id, x.symbol, x.quantity, x.basis_cents, x.acquired, x.holding_start)
-                for x in hh.lots.values()
-            ]
-            result = solve_account(snap, account_lots, cash, settings, restrictions, cache)
+            out = rebalance_account(ledger, snap, "A", f"backtest:{date}", settings, cache)
             run.rebalances += 1
-            if result.ok:
-                for trade in result.trades:  # sells first, then buys (the solver's order)
-                    i = index[trade.symbol]
-                    price = Decimal(pc[i]) / 100
-                    bites = hh.bites
-                    out = hh.apply(
-                        TradeIn(
-                            date,
-                            "A",
-                            "BT",
-                            settings.account_type,
-                            trade.symbol,
-                            trade.side,
-                            trade.shares,
-                            price,
-                            trade.lot_id,
-                        )
-                    )
-                    run.wash_sales += hh.bites - bites
-                    value = cents_of(trade.shares, price)
-                    shares[i] += float(trade.shares) if trade.side == "buy" else -float(trade.shares)
-                    run.traded += value / 100
-                    key = hh.key(trade.symbol)
-                    if trade.side == "sell":
-                        cash += value
-                        gain = out.recognized_cents
-                        run.trade_gains += gain
-                        run.realized_total += gain
-                        if out.term == "short":
-                            st_year += gain
-                        else:
-                            lt_year += gain
-                        if gain < 0:
-                            harvested_cum -= gain
-                            run.harvested_by_year[year] = run.harvested_by_year.get(year, 0) - gain
-                            windows.setdefault(key, [0, 0])[1] = date.toordinal()
+            if out.ok:
+                traded_cents = 0
+                for trade in out.committed.trades:
+                    value = cents_of(Decimal(trade["quantity"]), Decimal(trade["price"]))
+                    traded_cents += value
+                    q = float(trade["quantity"])
+                    shares[index[trade["symbol"]]] += q if trade["side"] == "buy" else -q
+                for sale in out.committed.sales:
+                    gain = sale["gain_cents"] + sale["disallowed_cents"] + sale["permanent_cents"]
+                    gain = gain if sale["recognized"] else 0
+                    run.trade_gains += gain
+                    run.realized_total += gain
+                    if sale["term"] == "short":
+                        st_year += gain
                     else:
-                        cash -= value
-                        windows.setdefault(key, [0, 0])[0] = date.toordinal()
-                traded_cents = sum(cents_of(x.shares, Decimal(pc[index[x.symbol]]) / 100) for x in result.trades)
-                cash -= math.ceil(traded_cents * settings.cost_bps / 1e4)
+                        lt_year += gain
+                    if gain < 0:
+                        harvested_cum -= gain
+                        run.harvested_by_year[year] = run.harvested_by_year.get(year, 0) - gain
+                run.traded += traded_cents / 100
+                ledger.adjust_cash("A", -math.ceil(traded_cents * settings.cost_bps / 1e4))
             else:
+                run.wash_sales += out.status == "rejected" and "WASH_CONFLICT" in (out.reason or "")
                 run.solve_failures += 1
-                run.failures.append((date.isoformat(), result.status, result.reason))
+                run.failures.append((date.isoformat(), out.status, out.reason))
+        cash = ledger.account("A").cash_cents
         nav_cents = cash + int(round(float(shares @ np.array(pc, dtype=np.float64))))
         nav = nav_cents / 100
         if start_nav is None:
@@ -318,9 +295,9 @@ def simulate(
     )
     run.taxes_by_year[year] = tax_y
     run.days_per_s = (t1i - t0i + 1) / (time.perf_counter() - clock)
-    run.final_lots = list(hh.lots.values())
-    run.sales = list(hh.sales)
-    run.final_cash = cash
+    run.final_lots = ledger.lots("A")
+    run.sales = ledger.sales("BT")
+    run.final_cash = ledger.account("A").cash_cents
     run.final_shares = shares
     pT = m.prices[t1i]
     end = dt.date.fromisoformat(str(m.dates[t1i]))
@@ -331,11 +308,6 @@ def simulate(
         liq += round(gain * rate) if settings.taxable else 0
     run.liquidation_tax = liq
     return run
-
-
-def _restrictions(windows: dict[str, list[int]], date: dt.date, account_type: str) -> Restrictions:
-    """The ledger's rule (``LedgerStore.restrictions``) for the backtest's one account."""
-    return restrictions_from_windows(((k, b, l) for k, (b, l) in windows.items()), date, {"A": account_type})["A"]
 
 
 # --- metrics ---------------------------------------------------------------------------------

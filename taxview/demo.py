@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ledger.store import AccountInfo
+from ledger.api import AccountInfo
 from solver.market import Market
 from solver.synthetic import synth_lots
 

@@ -161,8 +161,9 @@ def _outcome(sales, lots) -> Outcome:
 
 
 def replay_into_store(store, trades, identical=None):
-    """Commit a trade history through the Redis ledger: one commit per (date, account) run."""
-    from ledger.store import AccountInfo
+    """Commit a trade history through a ledger (Redis or memory): one commit per (date, account) run."""
+    from ledger.api import AccountInfo
+    from taxview.core.records import Trade
 
     accounts = {}
     for t in trades:
@@ -175,16 +176,7 @@ def replay_into_store(store, trades, identical=None):
             store.commit(
                 batch[0].account,
                 batch[0].date,
-                [
-                    {
-                        "symbol": x.symbol,
-                        "side": x.side,
-                        "quantity": x.quantity,
-                        "price": x.price,
-                        "lot_id": x.lot_id,
-                    }
-                    for x in batch
-                ],
+                [Trade(x.symbol, x.side, x.quantity, x.price, x.lot_id) for x in batch],
                 f"replay-{n}",
                 allow_wash=True,
             )
@@ -197,9 +189,11 @@ def replay_into_store(store, trades, identical=None):
     return _outcome(sales, lots)
 
 
-@pytest.fixture(params=["engine", "redis"])
+@pytest.fixture(params=["engine", "memory", "redis"])
 def ledger_backend(request):
-    """Runs a trade history through the pure engine or the Redis ledger; both must agree."""
+    """Runs a trade history through the pure engine, the in-memory ledger or the Redis ledger;
+    all three must agree."""
+    from ledger.memory import MemoryLedger
     from ledger.washsale import run
 
     if request.param == "engine":
@@ -209,6 +203,8 @@ def ledger_backend(request):
             return _outcome(r.sales, r.lots)
 
         return engine
+    if request.param == "memory":
+        return lambda trades, identical=None: replay_into_store(MemoryLedger(identical), trades, identical)
     store = request.getfixturevalue("store")
 
     def redis_backend(trades, identical=None):

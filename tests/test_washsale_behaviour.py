@@ -1,5 +1,6 @@
-"""The wash-sale rule with exact amounts (domain.md §3), against the pure engine and the Redis
-ledger alike: ``ledger_backend`` runs each case on both and they must agree to the cent."""
+"""The wash-sale rule with exact amounts (domain.md §3), against the pure engine, the in-memory
+ledger and the Redis ledger alike: ``ledger_backend`` runs each case on all three and they must
+agree to the cent."""
 
 from __future__ import annotations
 

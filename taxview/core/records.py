@@ -38,16 +38,18 @@ class Restrictions:
 
 
 class Trade(NamedTuple):
-    """One trade of the rebalance: sells name a lot, buys do not.
+    """One trade: the solver makes it, the ledger books it as it is (``LedgerStore.commit``).
 
-    A NamedTuple rather than a frozen dataclass: just as immutable, and an account makes
-    about a thousand of them per rebalance (construction is 3× cheaper).
+    Sells name a lot (or none: first in, first out), buys name none (the ledger makes the id) or a
+    new one. ``price`` is exact dollars per share to the cent (``Decimal``), the price booked.
+    A NamedTuple rather than a frozen dataclass: just as immutable, and an account makes about a
+    thousand of them per rebalance (construction is 3× cheaper).
     """
 
     symbol: str
     side: str  # "buy" | "sell"
     shares: Decimal
-    price: float
+    price: Decimal
     lot_id: str | None = None
     realized_gain_cents: int = 0
     term: str | None = None  # "short" | "long" for sells

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from taxview.cli import main
+from taxview.core.records import Trade
 
 ACCOUNTS = "account,household,account_type,cash\nA,H1,taxable,1000\nI,H1,ira,0\n"
 LOTS = "account,lot_id,symbol,quantity,basis,acquired\nA,a1,XYZ,100,1000.00,2023-01-03\nA,a2,ABC,10,500,2023-05-01\n"
@@ -206,13 +207,13 @@ def export_into_an_empty_ledger(tmp_path, url: str, redis_client) -> None:
 def _trade(store, date: str, side: str, qty, price, lot_id: str | None, key: str, account: str = "A"):
     import datetime as dt
 
-    order = {"symbol": "XYZ", "side": side, "quantity": qty, "price": price, "lot_id": lot_id}
+    order = Trade("XYZ", side, qty, price, lot_id)
     return store.commit(account, dt.date.fromisoformat(date), [order], key, allow_wash=True)
 
 
 def _split_ledger(store):
     """A ledger where a wash sale split lot c into c.1 (replacement shares) and c.2."""
-    from ledger.store import AccountInfo
+    from ledger.api import AccountInfo
 
     store.add_accounts([AccountInfo("A", "H", "taxable", cash_cents=100_000)])
     _trade(store, "2024-01-02", "buy", 10, 100, "a", "k1")
@@ -248,7 +249,7 @@ def test_an_export_keeps_the_wash_sale_state_of_its_lots(tmp_path, redis_server,
     r = store.commit(
         "A",
         dt.date(2024, 2, 20),
-        [{"symbol": "XYZ", "side": "sell", "quantity": 2, "price": 50, "lot_id": "c.2"}],
+        [Trade("XYZ", "sell", 2, 50, "c.2")],
         "k4",
         allow_wash=True,
     )
@@ -258,11 +259,12 @@ def test_an_export_keeps_the_wash_sale_state_of_its_lots(tmp_path, redis_server,
 def test_an_export_with_negative_cash_and_plain_quantities_imports_again(tmp_path, redis_server, redis_client, capsys):
     import datetime as dt
 
-    from ledger.store import AccountInfo, LedgerStore
+    from ledger.api import AccountInfo
+    from ledger.store import LedgerStore
 
     store = LedgerStore(redis_client)
     store.add_accounts([AccountInfo("A", "H", "taxable")])
-    store.commit("A", dt.date(2024, 1, 2), [{"symbol": "XYZ", "side": "buy", "quantity": "5E+2", "price": 10}], "k1")
+    store.commit("A", dt.date(2024, 1, 2), [Trade("XYZ", "buy", "5E+2", 10)], "k1")
     before = show(redis_server.url, "A", capsys)
     assert before["cash"] == "-5000.00" and before["lots"][0]["quantity"] == "500"
     export_into_an_empty_ledger(tmp_path, redis_server.url, redis_client)
@@ -278,14 +280,13 @@ def test_replacing_an_account_with_a_header_only_lots_file_empties_it(tmp_path, 
 def test_a_restated_account_is_rebuilt_from_the_journal_as_it_was(tmp_path, redis_server, redis_client, capsys):
     import datetime as dt
 
-    from ledger.store import AccountInfo, LedgerStore
+    from ledger.api import AccountInfo
+    from ledger.store import LedgerStore
 
     store = LedgerStore(redis_client)
     _split_ledger(store)
     store.add_accounts([AccountInfo("A", "H", "ira", cash_cents=77_700)], replace=["A"])
-    store.commit(
-        "A", dt.date(2024, 3, 1), [{"symbol": "XYZ", "side": "sell", "quantity": 1, "price": 70, "lot_id": "a"}], "k9"
-    )
+    store.commit("A", dt.date(2024, 3, 1), [Trade("XYZ", "sell", 1, 70, "a")], "k9")
     target = LedgerStore(redis_client, prefix="copy")
     store.rebuild_from_journal(target)
     assert target.state() == store.state() and target.account("A") == store.account("A")
@@ -296,8 +297,9 @@ def _create(url: str, household: str, start: float, out) -> None:
 
     import redis
 
+    from ledger.api import AccountInfo
     from ledger.errors import LedgerInputError
-    from ledger.store import AccountInfo, LedgerStore
+    from ledger.store import LedgerStore
 
     store = LedgerStore(redis.Redis.from_url(url))
     while time.time() < start:

@@ -13,10 +13,12 @@ import pytest
 import ledger.plan
 import ledger.store
 import ledger.washsale
+from ledger.api import AccountInfo
 from ledger.codec import LOT_FIELDS, encode_lot, lot_field, lua_prelude
 from ledger.errors import CommitRejected
-from ledger.store import AccountInfo, LedgerStore
+from ledger.store import LedgerStore
 from ledger.washsale import WINDOW_DAYS, OpenLot
+from taxview.core.records import Trade
 
 LOTS = [
     OpenLot("a1", "A", "XYZ", Decimal(100), 100000, dt.date(2023, 1, 3), dt.date(2023, 1, 3), "p1", Decimal(100), 1),
@@ -75,9 +77,9 @@ def test_the_window_reaches_the_commit_script_from_the_one_constant(redis_client
     store = LedgerStore(redis_client)
     store.add_accounts([AccountInfo("A", "H1", "taxable")])
     store.import_lots([LOTS[0]])
-    sell = {"symbol": "XYZ", "side": "sell", "quantity": 100, "price": "7.50", "lot_id": "a1"}
+    sell = Trade("XYZ", "sell", 100, "7.50", "a1")
     store.commit("A", dt.date(2024, 3, 1), [sell], "k1")
-    buy = {"symbol": "XYZ", "side": "buy", "quantity": 1, "price": "7.60", "lot_id": None}
+    buy = Trade("XYZ", "buy", 1, "7.60")
     with pytest.raises(CommitRejected, match="WASH_CONFLICT.*within 5 days"):
         store.commit("A", dt.date(2024, 3, 6), [buy], "k2")
     store.commit("A", dt.date(2024, 3, 7), [buy], "k3")  # day 6: outside the window

@@ -17,10 +17,12 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledger.api import AccountInfo
 from ledger.errors import CommitRejected, LedgerInputError, UnknownAccount
 from ledger.server import RedisServer
-from ledger.store import AccountInfo, LedgerStore
+from ledger.store import LedgerStore
 from ledger.washsale import OpenLot
+from taxview.core.records import Trade
 from tests.conftest import _outcome, replay_into_store
 from tests.property.test_washsale_properties import IDENTICAL, check_conservation, draw_history
 
@@ -46,11 +48,11 @@ def setup_household(store: LedgerStore) -> None:
 
 
 def sell(lot, qty, price, symbol="XYZ"):
-    return {"symbol": symbol, "side": "sell", "quantity": qty, "price": price, "lot_id": lot}
+    return Trade(symbol, "sell", qty, price, lot)
 
 
 def buy(qty, price, symbol="XYZ", lot=None):
-    return {"symbol": symbol, "side": "buy", "quantity": qty, "price": price, "lot_id": lot}
+    return Trade(symbol, "buy", qty, price, lot)
 
 
 def test_commit_applies_and_a_replay_returns_the_stored_result(store):
@@ -109,7 +111,7 @@ def test_nightly_commit_refuses_a_wash_sale_and_writes_nothing(store):
         ("S", [sell("a1", 1, "7")], LedgerInputError, "lot_id"),  # another account's lot
         ("A", [sell("nope", 1, "7")], LedgerInputError, "lot_id"),
         ("ZZ", [buy(1, "7")], UnknownAccount, "account"),
-        ("A", [{"symbol": "XYZ", "side": "hold", "quantity": 1, "price": 1}], LedgerInputError, "side"),
+        ("A", [Trade("XYZ", "hold", 1, 1)], LedgerInputError, "side"),
         ("A", [{"symbol": "XYZ", "quantity": 1}], LedgerInputError, "trade"),
     ],
 )
@@ -203,11 +205,12 @@ BATCH = """
 import sys, datetime as dt, redis
 from decimal import Decimal
 from ledger.store import LedgerStore
+from taxview.core.records import Trade
 store = LedgerStore(redis.Redis.from_url(sys.argv[1]))
 for i in range(int(sys.argv[2])):
     store.commit(f"A{i % 20}", dt.date(2024, 3, 1), [
-        {"symbol": f"S{i % 7}", "side": "buy", "quantity": 3, "price": "10.01"},
-        {"symbol": f"S{(i + 3) % 7}", "side": "buy", "quantity": 2, "price": "20.02"}], f"batch:{i}")
+        Trade(f"S{i % 7}", "buy", Decimal(3), Decimal("10.01")),
+        Trade(f"S{(i + 3) % 7}", "buy", Decimal(2), Decimal("20.02"))], f"batch:{i}")
     print(i, flush=True)
 """
 

@@ -11,7 +11,6 @@ import pytest
 from ledger.codec import HEAD_FIELDS, LOT, LOT_FIELDS, decode_lot, encode_lot, lot_field, lua_prelude
 from ledger.importer import lots_table
 from ledger.washsale import WINDOW_DAYS, OpenLot, restrictions_from_windows
-from taxview.backtest import _restrictions
 from taxview.core.money import cents_of, value_cents
 
 LOT_SAMPLE = OpenLot(
@@ -87,17 +86,6 @@ def test_a_purchase_blocks_loss_sales_for_the_window_but_never_in_an_ira(days, b
 def test_an_identity_key_restricts_all_its_symbols():
     r = restrictions_from_windows([("GOOG", 0, ago(3))], TODAY, {"A": "taxable"}, {"GOOG": {"GOOG", "GOOGL"}})
     assert r["A"].no_buy == {"GOOG", "GOOGL"}
-
-
-@pytest.mark.parametrize("account_type", ["taxable", "ira"])
-def test_the_backtest_restricts_by_the_ledgers_rule(account_type):
-    windows = {"AAA": [ago(WINDOW_DAYS), ago(2)], "BBB": [ago(WINDOW_DAYS + 1), 0], "CCC": [0, ago(WINDOW_DAYS + 1)]}
-    expected = restrictions_from_windows(
-        [(k, b, lost) for k, (b, lost) in windows.items()], TODAY, {"A": account_type}
-    )["A"]
-    got = _restrictions(windows, TODAY, account_type)
-    assert got == expected and got.no_buy == {"AAA"}
-    assert got.no_loss_sale == (frozenset() if account_type == "ira" else {"AAA"})
 
 
 # --- shares × price -> cents ---------------------------------------------------------------------

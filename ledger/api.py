@@ -1,0 +1,79 @@
+"""What a ledger is to the rest of taxview: its records and the ``Ledger`` protocol.
+
+Two adapters implement it: ``ledger.store.LedgerStore`` (Redis, the firm's book of record) and
+``ledger.memory.MemoryLedger`` (in process, on the pure wash-sale engine: the backtest's ledger).
+Both plan every commit with ``ledger.plan`` and share one behaviour suite, so the nightly run, the
+backtest and the service book a trade the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from taxview.core.records import Restrictions, Trade
+
+MAX_CASH_CENTS = 10**15  # $10 trillion: any real account, and exact in Lua's doubles
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    account: str
+    household: str
+    account_type: str
+    st_rate: float = 0.408
+    lt_rate: float = 0.238
+    cash_cents: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """A commit as the ledger booked it: ``sales`` (one per lot sold: ``gain_cents``, ``term``,
+    ``disallowed_cents``, ...), the ids of the lots bought, the trades in their wire form."""
+
+    account: str
+    date: dt.date
+    replayed: bool
+    sales: list[dict[str, Any]]
+    new_lots: list[str]
+    attempts: int
+    trades: list[dict[str, Any]] = ()
+    meta: dict[str, Any] | None = None
+
+
+class Ledger(Protocol):
+    """The calls one account's step makes (``taxview.step``); lots come back as the engine's
+    ``OpenLot`` (the solver reads ``lot_id, symbol, quantity, basis_cents, acquired, holding_from``)."""
+
+    def household_of(self, account: str) -> str: ...
+
+    def account(self, account: str) -> AccountInfo: ...
+
+    def lots(self, account: str) -> list: ...
+
+    def household_lots(self, household: str) -> dict[str, list]: ...
+
+    def restrictions(self, household: str, date: dt.date) -> dict[str, Restrictions]: ...
+
+    def committed(self, account: str, idempotency_key: str) -> CommitResult | None: ...
+
+    def commit(
+        self,
+        account: str,
+        date: dt.date,
+        trades: Sequence[Trade],
+        idempotency_key: str,
+        allow_wash: bool = False,
+        check_cash: bool = False,
+        meta: Mapping[str, Any] | None = None,
+    ) -> CommitResult: ...
+
+
+def identity_names(identical: Mapping[str, str]) -> dict[str, set[str]]:
+    """Identity key -> the symbols sharing it (GOOG, GOOGL), for ``restrictions_from_windows``."""
+    names: dict[str, set[str]] = {}
+    for symbol, key in identical.items():
+        names.setdefault(key, {key}).add(symbol)
+    return names

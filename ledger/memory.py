@@ -1,0 +1,173 @@
+"""The ledger in process memory, on the pure wash-sale engine: the backtest's ledger.
+
+The same ``Ledger`` protocol as the Redis store and the same planner (``ledger.plan``): a commit is
+planned on a copy of the household and replaces it only when the whole plan holds, so a refused
+commit (a wash sale, an overdraft, bad input) changes nothing, as in Redis. Windows, restrictions
+(the IRA rule included), idempotency keys and cash behave as the store's; there is no journal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from taxview.core.records import Lot, Restrictions, Trade
+
+from .api import MAX_CASH_CENTS, AccountInfo, CommitResult, identity_names
+from .errors import CommitRejected, LedgerInputError, UnknownAccount
+from .keys import check_id
+from .plan import commit_digest, plan_commit, wire_trades
+from .washsale import Household, OpenLot, Sale, piece_order, restrictions_from_windows
+
+
+class MemoryLedger:
+    def __init__(self, identical: Mapping[str, str] | None = None) -> None:
+        self.identical = dict(identical or {})
+        self._accounts: dict[str, AccountInfo] = {}
+        self._houses: dict[str, Household] = {}
+        self._windows: dict[str, dict[str, list[int]]] = {}  # household -> key -> [last buy, last loss sale]
+        self._done: dict[str, dict[str, tuple[str, CommitResult]]] = {}  # household -> key -> (digest, result)
+
+    # --- accounts and opening lots ------------------------------------------------------------
+
+    def add_accounts(self, accounts: Iterable[AccountInfo]) -> int:
+        accounts = list(accounts)
+        for a in accounts:
+            check_id(a.account, "account")
+            check_id(a.household, "household")
+            known = self._accounts.get(a.account)
+            if known is not None and known.household != a.household:
+                raise LedgerInputError("household", f"account {a.account!r} belongs to {known.household!r}")
+        for a in accounts:
+            house = self._houses.setdefault(a.household, Household(a.household, self.identical))
+            house.register(a.account, a.account_type)
+            self._windows.setdefault(a.household, {})
+            self._done.setdefault(a.household, {})
+            self._accounts[a.account] = a
+        return len(accounts)
+
+    def open_lot(self, account: str, lot: Lot) -> OpenLot:
+        """An opening lot (a legacy portfolio): a new purchase, counted in the wash-sale window of
+        its acquisition date as the store's import counts it."""
+        hh = self.household_of(account)
+        opened = self._houses[hh].open_lot(
+            lot.lot_id, account, lot.symbol, lot.quantity, lot.basis_cents, lot.acquired, lot.holding_from
+        )
+        win = self._windows[hh].setdefault(self._houses[hh].key(lot.symbol), [0, 0])
+        win[0] = max(win[0], lot.acquired.toordinal())
+        return opened
+
+    def adjust_cash(self, account: str, cents: int) -> int:
+        """Move the account's cash (a fee, a deposit): the new balance in cents."""
+        info = self.account(account)
+        cash = info.cash_cents + cents
+        if abs(cash) > MAX_CASH_CENTS:
+            raise LedgerInputError("cash", f"account {account!r}: cash would be {cash} cents, out of range")
+        self._accounts[account] = _with_cash(info, cash)
+        return cash
+
+    # --- reads (the Ledger protocol) ----------------------------------------------------------
+
+    def household_of(self, account: str) -> str:
+        info = self._accounts.get(account)
+        if info is None:
+            raise UnknownAccount(account)
+        return info.household
+
+    def account(self, account: str) -> AccountInfo:
+        self.household_of(account)
+        return self._accounts[account]
+
+    def accounts(self) -> dict[str, str]:
+        return {a: info.household for a, info in self._accounts.items()}
+
+    def lots(self, account: str) -> list[OpenLot]:
+        return self.household_lots(self.household_of(account)).get(account, [])
+
+    def household_lots(self, household: str) -> dict[str, list[OpenLot]]:
+        out: dict[str, list[OpenLot]] = {}
+        for lot in self._houses[household].lots.values():
+            out.setdefault(lot.account, []).append(lot.copy())  # copies: callers cannot reach the state
+        for lots in out.values():
+            lots.sort(key=lambda x: (x.symbol, x.acquired, x.seq, piece_order(x.lot_id)))
+        return out
+
+    def sales(self, household: str) -> list[Sale]:
+        return sorted(self._houses[household].sales, key=lambda s: (s.date, int(s.sale_id.rsplit(":", 1)[1])))
+
+    def restrictions(self, household: str, date: dt.date) -> dict[str, Restrictions]:
+        house = self._houses[household]
+        windows = ((k, b, l) for k, (b, l) in self._windows[household].items())
+        types = {a: acct.account_type for a, acct in house.accounts.items()}
+        return restrictions_from_windows(windows, date, types, identity_names(self.identical))
+
+    def committed(self, account: str, idempotency_key: str) -> CommitResult | None:
+        done = self._done[self.household_of(account)].get(idempotency_key)
+        return None if done is None else _replayed(done[1])
+
+    # --- commit -------------------------------------------------------------------------------
+
+    def commit(
+        self,
+        account: str,
+        date: dt.date,
+        trades: Sequence[Trade],
+        idempotency_key: str,
+        allow_wash: bool = False,
+        check_cash: bool = False,
+        meta: Mapping[str, Any] | None = None,
+    ) -> CommitResult:
+        """``LedgerStore.commit`` in memory: the same checks, the same results, nothing changed
+        when it raises."""
+        hh = self.household_of(account)
+        if not idempotency_key:
+            raise LedgerInputError("idempotency_key", "an idempotency key is required")
+        request = wire_trades(account, hh, date, trades)
+        digest = commit_digest(account, date, request, allow_wash)
+        done = self._done[hh].get(idempotency_key)
+        if done is not None:
+            if done[0] != digest:
+                raise CommitRejected(
+                    "KEY_REUSED", f"idempotency key {idempotency_key!r} was used for a different commit"
+                )
+            return _replayed(done[1])
+        master = self._houses[hh]
+        house = master.clone({master.key(t["symbol"]) for t in request})
+        info = self._accounts[account]
+        planned = plan_commit(house, account, info.account_type, date, request, allow_wash)
+        cash = info.cash_cents + planned["cash_delta"]
+        if check_cash and cash < 0:
+            raise CommitRejected("OVERDRAFT", f"account {account!r} would have {cash} cents of cash")
+        if abs(cash) > MAX_CASH_CENTS:
+            raise CommitRejected("CASH_RANGE", f"account {account!r}: cash would be {cash} cents, out of range")
+        # the plan holds: from here on nothing can fail
+        self._houses[hh] = house
+        self._accounts[account] = _with_cash(info, cash)
+        windows = self._windows[hh]
+        for key, buy, loss in planned["writes"]["win"]:
+            win = windows.setdefault(key, [0, 0])
+            win[0], win[1] = buy or win[0], loss or win[1]
+        result = CommitResult(
+            account,
+            date,
+            False,
+            planned["result"]["sales"],
+            planned["result"]["new_lots"],
+            1,
+            request,
+            dict(meta or {}),
+        )
+        self._done[hh][idempotency_key] = (digest, result)
+        return result
+
+
+def _with_cash(info: AccountInfo, cash: int) -> AccountInfo:
+    return AccountInfo(info.account, info.household, info.account_type, info.st_rate, info.lt_rate, cash)
+
+
+def _replayed(r: CommitResult) -> CommitResult:
+    return CommitResult(r.account, r.date, True, r.sales, r.new_lots, 0, r.trades, r.meta)
+
+
+__all__ = ["MemoryLedger"]

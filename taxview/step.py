@@ -1,0 +1,152 @@
+"""One account's rebalance: read its lots, cash and household restrictions from a ledger, solve,
+commit. The nightly worker, the backtest and the service all run this step, over the Redis store
+or the in-memory ledger (``ledger.api.Ledger``); they differ only in what they do with the outcome.
+
+A commit is idempotent by ``key`` (a re-run of the same run id replays what was booked); a commit
+refused as a wash sale (another account of the household traded first) is solved again on fresh
+restrictions, up to ``WASH_RETRIES`` times. One account's failure is an outcome, never an exception.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, TypeVar
+
+from ledger.api import CommitResult, Ledger
+from ledger.errors import CommitRejected
+from ledger.server import LedgerUnavailable
+from solver.problem import ProblemCache
+from solver.snapshot import Snapshot
+from solver.solve import solve_account
+from solver.types import AccountSettings, SolveResult
+from taxview.core.errors import TaxviewError
+
+WASH_RETRIES = 3
+T = TypeVar("T")
+
+
+def direct(call: Callable[[], T]) -> T:
+    return call()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one account: ``committed`` when the ledger booked it (``replayed`` when an
+    earlier run of the same key had), else ``status`` and ``reason`` say why not."""
+
+    account: str
+    household: str
+    status: str  # optimal | infeasible | ... (the solver's) | rejected | error
+    reason: str | None = None
+    result: SolveResult | None = None  # None when replayed or failed before the solve
+    committed: CommitResult | None = None
+    solve_ms: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.committed is not None
+
+
+class _Clock:
+    def __init__(self, timings: dict[str, Any] | None) -> None:
+        self.timings = timings if timings is not None else {}
+        self.t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self.t
+        self.t = now
+
+
+def rebalance_account(
+    ledger: Ledger,
+    snap: Snapshot,
+    account: str,
+    key: str,
+    defaults: AccountSettings,
+    cache: ProblemCache,
+    *,
+    household: str | None = None,
+    held: dict[str, list] | None = None,
+    timings: dict[str, Any] | None = None,
+    call: Callable[[Callable[[], Any]], Any] = direct,
+    meta: dict[str, Any] | None = None,
+) -> Outcome:
+    """Rebalance ``account`` on ``snap.date`` and commit under ``key``.
+
+    ``defaults``: the firm's settings; the account's type and tax rates come from the ledger.
+    ``held``: the household's lots by account, filled on first use: a commit never touches another
+    account's lots (wash sales are refused), so one read serves the household's accounts in turn;
+    anything changed behind our back is caught by the commit's validation. ``timings``: seconds
+    added to ``ledger_read_s``, ``solve_s``, ``commit_s``. ``call``: runs each ledger call (the
+    worker retries through outages). ``meta``: stored with the commit, next to the solve's figures.
+    """
+    clock = _Clock(timings)
+    try:
+        household = household or call(lambda: ledger.household_of(account))
+        prior = call(lambda: ledger.committed(account, key))
+        if prior is not None:  # done by an earlier (interrupted) run of this key
+            clock.lap("ledger_read_s")
+            return Outcome(account, household, "optimal", committed=prior)
+        info = call(lambda: ledger.account(account))
+        if held is None:
+            lots = call(lambda: ledger.lots(account))
+        else:
+            if not held:
+                held.update(call(lambda: ledger.household_lots(household)))
+                held.setdefault("", [])  # marks the household as read
+            lots = held.get(account, [])
+        settings = replace(
+            defaults, account_id=account, account_type=info.account_type, st_rate=info.st_rate, lt_rate=info.lt_rate
+        )
+    except LedgerUnavailable as exc:
+        clock.lap("ledger_read_s")
+        return Outcome(account, household or "", "error", str(exc))
+    except TaxviewError as exc:
+        clock.lap("ledger_read_s")
+        return Outcome(account, household or "", "error", f"ledger: {exc}")
+    clock.lap("ledger_read_s")
+    for attempt in range(1, WASH_RETRIES + 1):
+        try:
+            restrictions = call(lambda: ledger.restrictions(household, snap.date)).get(account)
+        except LedgerUnavailable as exc:
+            return Outcome(account, household, "error", str(exc))
+        except TaxviewError as exc:
+            return Outcome(account, household, "error", f"ledger: {exc}")
+        finally:
+            clock.lap("ledger_read_s")
+        try:
+            result = solve_account(snap, lots, info.cash_cents, settings, restrictions, cache)
+        except TaxviewError as exc:
+            return Outcome(account, household, "error", f"bad data: {exc}")
+        finally:
+            clock.lap("solve_s")
+        if not result.ok:
+            return Outcome(account, household, result.status, result.reason, result, solve_ms=result.solve_ms)
+        figures = {
+            "te_ex_ante": result.te_ex_ante,
+            "tax_estimate_cents": result.tax_estimate_cents,
+            "turnover": result.turnover,
+            "solve_ms": result.solve_ms,
+            "attempts": attempt,
+            **(meta or {}),
+        }
+        try:
+            committed = call(
+                partial(ledger.commit, account, snap.date, result.trades, key, check_cash=True, meta=figures)
+            )
+        except CommitRejected as exc:
+            if exc.code == "WASH_CONFLICT" and attempt < WASH_RETRIES:
+                continue  # another account of the household moved first: fresh restrictions
+            return Outcome(account, household, "rejected", str(exc), result, solve_ms=result.solve_ms)
+        except LedgerUnavailable as exc:
+            return Outcome(account, household, "error", str(exc), result, solve_ms=result.solve_ms)
+        except TaxviewError as exc:
+            return Outcome(account, household, "error", f"commit: {exc}", result, solve_ms=result.solve_ms)
+        finally:
+            clock.lap("commit_s")
+        return Outcome(account, household, "optimal", None, result, committed, result.solve_ms)
+    raise AssertionError("unreachable")
