@@ -21,8 +21,8 @@ from typing import Any
 import pyarrow as pa
 import redis
 
+from ledger.connection import LedgerUnavailable, client_from_url, redact, retrying
 from ledger.errors import CommitRejected, LedgerError
-from ledger.server import LedgerUnavailable, client_from_url, redact, retrying
 from ledger.store import CommitResult, LedgerStore
 from solver.problem import ProblemCache
 from solver.snapshot import Snapshot

@@ -9,10 +9,13 @@ from typing import Any
 
 from taxview.core.money import cents_of
 
+from .batch import sales_of
 from .codec import encode_lot, encode_sale
 from .errors import CommitRejected
 from .keys import dot_prefixes
-from .washsale import WINDOW_DAYS, Household, TradeIn, sales_of
+from .records import TradeIn
+from .washsale import Household
+from .windows import WINDOW_DAYS
 
 
 def plan_commit(

@@ -27,26 +27,17 @@ from typing import Any
 
 import redis
 
+from taxview.core.money import cents_of
 from taxview.core.records import Restrictions
 
 from .codec import decode_lot, decode_sale, encode_lot, encode_sale, lot_field, lua_prelude
 from .errors import CommitRejected, LedgerInputError, UnknownAccount
-from .keys import Keys, check_id, dot_prefixes, id_free
+from .keys import Keys, check_id, dot_prefixes, id_free, made_lot_id, piece_order
 from .plan import plan_commit
-from .washsale import (
-    WINDOW_DAYS,
-    Account,
-    Household,
-    OpenLot,
-    Sale,
-    TradeIn,
-    cents_of,
-    made_lot_id,
-    piece_order,
-    plain_shares,
-    restrictions_from_windows,
-    validate_trade,
-)
+from .records import Account, OpenLot, Sale, TradeIn
+from .validate import plain_shares, validate_trade
+from .washsale import Household
+from .windows import WINDOW_DAYS, restrictions_from_windows
 
 MAX_ATTEMPTS = 200
 ACCOUNT_TYPES = ("taxable", "ira", "trust", "other")

@@ -26,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ledger.washsale import Household, TradeIn, restrictions_from_windows
+from ledger.records import TradeIn
+from ledger.washsale import Household
+from ledger.windows import restrictions_from_windows
 from solver.market import TRADING_DAYS, Market, _readonly, read_market, synthesize
 from solver.problem import ProblemCache
 from solver.riskmodel import estimate

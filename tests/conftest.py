@@ -200,7 +200,7 @@ def replay_into_store(store, trades, identical=None):
 @pytest.fixture(params=["engine", "redis"])
 def ledger_backend(request):
     """Runs a trade history through the pure engine or the Redis ledger; both must agree."""
-    from ledger.washsale import run
+    from ledger.batch import run
 
     if request.param == "engine":
 

@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from ledger.server import LedgerUnavailable, redact, retrying
+from ledger.connection import LedgerUnavailable, redact, retrying
 from taxview.cli import main
 
 
