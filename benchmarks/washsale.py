@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from _common import emit  # benchmarks/ is on sys.path when a script here runs
 
+from ledger.batch import run
 from ledger.trades import read_trades_csv, report_to_dict
-from ledger.washsale import run
 
 HEADER = "date,account,household,account_type,symbol,side,quantity,price,lot_id\n"
 

@@ -32,7 +32,7 @@ import ray
 from ray.exceptions import RayActorError, RayError
 from tqdm import tqdm
 
-from ledger.server import client_from_url, redact, retrying
+from ledger.connection import client_from_url, redact, retrying
 from ledger.store import LedgerStore
 from solver.market import read_market
 from solver.riskmodel import read_riskmodel

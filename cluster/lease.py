@@ -12,7 +12,7 @@ from functools import partial
 
 import redis
 
-from ledger.server import retrying
+from ledger.connection import retrying
 
 from .errors import ClusterError
 

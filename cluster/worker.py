@@ -19,8 +19,8 @@ import pyarrow as pa
 import redis
 
 from ledger.api import CommitResult
+from ledger.connection import client_from_url, redact, retrying
 from ledger.errors import LedgerError
-from ledger.server import client_from_url, redact, retrying
 from ledger.store import LedgerStore
 from solver.problem import ProblemCache
 from solver.snapshot import Snapshot

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from decimal import Decimal
 
-from .washsale import OpenLot, Replacement, Sale
+from .records import OpenLot, Replacement, Sale
 
 # What an import supplies for a new purchase (``ledger.importer`` joins these columns, by name);
 # import.lua numbers the purchase and writes the rest.

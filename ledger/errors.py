@@ -24,3 +24,7 @@ class CommitRejected(LedgerError):
 class UnknownAccount(LedgerInputError):
     def __init__(self, account: str) -> None:
         super().__init__("account", f"unknown account {account!r}")
+
+
+class LedgerUnavailable(LedgerError):
+    """Redis did not answer within the retry bound (down, restarting, stalled)."""

@@ -27,9 +27,18 @@ from taxview.core.money import dollars_to_cents
 from .api import AccountInfo
 from .codec import HEAD_FIELDS
 from .errors import CommitRejected, LedgerError, LedgerInputError
-from .keys import ID_PATTERN, ID_RULE, LOT_ID_PATTERN, LOT_ID_RULE, SYMBOL_PATTERN, SYMBOL_RULE, dot_prefixes
+from .keys import (
+    ID_PATTERN,
+    ID_RULE,
+    LOT_ID_PATTERN,
+    LOT_ID_RULE,
+    SYMBOL_PATTERN,
+    SYMBOL_RULE,
+    dot_prefixes,
+    piece_order,
+)
 from .store import LedgerStore
-from .washsale import piece_order, plain_shares
+from .validate import plain_shares
 
 ACCOUNT_COLUMNS = ("account", "household", "account_type")
 ACCOUNT_OPTIONAL = ("st_rate", "lt_rate", "cash")

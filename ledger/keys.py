@@ -1,4 +1,4 @@
-"""Redis key builders and the id alphabet.
+"""Redis key builders, the id alphabet and lot ids (free, made by the ledger, in piece order).
 
 Every key of a household carries the hash tag ``{hh:<id>}`` so one Lua script can check and write
 a whole household atomically, also on Redis Cluster. Ids become parts of key names, hash fields
@@ -10,6 +10,7 @@ forge another household's hash tag, another key, a lot field or a line of output
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping, Set
 from functools import lru_cache
@@ -78,6 +79,18 @@ def dot_prefixes(lot_id: str) -> list[str]:
         return []
     parts = lot_id.split(".")
     return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def piece_order(lot_id: str) -> tuple:
+    """Natural order of lot ids and their pieces: ``b.1`` < ``b.2`` < ``b.2.1`` < ``b.10``."""
+    if "." not in lot_id:
+        return ()
+    return tuple((0, int(c), "") if c.isdigit() else (1, 0, c) for c in lot_id.split("."))
+
+
+def made_lot_id(account: str, date: dt.date, seq: int) -> str:
+    """The lot id the ledger gives a purchase that names none (no dots: it opens no namespace)."""
+    return f"{account.replace('.', '_')}-{date:%Y%m%d}-{seq}"
 
 
 class Keys:

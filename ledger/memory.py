@@ -16,9 +16,11 @@ from taxview.core.records import Lot, Restrictions, Trade
 
 from .api import MAX_CASH_CENTS, AccountInfo, CommitResult, identity_names
 from .errors import CommitRejected, LedgerInputError, UnknownAccount
-from .keys import check_id
+from .keys import check_id, piece_order
 from .plan import commit_digest, plan_commit, wire_trades
-from .washsale import Household, OpenLot, Sale, piece_order, restrictions_from_windows
+from .records import OpenLot, Sale
+from .washsale import Household
+from .windows import restrictions_from_windows
 
 
 class MemoryLedger:

@@ -13,10 +13,14 @@ from typing import Any
 from taxview.core.money import cents_of
 from taxview.core.records import Trade
 
+from .batch import sales_of
 from .codec import encode_lot, encode_sale
 from .errors import CommitRejected, LedgerInputError
 from .keys import dot_prefixes
-from .washsale import WINDOW_DAYS, Household, TradeIn, plain_shares, sales_of, validate_trade
+from .records import TradeIn
+from .validate import plain_shares, validate_trade
+from .washsale import Household
+from .windows import WINDOW_DAYS
 
 
 def wire_trades(account: str, household: str, date: dt.date, trades: Sequence[Trade]) -> list[dict[str, Any]]:

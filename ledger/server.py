@@ -1,5 +1,4 @@
-"""The ledger's Redis connection: a private ``redis-server`` per working directory, password
-redaction, and a bounded retry for outages.
+"""The private ``redis-server`` of a working directory (the client side: ``ledger.connection``).
 
 The private server listens on a free loopback port with a password generated once per data
 directory (``password``, mode 0600) and handed to it in a ``redis.conf`` of mode 0600, so it never
@@ -20,7 +19,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -28,57 +26,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from .connection import client_from_url
 from .errors import LedgerError
-
-T = TypeVar("T")
-_URL_SECRET = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<secret>[^@\s]+)@")
-
-
-def redact(text: object) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``
-    (``redis://:s3cret@h:6379/0`` → ``redis://:***@h:6379/0``)."""
-    return _URL_SECRET.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
-
-
-class LedgerUnavailable(LedgerError):
-    """Redis did not answer within the retry bound (down, restarting, stalled)."""
-
-
-def retrying(call: Callable[[], T], bound_s: float, what: str = "ledger") -> T:
-    """``call()``, retried with exponential backoff (50 ms doubling to 2 s) on connection errors,
-    timeouts and a server still loading its data, for at most ``bound_s`` seconds; then
-    ``LedgerUnavailable``. Authentication errors are not retried."""
-    deadline = time.monotonic() + bound_s
-    delay = 0.05
-    while True:
-        try:
-            return call()
-        except (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError):
-            raise
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise LedgerUnavailable(
-                    f"{what} unavailable: {redact(exc)} (still failing after {bound_s:g}s of retries)"
-                ) from None
-            time.sleep(min(delay, left))
-            delay = min(2 * delay, 2.0)
-
-
-def client_from_url(url: str, timeout_s: float = 10.0) -> redis.Redis:
-    """A client whose every call returns or fails within ``timeout_s`` (a stalled server does not
-    hang it); retries are the caller's (``retrying``), not redis-py's."""
-    return redis.Redis.from_url(
-        url, socket_timeout=timeout_s, socket_connect_timeout=min(timeout_s, 5.0), retry=Retry(NoBackoff(), 0)
-    )
 
 
 def free_port() -> int:
@@ -443,19 +396,3 @@ class PrivateLedger:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def connect(url: str | None, workdir: Path | str, appendfsync: str = "everysec", command: str = "taxview"):
-    """(client, private ledger or None, url): a URL connects (password and TLS via rediss:// in the
-    URL); without one, the private server of ``workdir`` (started, or the running one)."""
-    url = url or os.environ.get("TAXVIEW_REDIS_URL")
-    if url:
-        client = redis.Redis.from_url(url)
-        try:
-            client.ping()
-        except redis.exceptions.RedisError as exc:
-            client.close()
-            raise LedgerUnavailable(f"cannot reach Redis at {redact(url)}: {redact(exc)}") from None
-        return client, None, url
-    private = PrivateLedger(workdir, appendfsync, command).open()
-    return redis.Redis.from_url(private.url), private, private.url

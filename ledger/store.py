@@ -29,18 +29,11 @@ from taxview.core.records import Restrictions, Trade
 from .api import MAX_CASH_CENTS, AccountInfo, CommitResult, identity_names
 from .codec import decode_lot, decode_sale, encode_lot, encode_sale, lot_field, lua_prelude
 from .errors import CommitRejected, LedgerInputError, UnknownAccount
-from .keys import Keys, check_id, dot_prefixes, id_free
+from .keys import Keys, check_id, dot_prefixes, id_free, made_lot_id, piece_order
 from .plan import commit_digest, key_reused, plan_commit, trades_from_wire, wire_trades
-from .washsale import (
-    WINDOW_DAYS,
-    Account,
-    Household,
-    OpenLot,
-    Sale,
-    made_lot_id,
-    piece_order,
-    restrictions_from_windows,
-)
+from .records import Account, OpenLot, Sale
+from .washsale import Household
+from .windows import WINDOW_DAYS, restrictions_from_windows
 
 MAX_ATTEMPTS = 200
 ACCOUNT_TYPES = ("taxable", "ira", "trust", "other")

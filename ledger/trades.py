@@ -21,8 +21,9 @@ import pyarrow.csv as pacsv
 from taxview.core.csvfile import csv_rows
 from taxview.core.errors import TaxviewError
 
+from .batch import Report, run
 from .errors import LedgerInputError
-from .washsale import OpenLot, Report, Sale, TradeIn, run
+from .records import OpenLot, Sale, TradeIn
 
 _NUMBER = r"^\s*[0-9]+(\.[0-9]+)?\s*$"
 COLUMNS = ("date", "account", "household", "account_type", "symbol", "side", "quantity", "price")
@@ -30,7 +31,7 @@ COLUMNS = ("date", "account", "household", "account_type", "symbol", "side", "qu
 
 def read_trades_csv(path: Path | str) -> list[TradeIn]:
     """Parse every row (errors name the row and column); dates must not go back. The rule checks
-    each trade's fields as it applies it (``washsale.validate_trade``), naming the row too.
+    each trade's fields as it applies it (``validate.validate_trade``), naming the row too.
     Rows are numbered as lines of the file (the header is row 1)."""
     return trades_of(read_trades_table(path))
 

@@ -29,144 +29,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from decimal import ROUND_HALF_EVEN, Decimal
-from functools import lru_cache
-from operator import attrgetter
+from dataclasses import replace
+from decimal import Decimal
 
 from taxview.core.money import allocate_basis, cents_of
-from taxview.core.records import Restrictions
 from taxview.core.tax import term_of
 
 from .errors import LedgerInputError
-from .keys import check_id, check_lot_id, check_symbol, dot_prefixes, id_free, is_id, is_lot_id, is_symbol
-
-WINDOW_DAYS = 30  # days each side of a loss sale (the Lua scripts get it as an argument)
-_ONE = Decimal(1)
-_NONE: frozenset[str] = frozenset()
-
-
-def restrictions_from_windows(
-    windows: Iterable[tuple[str, int, int]],
-    date: dt.date,
-    account_types: Mapping[str, str],
-    names: Mapping[str, Iterable[str]] | None = None,
-) -> dict[str, Restrictions]:
-    """Each account's wash-sale restrictions on ``date`` from its household's windows: (identity
-    key, last purchase, last loss sale) as proleptic ordinals, 0 for none. A loss sale in the last
-    ``WINDOW_DAYS`` days (``date`` included) blocks buying the key in every account; a purchase
-    blocks selling it at a loss, except in an IRA (its sales recognize nothing). ``names``: the
-    symbols of an identity key (GOOG and GOOGL), default the key alone."""
-    today = date.toordinal()
-    no_buy: set[str] = set()
-    no_loss: set[str] = set()
-    for key, bought, lost in windows:
-        these = names.get(key, (key,)) if names else (key,)
-        if lost and 0 <= today - lost <= WINDOW_DAYS:
-            no_buy.update(these)
-        if bought and 0 <= today - bought <= WINDOW_DAYS:
-            no_loss.update(these)
-    nb, nl = frozenset(no_buy), frozenset(no_loss)
-    return {a: Restrictions(nb, _NONE if t == "ira" else nl) for a, t in account_types.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class TradeIn:
-    """One row of a trade history (domain.md §9)."""
-
-    date: dt.date
-    account: str
-    household: str
-    account_type: str  # taxable | ira | trust | other
-    symbol: str
-    side: str  # buy | sell
-    quantity: Decimal
-    price: Decimal  # dollars per share
-    lot_id: str | None = None
-    row: int | None = None  # source row, for error messages
-
-
-@dataclass(slots=True)
-class OpenLot:
-    lot_id: str
-    account: str
-    symbol: str
-    quantity: Decimal
-    basis_cents: int
-    acquired: dt.date
-    holding_start: dt.date
-    purchase_id: str  # the purchase the shares came from (kept through splits)
-    capacity: Decimal  # shares not yet used as replacement shares
-    seq: int  # creation order: ties of ``acquired`` go to the earlier lot
-
-    @property
-    def holding_from(self) -> dt.date:
-        """The holding-period start (the solver reads lots through this, as on ``taxview.core.records.Lot``)."""
-        return self.holding_start
-
-    def copy(self) -> OpenLot:
-        return OpenLot(
-            self.lot_id,
-            self.account,
-            self.symbol,
-            self.quantity,
-            self.basis_cents,
-            self.acquired,
-            self.holding_start,
-            self.purchase_id,
-            self.capacity,
-            self.seq,
-        )
-
-
-@dataclass(slots=True)
-class Replacement:
-    lot_id: str
-    account: str
-    shares: Decimal
-    amount_cents: int
-    permanent: bool  # an IRA replacement: lost for good
-
-
-@dataclass(slots=True)
-class Sale:
-    sale_id: str
-    date: dt.date
-    account: str
-    symbol: str
-    quantity: Decimal
-    proceeds_cents: int
-    basis_cents: int
-    term: str
-    lot_id: str
-    purchase_id: str
-    held_days: int  # days the sold shares were held (for tacking)
-    recognized: bool  # False inside an IRA
-    disallowed_cents: int = 0
-    permanent_cents: int = 0
-    replacements: list[Replacement] = field(default_factory=list)
-    unmatched: Decimal = Decimal(0)  # loss shares still waiting for a replacement
-    loss_left_cents: int = 0  # part of the loss not yet disallowed
-
-    @property
-    def gain_cents(self) -> int:
-        """Economic gain (negative: a loss) before the wash-sale rule."""
-        return self.proceeds_cents - self.basis_cents
-
-    @property
-    def recognized_cents(self) -> int:
-        return self.gain_cents + self.disallowed_cents + self.permanent_cents if self.recognized else 0
-
-
-@dataclass(slots=True)
-class Account:
-    account: str
-    household: str
-    account_type: str
-
-    @property
-    def is_ira(self) -> bool:
-        return self.account_type == "ira"
+from .keys import dot_prefixes, id_free, made_lot_id, piece_order
+from .records import Account, OpenLot, Replacement, Sale, TradeIn
+from .validate import plain_trade, row_prefix, validate_trade
+from .windows import WINDOW_DAYS
 
 
 class Household:
@@ -357,7 +230,7 @@ class Household:
         if t.side == "sell":
             return self.apply_sale([t])[-1]
         self._check(t)
-        t = _plain(t)
+        t = plain_trade(t)
         acct = self.register(t.account, t.account_type)
         self.last_date = t.date
         return self._buy(t, acct)
@@ -371,9 +244,9 @@ class Household:
         taken: dict[str, Decimal] = {}  # shares of each lot already allocated in this sale
         for t in trades:
             self._check(t)
-            t = _plain(t)
+            t = plain_trade(t)
             if t.side != "sell" or (t.date, t.account, t.symbol) != (first.date, first.account, first.symbol):
-                raise LedgerInputError("side", f"{_where(t)}one sale is sells of one symbol, account and date")
+                raise LedgerInputError("side", f"{row_prefix(t)}one sale is sells of one symbol, account and date")
             for lot, q in self._lots_to_sell(t, taken):
                 taken[lot.lot_id] = taken.get(lot.lot_id, Decimal(0)) + q
                 parts.append((lot, q, t))
@@ -387,25 +260,25 @@ class Household:
     def _check(self, t: TradeIn) -> None:
         validate_trade(t)
         if t.household != self.household:
-            where = _where(t)
+            where = row_prefix(t)
             raise LedgerInputError(
                 "household", f"{where}trade of household {t.household!r} applied to {self.household!r}"
             )
         if self.last_date is not None and t.date < self.last_date:
             raise LedgerInputError(
                 "date",
-                f"{_where(t)}{t.date} is before the household's last trade {self.last_date}; "
+                f"{row_prefix(t)}{t.date} is before the household's last trade {self.last_date}; "
                 "trades must be in date order",
             )
         acct = self.accounts.get(t.account)
         if acct is not None and acct.account_type != t.account_type:
             raise LedgerInputError(
-                "account_type", f"{_where(t)}account {t.account!r} is {acct.account_type}, not {t.account_type}"
+                "account_type", f"{row_prefix(t)}account {t.account!r} is {acct.account_type}, not {t.account_type}"
             )
         if t.side == "buy" and t.lot_id and not self.id_free(t.lot_id):
             raise LedgerInputError(
                 "lot_id",
-                f"{_where(t)}lot id {t.lot_id!r} is already used in household {self.household!r}: "
+                f"{row_prefix(t)}lot id {t.lot_id!r} is already used in household {self.household!r}: "
                 "a lot id names one purchase for good (leave it empty and the ledger makes one)",
             )
 
@@ -428,17 +301,18 @@ class Household:
                 lots = [x for x in self.lots.values() if x.lot_id.startswith(prefix)]
                 lots.sort(key=_piece_key)
                 if not lots:
-                    raise LedgerInputError("lot_id", f"{_where(t)}no open lot {t.lot_id!r}")
+                    raise LedgerInputError("lot_id", f"{row_prefix(t)}no open lot {t.lot_id!r}")
             for x in lots:
                 if x.account != t.account:
                     raise LedgerInputError(
-                        "lot_id", f"{_where(t)}lot {t.lot_id!r} belongs to account {x.account!r}, not {t.account!r}"
+                        "lot_id", f"{row_prefix(t)}lot {t.lot_id!r} belongs to account {x.account!r}, not {t.account!r}"
                     )
                 if x.symbol != t.symbol:
-                    raise LedgerInputError("symbol", f"{_where(t)}lot {t.lot_id!r} is {x.symbol}, not {t.symbol}")
+                    raise LedgerInputError("symbol", f"{row_prefix(t)}lot {t.lot_id!r} is {x.symbol}, not {t.symbol}")
                 if x.acquired > t.date:
                     raise LedgerInputError(
-                        "date", f"{_where(t)}lot {x.lot_id!r} was acquired {x.acquired}, after this sale on {t.date}"
+                        "date",
+                        f"{row_prefix(t)}lot {x.lot_id!r} was acquired {x.acquired}, after this sale on {t.date}",
                     )
             what = f"lot {t.lot_id!r}"
         else:
@@ -459,7 +333,7 @@ class Household:
                 out.append((x, take))
                 left -= take
         if left > 0:
-            raise LedgerInputError("quantity", f"{_where(t)}selling {t.quantity} of {what} which holds {held}")
+            raise LedgerInputError("quantity", f"{row_prefix(t)}selling {t.quantity} of {what} which holds {held}")
         return out
 
     def _sell(self, acct: Account, parts: list[tuple[OpenLot, Decimal, TradeIn]]) -> list[Sale]:
@@ -547,31 +421,6 @@ class Household:
         return lot
 
 
-def piece_order(lot_id: str) -> tuple:
-    """Natural order of lot ids and their pieces: ``b.1`` < ``b.2`` < ``b.2.1`` < ``b.10``."""
-    if "." not in lot_id:
-        return ()
-    return tuple((0, int(c), "") if c.isdigit() else (1, 0, c) for c in lot_id.split("."))
-
-
-def made_lot_id(account: str, date: dt.date, seq: int) -> str:
-    """The lot id the ledger gives a purchase that names none (no dots: it opens no namespace)."""
-    return f"{account.replace('.', '_')}-{date:%Y%m%d}-{seq}"
-
-
-def plain_shares(q: Decimal) -> Decimal:
-    """``5E+2`` -> ``500``, ``1.0000000`` -> ``1``: the form quantities are stored and shown in."""
-    q = q.normalize()
-    return q.quantize(_ONE) if q.as_tuple().exponent > 0 else q
-
-
-def _plain(t: TradeIn) -> TradeIn:
-    exponent = t.quantity.as_tuple().exponent
-    if isinstance(exponent, int) and -MAX_PLACES <= exponent <= 0:
-        return t
-    return replace(t, quantity=plain_shares(t.quantity))
-
-
 def _piece_key(lot: OpenLot) -> tuple:
     return piece_order(lot.lot_id)
 
@@ -581,135 +430,5 @@ def _fifo_key(lot: OpenLot) -> tuple:
     return (lot.acquired, lot.seq, piece_order(lot.lot_id))
 
 
-def _where(t: TradeIn) -> str:
-    return f"row {t.row}: " if t.row is not None else ""
-
-
 def _sale_number(sale: Sale) -> int:
     return int(sale.sale_id.rsplit(":", 1)[1])
-
-
-MAX_SHARES = Decimal(10) ** 12  # per trade or lot: far above any real position, safe in Lua's doubles
-MAX_PRICE = Decimal(10) ** 7  # dollars per share
-MAX_VALUE = Decimal(10) ** 13  # dollars in one trade (cents stay exact in Lua's doubles and Redis integers)
-MAX_PLACES = 6  # fractional shares to a millionth (``taxview.core.money.SHARE_QUANTUM``)
-_PLACES = Decimal(1).scaleb(-MAX_PLACES)
-EARLIEST = dt.date(1900, 1, 1)
-
-
-def check_quantity(q: object, where: str = "", field: str = "quantity") -> Decimal:
-    """A share count: a finite ``Decimal`` > 0, at most 10^12 shares and 6 decimal places."""
-    if not _quantity_ok(q):
-        if isinstance(q, Decimal) and q.is_finite() and 0 < q <= MAX_SHARES:
-            raise LedgerInputError(field, f"{where}{field} {q} has more than {MAX_PLACES} decimal places")
-        raise LedgerInputError(field, f"{where}{field} must be a number of shares > 0 and <= 10^12, got {q!r}")
-    return q  # type: ignore[return-value]
-
-
-def _quantity_ok(q: object) -> bool:
-    return (
-        type(q) is Decimal
-        and q.is_finite()
-        and 0 < q <= MAX_SHARES
-        and (q.as_tuple().exponent >= -MAX_PLACES or q == q.quantize(_PLACES, rounding=ROUND_HALF_EVEN))
-    )
-
-
-_SIDES = frozenset(("buy", "sell"))
-_TYPES = frozenset(("taxable", "ira", "trust", "other"))
-
-
-def validate_trade(t: TradeIn, where: str | None = None) -> None:
-    """Every field of a trade, or ``LedgerInputError`` naming it (``where``: default its row)."""
-    if (  # the fast path: everything fine, in one expression
-        t.side in _SIDES
-        and t.account_type in _TYPES
-        and type(t.date) is dt.date
-        and t.date >= EARLIEST
-        and _names_ok(t.account, t.household, t.symbol)
-        and (t.lot_id is None or is_lot_id(t.lot_id))
-        and _quantity_ok(t.quantity)
-        and type(t.price) is Decimal
-        and t.price.is_finite()
-        and 0 < t.price <= MAX_PRICE
-        and t.quantity * t.price <= MAX_VALUE
-    ):
-        return
-    where = _where(t) if where is None else where
-    if t.side not in _SIDES:
-        raise LedgerInputError("side", f"{where}side must be buy or sell, got {t.side!r}")
-    if t.account_type not in _TYPES:
-        raise LedgerInputError("account_type", f"{where}{t.account_type!r} is not taxable|ira|trust|other")
-    if type(t.date) is not dt.date or t.date < EARLIEST:
-        raise LedgerInputError("date", f"{where}date {t.date!r} is not a date from {EARLIEST}")
-    check_id("account", t.account, where)
-    check_id("household", t.household, where)
-    check_symbol(t.symbol, where)
-    if t.lot_id is not None:
-        check_lot_id(t.lot_id, where)
-    check_quantity(t.quantity, where)
-    if not isinstance(t.price, Decimal) or not t.price.is_finite() or not 0 < t.price <= MAX_PRICE:
-        raise LedgerInputError("price", f"{where}price must be a number > 0 and <= 10^7, got {t.price!r}")
-    raise LedgerInputError("quantity", f"{where}{t.quantity} shares at {t.price} is over $10^13 in one trade")
-
-
-@lru_cache(maxsize=1 << 16)  # the same accounts and symbols come back trade after trade
-def _names_ok(account: object, household: object, symbol: object) -> bool:
-    return is_id(account) and is_id(household) and is_symbol(symbol)
-
-
-def sales_of(trades: Iterable[TradeIn]) -> Iterable[list[TradeIn]]:
-    """Group a trade history into what is applied at once: a buy alone; sells of one symbol in one
-    account on one date that follow each other among their household's rows, together (one order
-    with several lot allocations). Other households' rows in between change nothing."""
-    gathering: dict[str, list[TradeIn]] = {}  # household -> the sale it is gathering
-    for t in trades:
-        group = gathering.get(t.household)
-        if group is not None:
-            first = group[0]
-            if t.side == "sell" and (t.date, t.account, t.symbol) == (first.date, first.account, first.symbol):
-                group.append(t)
-                continue
-            yield gathering.pop(t.household)
-        if t.side == "sell":
-            gathering[t.household] = [t]
-        else:
-            yield [t]
-    yield from gathering.values()
-
-
-@dataclass(slots=True)
-class Report:
-    sales: list[Sale]
-    lots: list[OpenLot]
-    accounts: dict[str, Account]
-
-
-def run(trades: Iterable[TradeIn], identical: Mapping[str, str] | None = None) -> Report:
-    """Apply a whole trade history (any number of households), in order."""
-    households: dict[str, Household] = {}
-    account_home: dict[str, str] = {}
-    for group in sales_of(trades):
-        t = group[0]
-        home = account_home.setdefault(t.account, t.household)
-        if home != t.household:
-            where = f"row {t.row}: " if t.row is not None else ""
-            raise LedgerInputError(
-                "household", f"{where}account {t.account!r} is in household {home!r}, not {t.household!r}"
-            )
-        hh = households.get(t.household)
-        if hh is None:
-            hh = households[t.household] = Household(t.household, identical)
-        if t.side == "sell":
-            hh.apply_sale(group)
-        else:
-            hh.apply(t)
-    # by date, then household, then order of sale (each household's sales are in that order)
-    sales = [s for _, hh in sorted(households.items()) for s in hh.sales]
-    sales.sort(key=attrgetter("date"))
-    lots = sorted(
-        (x for hh in households.values() for x in hh.lots.values()),
-        key=lambda x: (x.account, x.symbol, x.acquired, x.seq, piece_order(x.lot_id), x.lot_id),
-    )
-    accounts = {a.account: a for hh in households.values() for a in hh.accounts.values()}
-    return Report(sales, lots, accounts)

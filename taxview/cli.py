@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     interrupted by SIGINT/SIGTERM (``rebalance`` writes the outputs of what it did first)."""
     import threading
 
-    from ledger.server import redact
+    from ledger.connection import redact
     from taxview.core.errors import InputError
 
     args = build_parser().parse_args(argv)

@@ -23,8 +23,8 @@ def _parse_identical(text: str | None) -> dict[str, str]:
 def _cmd_washsale(args: argparse.Namespace) -> int:
     import gc
 
+    from ledger.batch import run
     from ledger.trades import read_trades_table, report_json, report_table, trades_of
-    from ledger.washsale import run
 
     gc.disable()  # ~10^5 acyclic records: the cycle collector would only cost time (about 20%)
     table, identical = read_trades_table(args.trades), _parse_identical(args.identical)
@@ -41,7 +41,7 @@ class _Ledger:
     (started, or the one another taxview command runs there; see ledger/server.py)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from ledger.server import connect
+        from ledger.connection import connect
         from ledger.store import LedgerStore
 
         command = " ".join(["taxview", args.command, *([args.ledger_cmd] if args.command == "ledger" else [])])

@@ -16,8 +16,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ledger.api import CommitResult, Ledger
-from ledger.errors import CommitRejected
-from ledger.server import LedgerUnavailable
+from ledger.errors import CommitRejected, LedgerUnavailable
 from solver.problem import ProblemCache
 from solver.snapshot import Snapshot
 from solver.solve import solve_account

@@ -193,8 +193,8 @@ def replay_into_store(store, trades, identical=None):
 def ledger_backend(request):
     """Runs a trade history through the pure engine, the in-memory ledger or the Redis ledger;
     all three must agree."""
+    from ledger.batch import run
     from ledger.memory import MemoryLedger
-    from ledger.washsale import run
 
     if request.param == "engine":
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.errors import LedgerInputError
-from ledger.washsale import TradeIn
+from ledger.records import TradeIn
 from tests.washsale_cases import T, day
 
 
@@ -336,7 +336,7 @@ def test_quantities_are_kept_in_plain_form(ledger_backend):
 
 
 def test_a_long_account_id_makes_lot_ids_that_can_be_sold_by_name(ledger_backend):
-    from ledger.washsale import made_lot_id
+    from ledger.keys import made_lot_id
 
     account = "A" * 64
     buy = TradeIn(day("2024-01-02"), account, "H1", "taxable", "XYZ", "buy", Decimal(10), Decimal(10))

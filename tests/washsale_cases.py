@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from ledger.washsale import TradeIn
+from ledger.records import TradeIn
 
 ACCOUNT_TYPES = {"A": "taxable", "SPOUSE": "taxable", "IRA": "ira", "OTHER": "taxable"}
 HOUSEHOLD = {"A": "H1", "SPOUSE": "H1", "IRA": "H1", "OTHER": "H2"}

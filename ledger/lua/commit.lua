@@ -16,7 +16,7 @@
 --                       "groups":[keys], "ids":[[new lot id, [its dot-prefixes]]]}
 -- ARGV[9] journal entry json   ARGV[10] result json   ARGV[11] date ISO
 -- ARGV[12] cash change in cents (sell proceeds - buy costs)   ARGV[13] refuse an overdraft (0|1)
--- ARGV[14] wash-sale window in days (ledger.washsale.WINDOW_DAYS)
+-- ARGV[14] wash-sale window in days (ledger.windows.WINDOW_DAYS)
 -- Returns {"OK", result} | {"REPLAY", stored result} | {"ERR", code, message}
 -- Lots are read with LOT (field positions), the prelude ledger/codec.py puts in front of this script.
 

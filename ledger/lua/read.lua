@@ -8,7 +8,7 @@
 --   per key: the lots named (and the pieces of a split one, "<id>.<n>"), every lot of the account
 --   when fifo (a sell without a lot id), and the lots acquired in the wash-sale window when the key
 --   was bought then (possible replacements for a loss sold now). Nothing else crosses the wire.
--- ARGV[4] wash-sale window in days (ledger.washsale.WINDOW_DAYS)
+-- ARGV[4] wash-sale window in days (ledger.windows.WINDOW_DAYS)
 -- Lots are read with LOT / lot_field, the prelude ledger/codec.py puts in front of this script.
 -- Returns {meta (flat field/value list), members (flat account/type list), pending sale jsons,
 --          stored idempotent result or false, registry values of ARGV ids (false: free),

@@ -38,7 +38,7 @@ def _open(ledger) -> None:
         for account, x in LOTS:
             ledger.open_lot(account, x)
     else:
-        from ledger.washsale import OpenLot
+        from ledger.records import OpenLot
 
         ledger.import_lots(
             [
@@ -161,7 +161,7 @@ def test_the_step_books_the_same_rebalance_on_both_adapters(redis_client, small_
             for a, x in lots:
                 led.open_lot(a, x)
         else:
-            from ledger.washsale import OpenLot
+            from ledger.records import OpenLot
 
             led.import_lots(
                 [

@@ -13,11 +13,13 @@ import pytest
 import ledger.plan
 import ledger.store
 import ledger.washsale
+import ledger.windows
 from ledger.api import AccountInfo
 from ledger.codec import LOT_FIELDS, encode_lot, lot_field, lua_prelude
 from ledger.errors import CommitRejected
+from ledger.records import OpenLot
 from ledger.store import LedgerStore
-from ledger.washsale import WINDOW_DAYS, OpenLot
+from ledger.windows import WINDOW_DAYS
 from taxview.core.records import Trade
 
 LOTS = [
@@ -72,7 +74,7 @@ def test_no_lua_script_holds_its_own_window_or_field_position():
 def test_the_window_reaches_the_commit_script_from_the_one_constant(redis_client, monkeypatch):
     """With a 5-day window a rebuy on day 6 is no wash sale for the planner, and commit.lua must
     agree: it re-checks the window with the length it is given, not a number of its own."""
-    for module in (ledger.washsale, ledger.store, ledger.plan):
+    for module in (ledger.windows, ledger.washsale, ledger.store, ledger.plan):
         monkeypatch.setattr(module, "WINDOW_DAYS", 5)
     store = LedgerStore(redis_client)
     store.add_accounts([AccountInfo("A", "H1", "taxable")])

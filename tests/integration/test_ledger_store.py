@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from ledger.api import AccountInfo
 from ledger.errors import CommitRejected, LedgerInputError, UnknownAccount
+from ledger.records import OpenLot
 from ledger.server import RedisServer
 from ledger.store import LedgerStore
-from ledger.washsale import OpenLot
 from taxview.core.records import Trade
 from tests.conftest import _outcome, replay_into_store
 from tests.property.test_washsale_properties import IDENTICAL, check_conservation, draw_history

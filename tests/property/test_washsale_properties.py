@@ -11,9 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledger.batch import run
 from ledger.errors import LedgerInputError
 from ledger.keys import dot_prefixes
-from ledger.washsale import Household, TradeIn, cents_of, run
+from ledger.records import TradeIn
+from ledger.washsale import Household
+from taxview.core.money import cents_of
 
 ACCOUNTS = (("A", "taxable"), ("S", "taxable"), ("I", "ira"))
 SYMBOLS = ("XYZ", "GOOG", "GOOGL")

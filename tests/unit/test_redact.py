@@ -8,7 +8,8 @@ import time
 import pytest
 import redis
 
-from ledger.server import LedgerUnavailable, redact, retrying
+from ledger.connection import redact, retrying
+from ledger.errors import LedgerUnavailable
 from taxview.cli import main
 
 

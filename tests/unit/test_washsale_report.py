@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import random
 
+from ledger.batch import run
 from ledger.trades import read_trades_table, report_json, report_to_dict, trades_of
-from ledger.washsale import run
 from taxview.cli import main
 
 HEADER = "date,account,household,account_type,symbol,side,quantity,price,lot_id\n"
