@@ -21,6 +21,8 @@ from pathlib import Path
 from _common import emit  # benchmarks/ is on sys.path when a script here runs
 
 from cluster.coordinator import rebalance
+from cluster.settings import RunSettings
+from ledger.connection import LedgerSettings
 from ledger.importer import import_lots
 from ledger.server import RedisServer
 from ledger.store import LedgerStore
@@ -69,16 +71,16 @@ def main() -> None:
                 import_lots(store, lots)
                 import_s = time.perf_counter() - t0
                 cpu0 = server.client().info("cpu")
-                s = rebalance(
+                run = RunSettings(
                     str(market.dates[t]),
                     tmp / "market",
                     tmp / f"out-{w}",
-                    server.url,
                     workers=w,
                     quiet=True,
                     shard_size=args.shard_size,
                     factors=args.factors,
                 )
+                s = rebalance(run, LedgerSettings(server.url))
                 cpu1 = server.client().info("cpu")
                 redis_cpu = sum(cpu1[k] - cpu0[k] for k in ("used_cpu_user", "used_cpu_sys"))
                 redis_mem = server.client().info("memory")["used_memory"]

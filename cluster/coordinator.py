@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,19 +32,17 @@ import ray
 from ray.exceptions import RayActorError, RayError
 from tqdm import tqdm
 
-from ledger.connection import client_from_url, redact, retrying
-from ledger.store import LedgerStore
-from solver.market import read_market
-from solver.riskmodel import read_riskmodel
-from solver.snapshot import snapshot
+from ledger.connection import LedgerSettings, redact, retrying
+from solver.snapshot import load_snapshot
+from solver.types import AccountSettings
 from taxview.core.errors import InputError
 
 from .lease import RunLease
+from .settings import RunSettings
 from .sharding import group_by_household, make_shards
 from .worker import ACCOUNT_SCHEMA, TRADE_SCHEMA, RebalanceWorker
 
 IN_FLIGHT_PER_WORKER = 2
-MAX_SHARD_ATTEMPTS = 5
 
 
 @dataclass
@@ -141,58 +139,38 @@ def _failed_rows(shard, reason: str) -> dict[str, Any]:
 
 
 def rebalance(
-    date: str,
-    market_dir: str | Path,
-    out_dir: str | Path,
-    redis_url: str,
-    address: str | None = None,
-    workers: int | None = None,
-    run_id: str | None = None,
-    quiet: bool = False,
-    shard_size: int = 8,
-    prefix: str = "tv",
-    identical: Mapping[str, str] | None = None,
-    settings: Mapping[str, Any] | None = None,
-    factors: int = 20,
+    run: RunSettings,
+    ledger: LedgerSettings,
+    defaults: AccountSettings | None = None,
     after_shard: Callable[[int, list], None] | None = None,
-    redis_retry_s: float = 60.0,
-    redis_timeout_s: float = 10.0,
-    run_wait_s: float = 3600.0,
-    max_shard_attempts: int = MAX_SHARD_ATTEMPTS,
-    drain_s: float = 120.0,
 ) -> RunSummary:
-    """Rebalance every account of the ledger on ``date``; returns the run summary.
+    """Rebalance every account of the ledger on ``run.date``; returns the run summary.
 
-    ``after_shard(done, actors)`` is called after each finished shard (tests use it to kill a
-    worker mid-run). One account's failure is recorded with its reason and never stops the run.
-    ``redis_retry_s``: how long a ledger call is retried through an outage before its account
-    fails; ``run_wait_s``: how long to wait for another coordinator of the same run id;
-    ``drain_s``: after SIGTERM/SIGINT, how long to wait for the shards in flight.
+    ``defaults``: the firm's account settings (each account's type and rates come from the
+    ledger). ``after_shard(done, actors)`` is called after each finished shard (tests use it to
+    kill a worker mid-run). One account's failure is recorded with its reason and never stops the
+    run.
     """
     t_start = time.perf_counter()
     stages: dict[str, float] = {}
-    run_id = run_id or f"nightly-{date}"
-    out = Path(out_dir)
+    date, run_id, quiet, out = run.date, run.name, run.quiet, Path(run.out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     t = time.perf_counter()
-    market = read_market(market_dir)
-    rm_dir = Path(market_dir) / "riskmodel"
-    model = read_riskmodel(rm_dir, market.symbols) if rm_dir.is_dir() else None
-    snap = snapshot(market, date, model=model, factors=factors)
+    _, snap = load_snapshot(run.market_dir, date, run.factors)
     stages["market_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    client = client_from_url(redis_url, redis_timeout_s)
+    store = ledger.open_store()
+    client = store.r
     try:
-        store = LedgerStore(client, prefix, identical)
-        shards = make_shards(group_by_household(retrying(store.accounts, redis_retry_s)), shard_size)
+        shards = make_shards(group_by_household(retrying(store.accounts, ledger.retry_s)), run.shard_size)
         n_accounts = sum(s.accounts for s in shards)
         if n_accounts == 0:
             raise InputError("ledger", "the ledger has no accounts: import some first (taxview ledger import)")
         stages["ledger_accounts_s"] = time.perf_counter() - t
-        lease = RunLease(client, f"{prefix}:run:{run_id}", redis_retry_s)
-        stages["lease_wait_s"] = lease.acquire(run_wait_s, run_id)
+        lease = RunLease(client, f"{ledger.prefix}:run:{run_id}", ledger.retry_s)
+        stages["lease_wait_s"] = lease.acquire(run.run_wait_s, run_id)
     except BaseException:
         client.close()
         raise
@@ -211,22 +189,17 @@ def rebalance(
     try:
         if init_ray:
             kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
-            if address:
-                ray.init(address=address, **kwargs)
+            if run.address:
+                ray.init(address=run.address, **kwargs)
             else:
                 undo_loopback = _loopback_ray()
-                ray.init(num_cpus=workers or os.cpu_count(), _node_ip_address="127.0.0.1", **kwargs)
+                ray.init(num_cpus=run.workers or os.cpu_count(), _node_ip_address="127.0.0.1", **kwargs)
         for s in handlers:  # after ray.init, which installs its own SIGTERM handler
             signal.signal(s, stop)
-        n_workers = workers or max(1, int(ray.available_resources().get("CPU", 1)))
+        n_workers = run.workers or max(1, int(ray.available_resources().get("CPU", 1)))
         snap_ref = ray.put(snap)  # once; every worker reads the arrays zero-copy
         actor_cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(RebalanceWorker)
-        actors = [
-            actor_cls.remote(
-                redis_url, prefix, dict(identical or {}), dict(settings or {}), redis_retry_s, redis_timeout_s
-            )
-            for _ in range(n_workers)
-        ]
+        actors = [actor_cls.remote(ledger, defaults or AccountSettings()) for _ in range(n_workers)]
         ray.get([a.ping.remote() for a in actors])
         stages["ray_setup_s"] = time.perf_counter() - t
 
@@ -287,7 +260,7 @@ def rebalance(
         drain_until = None
         while in_flight:
             if stop.signum is not None:
-                drain_until = drain_until or time.monotonic() + drain_s
+                drain_until = drain_until or time.monotonic() + run.drain_s
                 if stop.now or time.monotonic() > drain_until:
                     break
             t_wait = time.perf_counter()
@@ -302,7 +275,7 @@ def rebalance(
             except RayActorError as exc:  # the worker died (killed, OOM, node lost)
                 if stop.signum is not None:
                     continue  # stopping: its accounts are not run (a re-run replays what it committed)
-                if attempt < max_shard_attempts:
+                if attempt < run.max_shard_attempts:
                     retries += 1
                     submit(i, shard, attempt + 1)  # Ray restarts the actor; the re-run replays its commits
                     continue

@@ -3,7 +3,7 @@
 The coordinator wraps it with ``ray.remote``; tests can use it directly. It keeps its ledger
 connection and its compiled problems (``ProblemCache``) for its whole life, across shards.
 
-Every ledger call is retried on connection errors and timeouts for ``redis_retry_s`` seconds (a
+Every ledger call is retried on connection errors and timeouts for ``LedgerSettings.retry_s`` seconds (a
 Redis restart, failover or stall); past that the account fails with ``ledger unavailable: ...``
 and the shard goes on. Retrying a commit is safe: commits are idempotent by key, so one the server
 applied before the connection broke answers with its stored result.
@@ -11,7 +11,6 @@ applied before the connection broke answers with its stored result.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -19,9 +18,8 @@ import pyarrow as pa
 import redis
 
 from ledger.api import CommitResult
-from ledger.connection import client_from_url, redact, retrying
+from ledger.connection import LedgerSettings, redact, retrying
 from ledger.errors import LedgerError
-from ledger.store import LedgerStore
 from solver.problem import ProblemCache
 from solver.snapshot import Snapshot
 from solver.types import AccountSettings
@@ -70,19 +68,11 @@ def _dollars(cents: int | None) -> Decimal | None:
 
 
 class RebalanceWorker:
-    def __init__(
-        self,
-        redis_url: str,
-        prefix: str = "tv",
-        identical: Mapping[str, str] | None = None,
-        settings: Mapping[str, Any] | None = None,
-        redis_retry_s: float = 60.0,
-        redis_timeout_s: float = 10.0,
-    ) -> None:
-        self.store = LedgerStore(client_from_url(redis_url, redis_timeout_s), prefix, identical)
-        self.retry_s = redis_retry_s
+    def __init__(self, ledger: LedgerSettings, defaults: AccountSettings) -> None:
+        self.store = ledger.open_store()
+        self.retry_s = ledger.retry_s
         self.cache = ProblemCache()
-        self.defaults = AccountSettings(**dict(settings or {}))
+        self.defaults = defaults
         self.accounts_done = 0
 
     def ping(self) -> bool:

@@ -1,14 +1,13 @@
-"""The client side of the ledger's Redis connection: password redaction, clients with bounded
-timeouts, a bounded retry for outages, and ``connect`` (a URL, or the private server of a working
-directory, ``ledger.server``)."""
+"""The client side of the ledger's Redis connection: ``LedgerSettings``, password redaction,
+clients with bounded timeouts, a bounded retry for outages. (Which server — a URL or the private
+one of a working directory, ``ledger.server`` — is the entry point's choice.)"""
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import redis
@@ -16,6 +15,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .errors import LedgerUnavailable
+from .store import LedgerStore
 
 T = TypeVar("T")
 _URL_SECRET = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<secret>[^@\s]+)@")
@@ -56,19 +56,31 @@ def client_from_url(url: str, timeout_s: float = 10.0) -> redis.Redis:
     )
 
 
-def connect(url: str | None, workdir: Path | str, appendfsync: str = "everysec", command: str = "taxview"):
-    """(client, private ledger or None, url): a URL connects (password and TLS via rediss:// in the
-    URL); without one, the private server of ``workdir`` (started, or the running one)."""
-    url = url or os.environ.get("TAXVIEW_REDIS_URL")
-    if url:
-        client = redis.Redis.from_url(url)
-        try:
-            client.ping()
-        except redis.exceptions.RedisError as exc:
-            client.close()
-            raise LedgerUnavailable(f"cannot reach Redis at {redact(url)}: {redact(exc)}") from None
-        return client, None, url
-    from .server import PrivateLedger  # the private server's module imports this one
+def reach(url: str) -> redis.Redis:
+    """A client of ``url`` (password and TLS via rediss:// in the URL) that answered a PING, or
+    ``LedgerUnavailable`` with the password redacted."""
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        client.close()
+        raise LedgerUnavailable(f"cannot reach Redis at {redact(url)}: {redact(exc)}") from None
+    return client
 
-    private = PrivateLedger(workdir, appendfsync, command).open()
-    return redis.Redis.from_url(private.url), private, private.url
+
+@dataclass(frozen=True, slots=True)
+class LedgerSettings:
+    """How every part of one command reaches the ledger: built once at the entry point (the CLI
+    resolves ``--redis``, ``--redis-url-file``, ``$TAXVIEW_REDIS_URL`` or the private server) and
+    passed down to the coordinator and each worker, which connect with it. ``url`` carries the
+    password: it is left out of ``repr`` and printed only through ``redact``."""
+
+    url: str = field(repr=False)
+    prefix: str = "tv"
+    identical: tuple[tuple[str, str], ...] = ()  # (symbol, identity key): GOOG and GOOGL are one name
+    timeout_s: float = 10.0  # every Redis call returns or fails within this
+    retry_s: float = 60.0  # how long a call is retried through an outage before its account fails
+
+    def open_store(self) -> LedgerStore:
+        """A store on a client with bounded timeouts (``client_from_url``)."""
+        return LedgerStore(client_from_url(self.url, self.timeout_s), self.prefix, dict(self.identical))

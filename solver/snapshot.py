@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from taxview.core.errors import InputError
 from taxview.core.money import dollars_to_cents
 
-from .market import Market, _readonly
-from .riskmodel import RiskModel, estimate
+from .market import Market, _readonly, read_market
+from .riskmodel import RiskModel, estimate, read_riskmodel
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -60,3 +61,12 @@ def snapshot(
         benchmark=_readonly(market.benchmark_weights(t)),
         model=model,
     )
+
+
+def load_snapshot(market_dir: str | Path, date: dt.date | str, factors: int = 20) -> tuple[Market, Snapshot]:
+    """The market directory's data and its snapshot of ``date``: the vendor risk model under
+    ``riskmodel/`` when the directory has one, else one estimated from trailing returns."""
+    market = read_market(market_dir)
+    rm_dir = Path(market_dir) / "riskmodel"
+    model = read_riskmodel(rm_dir, market.symbols) if rm_dir.is_dir() else None
+    return market, snapshot(market, date, model=model, factors=factors)

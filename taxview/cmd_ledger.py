@@ -38,17 +38,27 @@ def _cmd_washsale(args: argparse.Namespace) -> int:
 
 class _Ledger:
     """The ledger for one CLI command: a URL, or the private redis-server of the working directory
-    (started, or the one another taxview command runs there; see ledger/server.py)."""
+    (started, or the one another taxview command runs there; see ledger/server.py). ``settings``:
+    how the rest of the command (the coordinator, each worker) reaches the same ledger."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from ledger.connection import connect
+        from ledger.connection import LedgerSettings, reach
+        from ledger.server import PrivateLedger
         from ledger.store import LedgerStore
 
-        command = " ".join(["taxview", args.command, *([args.ledger_cmd] if args.command == "ledger" else [])])
-        self.client, self.private, self.url = connect(
-            _ledger_url(args), Path(args.workdir) / "redis", args.appendfsync, command
+        url, self.private = _ledger_url(args), None
+        if url:
+            self.client = reach(url)
+        else:
+            command = " ".join(["taxview", args.command, *([args.ledger_cmd] if args.command == "ledger" else [])])
+            self.private = PrivateLedger(Path(args.workdir) / "redis", args.appendfsync, command).open()
+            url = self.private.url
+            self.client = reach(url)
+        identical = _parse_identical(getattr(args, "identical", None))
+        self.settings = LedgerSettings(
+            url, identical=tuple(sorted(identical.items())), retry_s=getattr(args, "redis_retry_s", 60.0)
         )
-        self.store = LedgerStore(self.client, identical=_parse_identical(getattr(args, "identical", None)))
+        self.store = LedgerStore(self.client, identical=identical)
 
     def __enter__(self):
         return self.store

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cmd_ledger import _Ledger, _ledger_url, _parse_identical
+from .cmd_ledger import _Ledger, _ledger_url
 
 
 def _cmd_market_synth(args: argparse.Namespace) -> int:
@@ -24,17 +24,6 @@ def _cmd_market_synth(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-def _load_snapshot(market_dir: str, date: str, factors: int):
-    from solver.market import read_market
-    from solver.riskmodel import read_riskmodel
-    from solver.snapshot import snapshot
-
-    m = read_market(market_dir)
-    rm_dir = Path(market_dir) / "riskmodel"
-    model = read_riskmodel(rm_dir, m.symbols) if rm_dir.is_dir() else None
-    return m, snapshot(m, date, model=model, factors=factors)
 
 
 def _print_result(r, snap, account_id: str) -> None:
@@ -58,11 +47,12 @@ def _print_result(r, snap, account_id: str) -> None:
 
 def _cmd_solve(args: argparse.Namespace) -> int:
     from solver.io import check_against_universe, read_account_toml, read_lots_csv, result_to_dict
+    from solver.snapshot import load_snapshot
     from solver.solve import solve_account
 
     settings, cash, restrictions = read_account_toml(args.account)
     lots = read_lots_csv(args.lots)
-    _, snap = _load_snapshot(args.market, args.date, args.factors)
+    _, snap = load_snapshot(args.market, args.date, args.factors)
     check_against_universe(settings, restrictions, snap)
     r = solve_account(snap, lots, cash, settings, restrictions)
     if args.json:
@@ -75,6 +65,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
 def _cmd_rebalance(args: argparse.Namespace) -> int:
     from cluster.coordinator import rebalance, summary_table
+    from cluster.settings import RunSettings
     from taxview.core.errors import InputError
 
     if args.address and not _ledger_url(args):
@@ -85,22 +76,20 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
         )
 
     ledger = _Ledger(args)
+    run = RunSettings(
+        args.date,
+        args.market,
+        args.out,
+        run_id=args.run_id,
+        address=args.address,
+        workers=args.workers,
+        shard_size=args.shard_size,
+        factors=args.factors,
+        run_wait_s=args.run_wait_s,
+        quiet=args.quiet,
+    )
     with ledger:
-        s = rebalance(
-            args.date,
-            args.market,
-            args.out,
-            ledger.url,  # with its password: the workers connect with it; never printed (redact)
-            address=args.address,
-            workers=args.workers,
-            run_id=args.run_id,
-            quiet=args.quiet,
-            shard_size=args.shard_size,
-            identical=_parse_identical(args.identical),
-            factors=args.factors,
-            redis_retry_s=args.redis_retry_s,
-            run_wait_s=args.run_wait_s,
-        )
+        s = rebalance(run, ledger.settings)
     print(summary_table(s))
     if s.interrupted:  # outputs written for what was done; 128 + the signal, as a shell reports it
         return 128 + signal.Signals[s.signal].value
@@ -110,6 +99,8 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     """The nightly rebalance of a synthetic firm, end to end, on a private Redis and a local Ray."""
     from cluster.coordinator import rebalance, summary_table
+    from cluster.settings import RunSettings
+    from ledger.connection import LedgerSettings
     from ledger.importer import import_lots, read_accounts, read_lots
     from ledger.server import PrivateLedger
     from ledger.store import LedgerStore
@@ -161,7 +152,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             f"({time.perf_counter() - t0:.1f}s so far)",
             file=sys.stderr,
         )
-        s = rebalance(date, mdir, work / "out" / date, server.url, workers=args.workers, quiet=args.quiet)
+        run = RunSettings(date, mdir, work / "out" / date, workers=args.workers, quiet=args.quiet)
+        s = rebalance(run, LedgerSettings(server.url))
         store.r.close()
     print(summary_table(s))
     print(

@@ -10,6 +10,8 @@ import pytest
 import ray
 
 from cluster.coordinator import rebalance
+from cluster.settings import RunSettings
+from ledger.connection import LedgerSettings
 from ledger.importer import import_lots
 from ledger.store import LedgerStore
 from solver.market import synthesize, write_market
@@ -49,8 +51,9 @@ def run(redis_server, market_dir, out, **kw):
     from solver.market import read_market
 
     m = read_market(market_dir)
-    return rebalance(str(m.dates[-1]), market_dir, out, redis_server.url, workers=2, quiet=True, shard_size=4,
-                     factors=8, **kw)  # fmt: skip
+    after_shard = kw.pop("after_shard", None)
+    run = RunSettings(str(m.dates[-1]), market_dir, out, workers=2, quiet=True, shard_size=4, factors=8, **kw)
+    return rebalance(run, LedgerSettings(redis_server.url), after_shard=after_shard)
 
 
 def journal_trades(store: LedgerStore, run_id: str) -> Counter:
@@ -87,6 +90,17 @@ def test_every_account_rebalanced_once_without_wash_sales_and_outputs_match_the_
     for hh in {store.household_of(a) for a in accounts}:  # the run created no wash sale anywhere
         assert all(x.disallowed_cents == 0 and x.permanent_cents == 0 for x in store.sales(hh))
     assert parquet_trades(tmp_path / "out" / "trades.parquet") == normalize(journal_trades(store, s.run_id))
+    # accounts.parquet's realized gains are the sum of trades.parquet's, by term (one source: the ledger)
+    sums: dict = {}
+    for x in pq.read_table(tmp_path / "out" / "trades.parquet").to_pylist():
+        if x["side"] == "sell":
+            key = (x["account"], x["term"])
+            sums[key] = sums.get(key, 0) + x["realized_gain"]
+    for r in rows:
+        assert (r["st_realized"], r["lt_realized"]) == (
+            sums.get((r["account"], "short"), 0),
+            sums.get((r["account"], "long"), 0),
+        )
     run_json = (tmp_path / "out" / "run.json").read_text()
     assert '"accounts_per_s"' in run_json and '"worker_stages"' in run_json
 

@@ -26,6 +26,8 @@ from test_nightly import journal_trades, load_firm, normalize, parquet_trades
 from cluster.coordinator import rebalance
 from cluster.errors import ClusterError
 from cluster.reaper import descendants
+from cluster.settings import RunSettings
+from ledger.connection import LedgerSettings
 from ledger.server import PrivateLedger, RedisServer, ServerBusy, read_state
 from ledger.store import LedgerStore
 from solver.market import read_market
@@ -48,9 +50,10 @@ def last_date(market_dir) -> str:
     return str(read_market(market_dir).dates[-1])
 
 
-def run_on(url: str, market_dir, out, **kw):
+def run_on(url: str, market_dir, out, after_shard=None, redis_retry_s=60.0, redis_timeout_s=10.0, **kw):
     kw = {"workers": 2, "quiet": True, "shard_size": 2, "factors": 8, **kw}
-    return rebalance(last_date(market_dir), market_dir, out, url, **kw)
+    ledger = LedgerSettings(url, retry_s=redis_retry_s, timeout_s=redis_timeout_s)
+    return rebalance(RunSettings(last_date(market_dir), market_dir, out, **kw), ledger, after_shard=after_shard)
 
 
 def commits_by_key(store: LedgerStore, run_id: str) -> Counter:
