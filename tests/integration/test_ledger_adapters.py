@@ -12,6 +12,7 @@ import pytest
 from ledger.api import AccountInfo
 from ledger.errors import CommitRejected, LedgerInputError, UnknownAccount
 from ledger.memory import MemoryLedger
+from ledger.records import OpenLot
 from ledger.store import LedgerStore
 from solver.problem import ProblemCache
 from solver.types import AccountSettings
@@ -32,18 +33,17 @@ LOTS = [
 ]
 
 
-def _open(ledger) -> None:
-    ledger.add_accounts(ACCOUNTS)
+def _open(ledger, accounts=ACCOUNTS, lots=LOTS) -> None:
+    """Accounts and opening lots, through each adapter's own way in."""
+    ledger.add_accounts(accounts)
     if isinstance(ledger, MemoryLedger):
-        for account, x in LOTS:
+        for account, x in lots:
             ledger.open_lot(account, x)
     else:
-        from ledger.records import OpenLot
-
         ledger.import_lots(
             [
                 OpenLot(x.lot_id, a, x.symbol, x.quantity, x.basis_cents, x.acquired, x.acquired, "", x.quantity, 0)
-                for a, x in LOTS
+                for a, x in lots
             ]
         )
 
@@ -156,19 +156,7 @@ def test_the_step_books_the_same_rebalance_on_both_adapters(redis_client, small_
         lots.append(("A", Lot(f"l{i}", s, q, basis, D(2015, 1, 5 + i % 20))))
     results = []
     for led in (MemoryLedger(), LedgerStore(redis_client, prefix="step")):
-        led.add_accounts([AccountInfo("A", "H", "taxable", cash_cents=5_000_000), AccountInfo("I", "H", "ira")])
-        if isinstance(led, MemoryLedger):
-            for a, x in lots:
-                led.open_lot(a, x)
-        else:
-            from ledger.records import OpenLot
-
-            led.import_lots(
-                [
-                    OpenLot(x.lot_id, a, x.symbol, x.quantity, x.basis_cents, x.acquired, x.acquired, "", x.quantity, 0)
-                    for a, x in lots
-                ]
-            )
+        _open(led, [AccountInfo("A", "H", "taxable", cash_cents=5_000_000), AccountInfo("I", "H", "ira")], lots)
         out = rebalance_account(led, small_snap, "A", "run:A", AccountSettings(), ProblemCache())
         assert out.ok, out.reason
         again = rebalance_account(led, small_snap, "A", "run:A", AccountSettings(), ProblemCache())
