@@ -23,9 +23,9 @@ from ledger.errors import LedgerError
 from solver.problem import ProblemCache
 from solver.snapshot import Snapshot
 from solver.types import AccountSettings
-from taxview.step import rebalance_account
 
 from .sharding import Shard
+from .step import rebalance_account
 
 MONEY = pa.decimal128(18, 2)
 SHARES = pa.decimal128(24, 6)
@@ -104,7 +104,7 @@ class RebalanceWorker:
     def rebalance_account(
         self, snap: Snapshot, run_id: str, household: str, account: str, stages: dict, held: dict | None = None
     ):
-        """One account through ``taxview.step`` (idempotent by run id and account), as output rows."""
+        """One account through ``cluster.step`` (idempotent by run id and account), as output rows."""
         out = rebalance_account(
             self.store,
             snap,

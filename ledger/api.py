@@ -44,7 +44,7 @@ class CommitResult:
 
 
 class Ledger(Protocol):
-    """The calls one account's step makes (``taxview.step``); lots come back as the engine's
+    """The calls one account's step makes (``cluster.step``); lots come back as the engine's
     ``OpenLot`` (the solver reads ``lot_id, symbol, quantity, basis_cents, acquired, holding_from``)."""
 
     def household_of(self, account: str) -> str: ...

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from cluster.step import rebalance_account
 from ledger.api import AccountInfo
 from ledger.memory import MemoryLedger
 from solver.market import TRADING_DAYS, Market, _readonly, read_market, synthesize
@@ -37,7 +38,6 @@ from taxview.core.errors import InputError
 from taxview.core.money import cents_of, dollars_to_cents, value_cents
 from taxview.core.records import Lot
 from taxview.core.tax import term_of
-from taxview.step import rebalance_account
 
 SP500_20_SECTORS = {
     "AAPL": "Information Technology",

@@ -1,6 +1,6 @@
 """The ``Ledger`` protocol's two adapters behave alike: the Redis store (a real redis-server) and
 the in-memory ledger the backtest runs on. Every case runs on both; the one-account step
-(``taxview.step``) gives the same commit on both."""
+(``cluster.step``) gives the same commit on both."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from cluster.step import rebalance_account
 from ledger.api import AccountInfo
 from ledger.errors import CommitRejected, LedgerInputError, UnknownAccount
 from ledger.memory import MemoryLedger
@@ -17,7 +18,6 @@ from ledger.store import LedgerStore
 from solver.problem import ProblemCache
 from solver.types import AccountSettings
 from taxview.core.records import Lot, Restrictions, Trade
-from taxview.step import rebalance_account
 
 D = dt.date
 ACCOUNTS = [
@@ -147,7 +147,7 @@ def test_a_refused_commit_changes_nothing(ledger, account, date, trades, error, 
 
 
 def test_the_step_books_the_same_rebalance_on_both_adapters(redis_client, small_snap):
-    """One account through ``taxview.step`` on the in-memory ledger and on Redis: the same trades,
+    """One account through ``cluster.step`` on the in-memory ledger and on Redis: the same trades,
     the same sales to the cent, the same cash after."""
     lots = []  # 30 names, every third at a 30% loss, the others at a 30% gain
     for i, s in enumerate(small_snap.symbols[:30]):
