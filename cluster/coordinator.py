@@ -40,7 +40,7 @@ from taxview.core.errors import InputError
 from .lease import RunLease
 from .settings import RunSettings
 from .sharding import group_by_household, make_shards
-from .worker import ACCOUNT_SCHEMA, TRADE_SCHEMA, RebalanceWorker
+from .worker import ACCOUNT_SCHEMA, OK_STATUSES, TRADE_SCHEMA, RebalanceWorker
 
 IN_FLIGHT_PER_WORKER = 2
 
@@ -245,7 +245,7 @@ def rebalance(
             for status, h, tax, replayed in zip(
                 acc["status"], acc["harvested_loss"], acc["tax_estimate"], acc["replayed"]
             ):
-                counts["ok" if status == "optimal" else "failed"] += 1
+                counts["ok" if status in OK_STATUSES else "failed"] += 1
                 counts["replayed"] += bool(replayed)  # the same count as accounts.parquet's column
                 money["harvested"] += h or 0
                 money["tax"] += tax or 0

@@ -1,11 +1,23 @@
 """One nightly run as its entry point states it (the CLI, the demo, a test, a benchmark): built
 once, frozen, passed to ``cluster.coordinator.rebalance`` with the ledger's ``LedgerSettings`` and
-the firm's default ``AccountSettings``."""
+the firm's default ``AccountSettings`` (``read_firm_defaults``: one TOML file)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
+
+from solver.types import AccountSettings
+from taxview.core.errors import InputError
+from taxview.core.mandate import check
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,3 +38,34 @@ class RunSettings:
     @property
     def name(self) -> str:
         return self.run_id or f"nightly-{self.date}"
+
+
+def read_firm_defaults(path: str | Path) -> AccountSettings:
+    """The firm's defaults from one TOML file: a ``[defaults]`` table of mandate keys
+    (``taxview.core.mandate``) that the optimizer reads — what an account does not state."""
+    try:
+        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError("firm", f"cannot read {path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError("firm", f"{path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(doc) - {"defaults"})
+    if unknown:
+        raise InputError(unknown[0], f"{path}: unknown section (the firm file has one: [defaults])")
+    table = doc.get("defaults", {})
+    if not isinstance(table, dict):
+        raise InputError("defaults", f"{path}: [defaults] must be a table")
+    values = check(table, f"{path} [defaults]")
+    per_account = sorted(set(values) - SOLVER_KEYS)
+    if per_account:
+        raise InputError(per_account[0], f"{path}: {per_account[0]} is set per account, not for the firm")
+    return settings_with(AccountSettings(), values)
+
+
+def settings_with(base: AccountSettings, mandate: Mapping[str, Any]) -> AccountSettings:
+    """``base`` with a mandate's optimizer keys over it (names as frozensets)."""
+    kw = {k: frozenset(v) if k.startswith("exclude_") else v for k, v in mandate.items() if k in SOLVER_KEYS}
+    return replace(base, **kw)
+
+
+SOLVER_KEYS = frozenset(AccountSettings.__dataclass_fields__) - {"account_id", "account_type", "st_rate", "lt_rate"}

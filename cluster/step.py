@@ -12,16 +12,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
 
-from ledger.api import CommitResult, Ledger
+from ledger.api import AccountInfo, CommitResult, Ledger
 from ledger.errors import CommitRejected, LedgerUnavailable
 from solver.problem import ProblemCache
 from solver.snapshot import Snapshot
 from solver.solve import solve_account
 from solver.types import AccountSettings, SolveResult
 from taxview.core.errors import TaxviewError
+from taxview.core.money import cents_at
+from taxview.core.records import Trade
+
+from .settings import settings_with
 
 WASH_RETRIES = 3
 T = TypeVar("T")
@@ -38,11 +43,13 @@ class Outcome:
 
     account: str
     household: str
-    status: str  # optimal | infeasible | ... (the solver's) | rejected | error
+    status: str  # optimal | paused | liquidated | infeasible | ... (the solver's) | rejected | error
     reason: str | None = None
     result: SolveResult | None = None  # None when replayed or failed before the solve
     committed: CommitResult | None = None
     solve_ms: float | None = None
+    info: AccountInfo | None = None  # the account as read (None when replayed or unreadable)
+    settings: AccountSettings | None = None  # what it was solved with
 
     @property
     def ok(self) -> bool:
@@ -98,9 +105,7 @@ def rebalance_account(
                 held.update(call(lambda: ledger.household_lots(household)))
                 held.setdefault("", [])  # marks the household as read
             lots = held.get(account, [])
-        settings = replace(
-            defaults, account_id=account, account_type=info.account_type, st_rate=info.st_rate, lt_rate=info.lt_rate
-        )
+        settings = settings_for(defaults, info)
     except LedgerUnavailable as exc:
         clock.lap("ledger_read_s")
         return Outcome(account, household or "", "error", str(exc))
@@ -108,6 +113,11 @@ def rebalance_account(
         clock.lap("ledger_read_s")
         return Outcome(account, household or "", "error", f"ledger: {exc}")
     clock.lap("ledger_read_s")
+    status = info.mandate.get("status", "active")
+    if status == "paused":
+        return Outcome(account, household, "paused", "mandate: paused (no trades)", info=info, settings=settings)
+    if status == "liquidate":
+        return _liquidate(ledger, snap, info, lots, key, settings, clock, call)
     for attempt in range(1, WASH_RETRIES + 1):
         try:
             restrictions = call(lambda: ledger.restrictions(household, snap.date)).get(account)
@@ -124,8 +134,19 @@ def rebalance_account(
         finally:
             clock.lap("solve_s")
         if not result.ok:
-            return Outcome(account, household, result.status, result.reason, result, solve_ms=result.solve_ms)
+            return Outcome(
+                account,
+                household,
+                result.status,
+                result.reason,
+                result,
+                solve_ms=result.solve_ms,
+                info=info,
+                settings=settings,
+            )
         figures = {
+            **described(info, settings),
+            "notes": list(result.notes),
             "te_ex_ante": result.te_ex_ante,
             "tax_estimate_cents": result.tax_estimate_cents,
             "turnover": result.turnover,
@@ -147,5 +168,64 @@ def rebalance_account(
             return Outcome(account, household, "error", f"commit: {exc}", result, solve_ms=result.solve_ms)
         finally:
             clock.lap("commit_s")
-        return Outcome(account, household, "optimal", None, result, committed, result.solve_ms)
+        return Outcome(account, household, "optimal", None, result, committed, result.solve_ms, info, settings)
     raise AssertionError("unreachable")
+
+
+def described(info: AccountInfo, settings: AccountSettings) -> dict[str, Any]:
+    """What the outputs say of the account beside its trades (stored with the commit, so a replay
+    reports the same)."""
+    return {
+        "account_type": info.account_type,
+        "te_budget": settings.te_max,
+        "mandate_version": info.mandate_version,
+    }
+
+
+def settings_for(defaults: AccountSettings, info: AccountInfo) -> AccountSettings:
+    """The firm's defaults with the account's type, rates and mandate over them."""
+    base = replace(
+        defaults, account_id=info.account, account_type=info.account_type, st_rate=info.st_rate, lt_rate=info.lt_rate
+    )
+    return settings_with(base, info.mandate)
+
+
+def liquidation(snap: Snapshot, lots: list) -> tuple[list[Trade], list[str]]:
+    """Every lot sold at the day's price, by name, each name's losses first; names the market no
+    longer prices are left (with a note)."""
+    priced, notes = [], []
+    for lot in lots:
+        i = snap.index.get(lot.symbol)
+        if i is None:
+            notes.append(f"{lot.symbol}: not in the market, lot {lot.lot_id} not sold")
+            continue
+        gain = cents_at(lot.quantity, snap.price_cents[i]) - lot.basis_cents
+        priced.append((lot.symbol, gain, lot.lot_id, lot.quantity, i))
+    priced.sort()
+    return [Trade(s, "sell", q, Decimal(snap.price_cents[i]) / 100, lot_id) for s, _, lot_id, q, i in priced], notes
+
+
+def _liquidate(ledger, snap, info, lots, key, settings, clock, call) -> Outcome:
+    """A ``liquidate`` mandate: sell everything tonight. A loss sale that a household purchase of
+    the last 30 days washes is still made (the ledger books the disallowed loss into the
+    replacement's basis): the client wants the cash."""
+    trades, notes = liquidation(snap, lots)
+    meta = {**described(info, settings), "status": "liquidated", "notes": notes}
+    try:
+        committed = call(partial(ledger.commit, info.account, snap.date, trades, key, allow_wash=True, meta=meta))
+    except LedgerUnavailable as exc:
+        return Outcome(info.account, info.household, "error", str(exc), info=info, settings=settings)
+    except TaxviewError as exc:
+        return Outcome(info.account, info.household, "error", f"commit: {exc}", info=info, settings=settings)
+    finally:
+        clock.lap("commit_s")
+    return Outcome(
+        info.account,
+        info.household,
+        "liquidated",
+        "; ".join(notes) or None,
+        None,
+        committed,
+        info=info,
+        settings=settings,
+    )

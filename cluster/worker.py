@@ -25,7 +25,7 @@ from solver.snapshot import Snapshot
 from solver.types import AccountSettings
 
 from .sharding import Shard
-from .step import rebalance_account
+from .step import described, rebalance_account
 
 MONEY = pa.decimal128(18, 2)
 SHARES = pa.decimal128(24, 6)
@@ -59,8 +59,14 @@ ACCOUNT_SCHEMA = pa.schema(
         ("solve_ms", pa.float64()),
         ("trades", pa.int32()),
         ("replayed", pa.bool_()),
+        ("account_type", pa.string()),
+        ("te_budget", pa.float64()),
+        ("mandate_version", pa.int64()),
+        ("orders", pa.int32()),
+        ("notes", pa.string()),
     ]
 )
+OK_STATUSES = frozenset(("optimal", "paused", "liquidated"))  # the rest are failures with a reason
 
 
 def _dollars(cents: int | None) -> Decimal | None:
@@ -118,7 +124,10 @@ class RebalanceWorker:
             call=self._ledger,
         )
         if not out.ok:
-            return self._failed(account, household, out.status, out.reason, out.solve_ms), []
+            row = self._failed(account, household, out.status, out.reason, out.solve_ms)
+            if out.info is not None and out.settings is not None:
+                row.update(described(out.info, out.settings))
+            return row, []
         return self._rows(run_id, household, out.committed, replayed=out.committed.replayed)
 
     def _ledger(self, call):
@@ -171,8 +180,8 @@ class RebalanceWorker:
         account = {
             "account": c.account,
             "household": household,
-            "status": "optimal",
-            "reason": None,
+            "status": m.get("status", "optimal"),
+            "reason": "; ".join(m["notes"]) if m.get("status") == "liquidated" and m.get("notes") else None,
             "te_ex_ante": m.get("te_ex_ante"),
             "harvested_loss": _dollars(harvested),
             "st_realized": _dollars(st),
@@ -182,5 +191,10 @@ class RebalanceWorker:
             "solve_ms": m.get("solve_ms"),
             "trades": len(trades),
             "replayed": replayed,
+            "account_type": m.get("account_type"),
+            "te_budget": m.get("te_budget"),
+            "mandate_version": m.get("mandate_version"),
+            "orders": len({(x["symbol"], x["side"]) for x in c.trades}),
+            "notes": "; ".join(m.get("notes") or ()) or None,
         }
         return account, trades

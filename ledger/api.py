@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from taxview.core.records import Restrictions, Trade
@@ -20,12 +20,17 @@ MAX_CASH_CENTS = 10**15  # $10 trillion: any real account, and exact in Lua's do
 
 @dataclass(frozen=True, slots=True)
 class AccountInfo:
+    """An account as the ledger keeps it: type and rates, cash (cents), and its mandate — what it
+    states beyond the firm's defaults (``taxview.core.mandate``), at ``mandate_version``."""
+
     account: str
     household: str
     account_type: str
     st_rate: float = 0.408
     lt_rate: float = 0.238
     cash_cents: int = 0
+    mandate: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    mandate_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +82,23 @@ def identity_names(identical: Mapping[str, str]) -> dict[str, set[str]]:
     for symbol, key in identical.items():
         names.setdefault(key, {key}).add(symbol)
     return names
+
+
+ACCOUNT_FIELDS = ("account_type", "st_rate", "lt_rate")  # mandate keys kept as the account's own fields
+
+
+def with_mandate(info: AccountInfo, changes: Mapping[str, Any]) -> AccountInfo:
+    """``info`` with checked mandate ``changes`` applied (``taxview.core.mandate.check``; a key
+    given as ``None`` goes back to the firm's default) and the next version. Type and rates are the
+    account's own fields; the rest is its mandate."""
+    mandate = dict(info.mandate)
+    fields = {}
+    for key, value in changes.items():
+        if key in ACCOUNT_FIELDS:
+            if value is not None:
+                fields[key] = value
+        elif value is None:
+            mandate.pop(key, None)
+        else:
+            mandate[key] = value
+    return replace(info, **fields, mandate=mandate, mandate_version=info.mandate_version + 1)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from taxview.core.records import Lot, Restrictions, Trade
 
-from .api import MAX_CASH_CENTS, AccountInfo, CommitResult, identity_names
+from .api import MAX_CASH_CENTS, AccountInfo, CommitResult, identity_names, with_mandate
 from .errors import CommitRejected, LedgerInputError, UnknownAccount
 from .keys import check_id, piece_order
 from .plan import commit_digest, plan_commit, wire_trades
-from .records import OpenLot, Sale
+from .records import Account, OpenLot, Sale
 from .washsale import Household
 from .windows import restrictions_from_windows
 
@@ -59,6 +60,15 @@ class MemoryLedger:
         win = self._windows[hh].setdefault(self._houses[hh].key(lot.symbol), [0, 0])
         win[0] = max(win[0], lot.acquired.toordinal())
         return opened
+
+    def set_mandate(self, account: str, changes: Mapping[str, Any], actor: str, at: str) -> AccountInfo:
+        """``LedgerStore.set_mandate`` in memory (no journal)."""
+        info = self.account(account)
+        new = with_mandate(info, changes)
+        if new.account_type != info.account_type:
+            self._houses[info.household].accounts[account] = Account(account, info.household, new.account_type)
+        self._accounts[account] = new
+        return new
 
     def adjust_cash(self, account: str, cents: int) -> int:
         """Move the account's cash (a fee, a deposit): the new balance in cents."""
@@ -165,7 +175,7 @@ class MemoryLedger:
 
 
 def _with_cash(info: AccountInfo, cash: int) -> AccountInfo:
-    return AccountInfo(info.account, info.household, info.account_type, info.st_rate, info.lt_rate, cash)
+    return replace(info, cash_cents=cash)
 
 
 def _replayed(r: CommitResult) -> CommitResult:
