@@ -110,7 +110,8 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     """The nightly rebalance of a synthetic firm, end to end, on a private Redis and a local Ray."""
     from cluster.coordinator import rebalance, summary_table
-    from ledger.importer import import_lots, read_accounts, read_lots
+    from ledger.files import read_accounts, read_lots
+    from ledger.importer import import_lots
     from ledger.server import PrivateLedger
     from ledger.store import LedgerStore
     from solver.market import read_market, synthesize, write_market
