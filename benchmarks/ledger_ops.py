@@ -29,7 +29,8 @@ import redis
 from _common import emit  # benchmarks/ is on sys.path when a script here runs
 
 from ledger.api import AccountInfo
-from ledger.importer import import_lots, read_lots
+from ledger.files import read_lots
+from ledger.importer import import_lots
 from ledger.server import RedisServer
 from ledger.store import LedgerStore
 from taxview.core.records import Trade

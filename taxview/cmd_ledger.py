@@ -70,7 +70,8 @@ class _Ledger:
 
 
 def _cmd_ledger_import(args: argparse.Namespace) -> int:
-    from ledger.importer import import_ledger, read_accounts, read_lots
+    from ledger.files import read_accounts, read_lots
+    from ledger.importer import import_ledger
 
     t0 = time.perf_counter()
     universe = None

@@ -101,7 +101,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from cluster.coordinator import rebalance, summary_table
     from cluster.settings import RunSettings
     from ledger.connection import LedgerSettings
-    from ledger.importer import import_lots, read_accounts, read_lots
+    from ledger.files import read_accounts, read_lots
+    from ledger.importer import import_lots
     from ledger.server import PrivateLedger
     from ledger.store import LedgerStore
     from solver.market import read_market, synthesize, write_market

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.codec import HEAD_FIELDS, LOT, LOT_FIELDS, decode_lot, encode_lot, lot_field, lua_prelude
-from ledger.importer import lots_table
+from ledger.files import lots_table
 from ledger.records import OpenLot
 from ledger.windows import WINDOW_DAYS, restrictions_from_windows
 from taxview.core.money import cents_of, value_cents
