@@ -3,7 +3,8 @@
 A market directory holds
   universe.parquet  symbol (string), sector (string), shares_outstanding (float64)
   prices.parquet    date (date32), symbol (string), close (float64, dollars, > 0)
-and optionally a vendor risk model under ``riskmodel/`` (see ``solver.riskmodel``).
+and optionally a vendor risk model under ``riskmodel/`` (see ``solver.riskmodel``) and, for a
+synthetic market, ``synthetic.json`` (how it was made; ``solver.marketdir`` adds new days).
 The benchmark is cap weighted: weight = close × shares_outstanding / Σ, on each date.
 """
 
@@ -92,18 +93,67 @@ class Market:
         return p[1:] / p[:-1] - 1.0
 
 
-def synthesize(
-    names: int = 500,
-    days: int = 2520,
-    factors: int = 20,
-    seed: int = 7,
-    start: str = "2015-01-02",
-) -> Market:
-    """A deterministic fat-tailed factor-model market (domain.md §7).
+MARKET_DRIFT = 0.07  # the market factor's drift, per year
+RETURN_BOUNDS = (-0.6, 1.5)  # a day's simple return is clipped to this range
 
-    Factors: market (16%/yr), sectors (~9%/yr each), styles (~4%/yr); specific risk 20–35%/yr;
-    Student-t (4 dof) shocks scaled to unit variance; caps log-normal (a few giants, a long tail).
-    """
+
+def _t_shocks(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Student-t (4 dof) shocks scaled to unit variance (the variance of t(4) is 2): fat tails."""
+    return rng.standard_t(4, size=shape) / np.sqrt(2.0)
+
+
+def _shocks(
+    rng: np.random.Generator, days: int, f_vol: np.ndarray, spec_vol: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Factor returns (days, K), with the market's drift, and specific returns (days, n)."""
+    f_ret = _t_shocks(rng, (days, len(f_vol))) * f_vol
+    f_ret[:, 0] += MARKET_DRIFT / TRADING_DAYS
+    return f_ret, _t_shocks(rng, (days, len(spec_vol))) * spec_vol
+
+
+def _closes(previous: np.ndarray, returns: np.ndarray) -> np.ndarray:
+    """Closes in whole cents, never below one cent."""
+    return np.maximum(np.round(previous * (1.0 + returns), 2), 0.01)
+
+
+@dataclass(frozen=True, slots=True)
+class SynthProcess:
+    """The return process of a synthetic market, in daily units: r = f Bᵀ + ε + drift, clipped,
+    with f and ε Student-t shocks of volatility ``f_vol`` and ``spec_vol``."""
+
+    B: np.ndarray  # (n, K) loadings: market, sectors, styles
+    f_vol: np.ndarray  # (K,) daily factor volatility
+    spec_vol: np.ndarray  # (n,) daily specific volatility
+    drift: np.ndarray  # (n,) daily drift of each name beyond the market's
+
+    def combine(self, f_ret: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        """Daily returns from factor returns (T, K) and specific returns (T, n)."""
+        return np.clip(f_ret @ self.B.T + eps + self.drift, *RETURN_BOUNDS)
+
+    def continue_from(self, close: np.ndarray, dates: np.ndarray, seed: int) -> np.ndarray:
+        """Closes (len(dates), n) after the closes ``close``, one day at a time: day ``d``'s shocks
+        come from its own stream (``seed``, the stream tag, ``d``), so the path depends only on the
+        seed, the dates and the closes before them (extending by 5 then 5 is extending by 10)."""
+        out = np.empty((len(dates), len(close)))
+        for k, d in enumerate(dates.astype("datetime64[D]").astype("int64")):
+            rng = np.random.default_rng([seed, _CONTINUATION_STREAM, int(d)])
+            close = out[k] = _closes(close, self.combine(*_shocks(rng, 1, self.f_vol, self.spec_vol))[0])
+        return out
+
+
+_CONTINUATION_STREAM = 0x7E57  # keeps the continuation's streams apart from synthesize's own
+
+
+def _symbols(names: int) -> tuple[str, ...]:
+    width = max(3, len(str(names - 1)))
+    return tuple(f"S{i:0{width}d}" for i in range(names))
+
+
+def _draw(
+    names: int, days: int, factors: int, seed: int
+) -> tuple[np.random.Generator, np.ndarray, SynthProcess, tuple[np.ndarray, np.ndarray]]:
+    """synthesize's random stream up to its process: (rng, sector index, process, factor and
+    specific returns of the days after the first). The order of the draws is the market's."""
     if names < 2 or days < 2 or factors < 1:
         raise InputError("names/days/factors", "need names >= 2, days >= 2, factors >= 1")
     rng = np.random.default_rng(seed)
@@ -120,31 +170,51 @@ def synthesize(
     f_vol = np.concatenate([[0.16], np.full(n_sec, 0.09), np.full(max(n_style, 0), 0.04)])
     f_vol = f_vol[:factors] / np.sqrt(TRADING_DAYS)
     spec_vol = rng.uniform(0.20, 0.35, names) / np.sqrt(TRADING_DAYS)
+    shocks = _shocks(rng, days - 1, f_vol, spec_vol)
+    process = SynthProcess(B, f_vol, spec_vol, rng.normal(0.02, 0.03, names) / TRADING_DAYS)
+    return rng, sector_idx, process, shocks
 
-    def t_shocks(shape: tuple[int, ...]) -> np.ndarray:
-        return rng.standard_t(4, size=shape) / np.sqrt(2.0)  # var of t(4) is 2
 
-    f_ret = t_shocks((days - 1, factors)) * f_vol
-    f_ret[:, 0] += 0.07 / TRADING_DAYS
-    eps = t_shocks((days - 1, names)) * spec_vol
-    rets = f_ret @ B.T + eps + rng.normal(0.02, 0.03, names) / TRADING_DAYS
-    rets = np.clip(rets, -0.6, 1.5)
+def _finish(rng: np.random.Generator, sector_idx: np.ndarray, rets: np.ndarray, start: str) -> Market:
+    """The market of daily returns ``rets`` (T − 1, n) after first closes drawn here, with caps."""
+    names = len(sector_idx)
     p0 = np.exp(rng.normal(np.log(80.0), 0.8, names))
     prices = np.vstack([p0, p0 * np.cumprod(1.0 + rets, axis=0)])
     prices = np.maximum(np.round(prices, 2), 0.01)
     caps = np.exp(rng.normal(np.log(2e10), 1.2, names))
     shares_out = np.round(caps / p0)
 
-    dates = np.busday_offset(np.datetime64(start, "D"), np.arange(days), roll="forward")
-    width = max(3, len(str(names - 1)))
-    symbols = tuple(f"S{i:0{width}d}" for i in range(names))
+    dates = np.busday_offset(np.datetime64(start, "D"), np.arange(len(prices)), roll="forward")
     return Market(
-        symbols=symbols,
+        symbols=_symbols(names),
         sectors=tuple(SECTORS[k] for k in sector_idx),
         shares_outstanding=_readonly(shares_out),
         dates=dates,
         prices=_readonly(prices),
     )
+
+
+def synthesize(
+    names: int = 500,
+    days: int = 2520,
+    factors: int = 20,
+    seed: int = 7,
+    start: str = "2015-01-02",
+) -> Market:
+    """A deterministic fat-tailed factor-model market (domain.md §7).
+
+    Factors: market (16%/yr), sectors (~9%/yr each), styles (~4%/yr); specific risk 20–35%/yr;
+    Student-t (4 dof) shocks scaled to unit variance; caps log-normal (a few giants, a long tail).
+    """
+    rng, sector_idx, process, shocks = _draw(names, days, factors, seed)
+    return _finish(rng, sector_idx, process.combine(*shocks), start)
+
+
+def synthetic_process(names: int, days: int, factors: int, seed: int, start: str) -> tuple[SynthProcess, Market]:
+    """The process ``synthesize`` drew a market's returns from, and that market's first day
+    (universe, date, closes) to check a directory against: its random stream replayed."""
+    rng, sector_idx, process, _ = _draw(names, days, factors, seed)
+    return process, _finish(rng, sector_idx, np.empty((0, names)), start)
 
 
 def write_market(market: Market, out: Path | str) -> Path:

@@ -11,7 +11,7 @@ from taxview.core.errors import TaxviewError
 
 from .cmd_analysis import _cmd_backtest, _cmd_transition
 from .cmd_ledger import _cmd_ledger_export, _cmd_ledger_import, _cmd_ledger_show, _cmd_washsale
-from .cmd_run import _cmd_demo, _cmd_market_synth, _cmd_rebalance, _cmd_solve
+from .cmd_run import _cmd_demo, _cmd_market_append, _cmd_market_synth, _cmd_rebalance, _cmd_solve
 
 
 def _redis_options(p: argparse.ArgumentParser) -> None:
@@ -39,14 +39,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     market = sub.add_parser("market", help="market data").add_subparsers(dest="market_cmd", required=True)
-    synth = market.add_parser("synth", help="write a deterministic synthetic market as Parquet")
-    synth.add_argument("--names", type=int, default=500)
-    synth.add_argument("--days", type=int, default=2520)
-    synth.add_argument("--factors", type=int, default=20)
-    synth.add_argument("--seed", type=int, default=7)
-    synth.add_argument("--start", default="2015-01-02", help="first trading day (ISO)")
-    synth.add_argument("--out", required=True)
+    synth = market.add_parser(
+        "synth", help="write a deterministic synthetic market as Parquet (--out), or continue one (--extend)"
+    )
+    synth.add_argument("--names", type=int, help="default 500")
+    synth.add_argument("--days", type=int, help="trading days (default 2520); with --extend: new business days")
+    synth.add_argument("--factors", type=int, help="default 20")
+    synth.add_argument("--seed", type=int, help="default 7")
+    synth.add_argument("--start", help="first trading day (ISO, default 2015-01-02)")
+    where = synth.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="the new market directory (with synthetic.json: how it was made)")
+    where.add_argument(
+        "--extend", metavar="DIR", help="add --days business days to the synthetic market DIR with its own process"
+    )
     synth.set_defaults(func=_cmd_market_synth)
+    append = market.add_parser("append", help="add days of closes to a market directory")
+    append.add_argument("--market", required=True, help="market directory (README: data formats)")
+    append.add_argument("--prices", required=True, help="CSV or Parquet of date,symbol,close (README: data formats)")
+    append.set_defaults(func=_cmd_market_append)
 
     solve = sub.add_parser("solve", help="rebalance one account")
     solve.add_argument("--market", required=True, help="market directory (README: data formats)")

@@ -1,4 +1,4 @@
-"""``taxview market synth``, ``solve``, ``rebalance`` and ``demo``: the solver and the nightly."""
+"""``taxview market synth`` and ``append``, ``solve``, ``rebalance`` and ``demo``: the solver and the nightly."""
 
 from __future__ import annotations
 
@@ -11,16 +11,45 @@ from pathlib import Path
 
 from .cmd_ledger import _Ledger, _ledger_url
 
+_SYNTH_DEFAULTS = {"names": 500, "days": 2520, "factors": 20, "seed": 7, "start": "2015-01-02"}
+
 
 def _cmd_market_synth(args: argparse.Namespace) -> int:
-    from solver.market import synthesize, write_market
+    from solver.marketdir import extend_synthetic, write_synthetic
+    from taxview.core.errors import InputError
 
     t0 = time.perf_counter()
-    m = synthesize(names=args.names, days=args.days, factors=args.factors, seed=args.seed, start=args.start)
-    out = write_market(m, args.out)
+    if args.extend:
+        given = [f"--{k}" for k in ("names", "factors", "seed", "start") if getattr(args, k) is not None]
+        if given:
+            raise InputError(given[0][2:], f"--extend continues the process the market records: drop {given}")
+        if args.days is None:
+            raise InputError("days", "--extend needs --days N (new business days)")
+        before, after = extend_synthetic(args.extend, args.days)
+        return _added(before, after, args.extend, t0)
+    chosen = {k: default if getattr(args, k) is None else getattr(args, k) for k, default in _SYNTH_DEFAULTS.items()}
+    m = write_synthetic(args.out, **chosen)
     print(
-        f"wrote {m.n} names × {len(m.dates)} days ({m.dates[0]}..{m.dates[-1]}) to {out} "
+        f"wrote {m.n} names × {len(m.dates)} days ({m.dates[0]}..{m.dates[-1]}) to {args.out} "
         f"in {time.perf_counter() - t0:.1f}s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_market_append(args: argparse.Namespace) -> int:
+    from solver.marketdir import append_closes
+
+    t0 = time.perf_counter()
+    before, after = append_closes(args.market, args.prices)
+    return _added(before, after, args.market, t0)
+
+
+def _added(before, after, market_dir: str, t0: float) -> int:
+    new = after.dates[len(before.dates) :]
+    print(
+        f"added {len(new)} days ({new[0]}..{new[-1]}) of {after.n} names to {market_dir}: now "
+        f"{after.dates[0]}..{after.dates[-1]}, {len(after.dates)} days, in {time.perf_counter() - t0:.1f}s",
         file=sys.stderr,
     )
     return 0
