@@ -134,7 +134,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from ledger.importer import import_lots
     from ledger.server import PrivateLedger
     from ledger.store import LedgerStore
-    from solver.market import read_market, synthesize, write_market
+    from solver.market import read_market
+    from solver.marketdir import write_synthetic
     from taxview.demo import synth_firm
 
     work = Path(args.workdir)
@@ -142,7 +143,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if not (mdir / "prices.parquet").is_file():
         print(f"building the synthetic market in {mdir} ...", file=sys.stderr)
-        write_market(synthesize(names=args.names, days=args.days, seed=args.seed), mdir)
+        write_synthetic(mdir, names=args.names, days=args.days, factors=20, seed=args.seed, start="2015-01-02")
     market = read_market(mdir)
     t = len(market.dates) - 1
     date = str(market.dates[t])
