@@ -20,20 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from taxview.core.errors import InputError
+from taxview.core.mandate import SECTORS
 
-SECTORS = (
-    "Communication",
-    "Consumer Discretionary",
-    "Consumer Staples",
-    "Energy",
-    "Financials",
-    "Health Care",
-    "Industrials",
-    "Information Technology",
-    "Materials",
-    "Real Estate",
-    "Utilities",
-)
 TRADING_DAYS = 252
 
 

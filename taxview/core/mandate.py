@@ -19,8 +19,8 @@ from .errors import InputError
 
 ACCOUNT_TYPES = ("taxable", "ira", "trust", "other")
 STATUSES = ("active", "paused", "liquidate")
-SECTORS = (  # GICS
-    "Communication Services",
+SECTORS = (  # the GICS sectors, as the markets here name them
+    "Communication",
     "Consumer Discretionary",
     "Consumer Staples",
     "Energy",
