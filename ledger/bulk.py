@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 import redis
 from redis.commands.core import Script
 
+from taxview.core.mandate import to_json
+
 from .api import MAX_CASH_CENTS, AccountInfo
 from .codec import lot_field
 from .errors import CommitRejected, LedgerInputError
@@ -98,12 +100,14 @@ class BulkWrites:
                     "st_rate": repr(record["st_rate"]),
                     "lt_rate": repr(record["lt_rate"]),
                     "cash_cents": a.cash_cents,
+                    "mandate": to_json(a.mandate),
                 },
             )
+            pipe.hincrby(self.k.account(a.household, a.account), "mandate_version", 1)
             pipe.hsetnx(self.k.account(a.household, a.account), "opening_cash_cents", a.cash_cents)
             pipe.hsetnx(self.k.meta(a.household), "version", 0)
             pipe.hincrby(self.k.meta(a.household), "version", 1)  # plans made on the old record go stale
-            entry = {"account": {**record, "cash_cents": a.cash_cents}}
+            entry = {"account": {**record, "cash_cents": a.cash_cents, "mandate": json.loads(to_json(a.mandate))}}
             pipe.xadd(
                 self.k.journal(a.household),
                 {"key": "", "account": a.account, "date": "", "entry": json.dumps(entry, separators=(",", ":"))},

@@ -19,11 +19,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from taxview.core.mandate import KEYS, check
 from taxview.core.money import dollars_to_cents
 
 from .api import AccountInfo
 from .errors import LedgerInputError
-from .keys import ID_PATTERN, ID_RULE, LOT_ID_PATTERN, LOT_ID_RULE, SYMBOL_PATTERN, SYMBOL_RULE
+from .keys import ID_PATTERN, ID_RULE, LOT_ID_PATTERN, LOT_ID_RULE, SYMBOL_PATTERN, SYMBOL_RULE, check_id
 from .validate import plain_shares
 
 ACCOUNT_COLUMNS = ("account", "household", "account_type")
@@ -162,6 +163,31 @@ def read_accounts(path: Path | str) -> list[AccountInfo]:
             rates.append(_rate(columns[name][i], default, name, where))
         cash = _cents(columns["cash"][i], "cash", where)
         out.append(AccountInfo(accounts[i], households[i], types[i] or "", rates[0], rates[1], cash))
+    return out
+
+
+def read_account_rows(path: Path | str) -> list[tuple[str, dict]]:
+    """``taxview accounts import``: one row per account, ``account`` plus any of ``household``,
+    ``cash`` and the mandate keys (``taxview.core.mandate.KEYS``); unknown columns are refused.
+    Returns (where, row) with the account id checked, cash in cents, the mandate checked (empty
+    cells dropped: the account keeps what it has, or the firm's default)."""
+    optional = ("household", "cash", *KEYS)
+    t = read_table(path, ("account", *optional))
+    _columns(t, path, ("account",), optional)
+    accounts = _text(t, path, "account", _ID_RE, ID_RULE).to_pylist()
+    cells = {c: t.column(c).to_pylist() for c in t.column_names if c != "account"}
+    out = []
+    for i, account in enumerate(accounts):
+        where = f"{path} row {_row(path, i)} (account {account})"
+        row: dict = {"account": account}
+        household = cells.get("household", [None] * t.num_rows)[i]
+        if household not in (None, ""):
+            row["household"] = check_id("household", str(household), f"{where}: ")
+        cash = cells.get("cash", [None] * t.num_rows)[i]
+        if cash not in (None, ""):
+            row["cash_cents"] = _cents(cash, "cash", f"{where}: ")
+        row["mandate"] = check({k: v[i] for k, v in cells.items() if k in KEYS}, where)
+        out.append((where, row))
     return out
 
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from taxview.core.mandate import check
+
 from .api import AccountInfo
 from .codec import encode_lot, encode_sale, lot_field
 from .keys import Keys
@@ -64,8 +66,16 @@ class Journal:
                 entry = e["entry"]
                 if "account" in entry:
                     r = entry["account"]
-                    info = AccountInfo(e["account"], hh, r["type"], r["st_rate"], r["lt_rate"], r["cash_cents"])
+                    mandate = check(r.get("mandate") or {}, f"journal of {hh}")
+                    info = AccountInfo(
+                        e["account"], hh, r["type"], r["st_rate"], r["lt_rate"], r["cash_cents"], mandate
+                    )
                     target.add_accounts([info], replace=[e["account"]])
+                elif "mandate" in entry:  # restated as it became: every key, the dropped ones back to default
+                    m = entry["mandate"]
+                    restate = {k: None for k in m["old"]} | {"account_type": None, "st_rate": None, "lt_rate": None}
+                    restate.update(check(m["new"], f"journal of {hh}"))
+                    target.set_mandate(e["account"], restate, m["actor"], m["at"])
                 elif "import" in entry:  # restored verbatim: same purchase numbers, same pieces
                     target.write_import(
                         hh,

@@ -47,7 +47,8 @@ class MemoryLedger:
             house.register(a.account, a.account_type)
             self._windows.setdefault(a.household, {})
             self._done.setdefault(a.household, {})
-            self._accounts[a.account] = a
+            known = self._accounts.get(a.account)
+            self._accounts[a.account] = replace(a, mandate_version=(known.mandate_version if known else 0) + 1)
         return len(accounts)
 
     def open_lot(self, account: str, lot: Lot) -> OpenLot:

@@ -27,6 +27,7 @@ from typing import Any
 
 import redis
 
+from taxview.core.mandate import from_json
 from taxview.core.records import Restrictions, Trade
 
 from .api import AccountInfo, CommitResult, identity_names
@@ -35,6 +36,7 @@ from .codec import decode_lot, decode_sale, lua_prelude
 from .errors import CommitRejected, LedgerInputError, UnknownAccount
 from .journal import Journal
 from .keys import Keys, dot_prefixes, made_lot_id, piece_order
+from .mandates import MandateWrites
 from .plan import commit_digest, key_reused, plan_commit, wire_trades
 from .records import Account, OpenLot, Sale
 from .washsale import Household
@@ -48,7 +50,7 @@ def _lua(name: str) -> str:
     return lua_prelude() + resources.files("ledger").joinpath("lua", name).read_text()
 
 
-class LedgerStore(BulkWrites, Journal):
+class LedgerStore(BulkWrites, Journal, MandateWrites):
     """The ledger on one Redis (or Redis Cluster: every script touches one hash slot)."""
 
     def __init__(self, client: redis.Redis, prefix: str = "tv", identical: Mapping[str, str] | None = None) -> None:
@@ -59,6 +61,7 @@ class LedgerStore(BulkWrites, Journal):
         self._commit = client.register_script(_lua("commit.lua"))
         self._account_lots = client.register_script(_lua("account_lots.lua"))
         self._import = client.register_script(_lua("import.lua"))
+        self._mandate = client.register_script(_lua("mandate.lua"))
         self._homes: dict[str, str] = {}
         self._seq_hint: dict[str, int] = {}  # household -> its last purchase number seen (made ids)
 
@@ -79,7 +82,16 @@ class LedgerStore(BulkWrites, Journal):
     def account(self, account: str) -> AccountInfo:
         hh = self.household_of(account)
         h = {k.decode(): v.decode() for k, v in self.r.hgetall(self.k.account(hh, account)).items()}
-        return AccountInfo(account, hh, h["type"], float(h["st_rate"]), float(h["lt_rate"]), int(h["cash_cents"]))
+        return AccountInfo(
+            account,
+            hh,
+            h["type"],
+            float(h["st_rate"]),
+            float(h["lt_rate"]),
+            int(h["cash_cents"]),
+            from_json(h.get("mandate")),
+            int(h.get("mandate_version", 0)),
+        )
 
     def accounts(self) -> dict[str, str]:
         """account -> household, for every account."""

@@ -9,6 +9,7 @@ import sys
 
 from taxview.core.errors import TaxviewError
 
+from .cmd_accounts import _cmd_accounts_import, _cmd_accounts_set, _cmd_accounts_show
 from .cmd_analysis import _cmd_backtest, _cmd_transition
 from .cmd_ledger import _cmd_ledger_export, _cmd_ledger_import, _cmd_ledger_show, _cmd_washsale
 from .cmd_run import _cmd_demo, _cmd_market_append, _cmd_market_synth, _cmd_rebalance, _cmd_solve
@@ -104,6 +105,27 @@ def build_parser() -> argparse.ArgumentParser:
     _redis_options(show)
     show.set_defaults(func=_cmd_ledger_show)
 
+    acc = sub.add_parser("accounts", help="account mandates: import, set, show").add_subparsers(
+        dest="accounts_cmd", required=True
+    )
+    ai = acc.add_parser("import", help="create accounts and change mandates from a file (CSV or Parquet)")
+    ai.add_argument("file", help="one row per account: account, [household, cash,] mandate keys (README)")
+    ai.add_argument("--actor", help="who makes the change (default: the login name), journaled")
+    _redis_options(ai)
+    ai.set_defaults(func=_cmd_accounts_import)
+    aset = acc.add_parser("set", help="change an account's mandate: key=value ... (key= : the firm's default)")
+    aset.add_argument("account")
+    aset.add_argument("changes", nargs="+", metavar="key=value")
+    aset.add_argument("--actor", help="who makes the change (default: the login name), journaled")
+    _redis_options(aset)
+    aset.set_defaults(func=_cmd_accounts_set)
+    ashow = acc.add_parser("show", help="an account's mandate, the settings it gets, its history")
+    ashow.add_argument("account")
+    ashow.add_argument("--firm", help="the firm's defaults (TOML, [defaults]); default: taxview's")
+    ashow.add_argument("--json", action="store_true")
+    _redis_options(ashow)
+    ashow.set_defaults(func=_cmd_accounts_show)
+
     rb = sub.add_parser("rebalance", help="the nightly rebalance of every account in the ledger, on Ray")
     rb.add_argument("--date", required=True)
     rb.add_argument("--market", required=True)
@@ -116,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--shard-size", type=int, default=8, help="accounts per shard (households never split)")
     rb.add_argument("--factors", type=int, default=20, help="PCA factors when the market has no riskmodel/")
     rb.add_argument("--identical", help="substantially identical symbols, e.g. GOOG=GOOGL")
+    rb.add_argument("--firm", help="the firm's defaults (TOML, [defaults]); each account's mandate goes over them")
     rb.add_argument("--quiet", action="store_true", help="no progress bar")
     rb.add_argument(
         "--redis-retry-s",

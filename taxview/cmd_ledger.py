@@ -50,7 +50,8 @@ class _Ledger:
         if url:
             self.client = reach(url)
         else:
-            command = " ".join(["taxview", args.command, *([args.ledger_cmd] if args.command == "ledger" else [])])
+            sub = getattr(args, "ledger_cmd", None) or getattr(args, "accounts_cmd", None)
+            command = " ".join(["taxview", args.command, *([sub] if sub else [])])
             self.private = PrivateLedger(Path(args.workdir) / "redis", args.appendfsync, command).open()
             url = self.private.url
             self.client = reach(url)

@@ -94,7 +94,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
 def _cmd_rebalance(args: argparse.Namespace) -> int:
     from cluster.coordinator import rebalance, summary_table
-    from cluster.settings import RunSettings
+    from cluster.settings import RunSettings, read_firm_defaults
     from taxview.core.errors import InputError
 
     if args.address and not _ledger_url(args):
@@ -117,8 +117,9 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
         run_wait_s=args.run_wait_s,
         quiet=args.quiet,
     )
+    defaults = read_firm_defaults(args.firm) if args.firm else None
     with ledger:
-        s = rebalance(run, ledger.settings)
+        s = rebalance(run, ledger.settings, defaults)
     print(summary_table(s))
     if s.interrupted:  # outputs written for what was done; 128 + the signal, as a shell reports it
         return 128 + signal.Signals[s.signal].value

@@ -164,3 +164,21 @@ def test_the_step_books_the_same_rebalance_on_both_adapters(redis_client, small_
         results.append((out.committed.trades, out.committed.sales, led.account("A").cash_cents))
     assert results[0] == results[1]
     assert any(s["gain_cents"] < 0 for s in results[0][1])  # it harvested something
+
+
+def test_mandates_are_versioned_and_the_step_follows_them(ledger, small_snap):
+    """Both adapters keep a mandate the same way, and the step pauses or liquidates by it."""
+    when = "2024-01-01T00:00:00+00:00"
+    info = ledger.set_mandate("A", {"status": "paused", "te_max": 0.01, "st_rate": 0.3}, "ops", when)
+    assert (info.mandate, info.st_rate, info.mandate_version) == ({"status": "paused", "te_max": 0.01}, 0.3, 2)
+    assert ledger.account("A").mandate == info.mandate and ledger.account("A").mandate_version == 2
+    out = rebalance_account(ledger, small_snap, "A", "night:A", AccountSettings(), ProblemCache())
+    assert (out.status, out.committed) == ("paused", None) and out.settings.te_max == 0.01
+    ledger.set_mandate("A", {"status": "liquidate", "te_max": None}, "ops", when)
+    assert ledger.account("A").mandate == {"status": "liquidate"}
+    held = ledger.lots("A")
+    out = rebalance_account(ledger, small_snap, "A", "night2:A", AccountSettings(), ProblemCache())
+    # the toy lots name symbols outside the snapshot: they stay, each with a note
+    priced = [x for x in held if x.symbol in small_snap.index]
+    assert out.status == "liquidated" and len(out.committed.sales) == len(priced)
+    assert {x.lot_id for x in ledger.lots("A")} == {x.lot_id for x in held if x.symbol not in small_snap.index}

@@ -1,0 +1,133 @@
+"""``taxview accounts``: account mandates — import a file, set keys, show one account.
+
+Every change is checked in full before anything is written (exit 2 naming the account and key),
+versioned, and journaled in the household (when, who, old → new); the nightly run reads it from
+its next run on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import sys
+
+from .cmd_ledger import _Ledger
+
+
+def _actor(args: argparse.Namespace) -> str:
+    return args.actor or getpass.getuser()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _cmd_accounts_import(args: argparse.Namespace) -> int:
+    from ledger.api import AccountInfo
+    from ledger.files import read_account_rows
+    from taxview.core.errors import InputError
+
+    rows = read_account_rows(args.file)
+    seen: set[str] = set()
+    with _Ledger(args) as store:
+        homes = store.accounts()
+        new, changes = [], []
+        for where, row in rows:  # every row checked before anything is written
+            account, mandate = row["account"], dict(row["mandate"])
+            if account in seen:
+                raise InputError("account", f"{where}: account {account!r} is listed twice")
+            seen.add(account)
+            if account in homes:
+                if row.get("household", homes[account]) != homes[account]:
+                    raise InputError("household", f"{where}: the account belongs to household {homes[account]!r}")
+                if "cash_cents" in row:
+                    raise InputError("cash", f"{where}: cash of an existing account moves with `taxview cash`")
+                if mandate:
+                    changes.append((account, mandate))
+                continue
+            for key in ("household", "account_type"):
+                if key not in row and key not in mandate:
+                    raise InputError(key, f"{where}: a new account needs {key}")
+            kind = mandate.pop("account_type")
+            rates = {k: mandate.pop(k) for k in ("st_rate", "lt_rate") if k in mandate}
+            new.append(
+                AccountInfo(
+                    account, row["household"], kind, **rates, cash_cents=row.get("cash_cents", 0), mandate=mandate
+                )
+            )
+        store.check_accounts(new)
+        store.add_accounts(new)
+        at, actor = _now(), _actor(args)
+        for account, mandate in changes:
+            store.set_mandate(account, mandate, actor, at)
+    print(f"accounts: {len(new)} created, {len(changes)} mandates changed", file=sys.stderr)
+    return 0
+
+
+def _cmd_accounts_set(args: argparse.Namespace) -> int:
+    from taxview.core.errors import InputError
+    from taxview.core.mandate import check
+
+    pairs = {}
+    for item in args.changes:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise InputError("change", f"{item!r} is not key=value (an empty value: back to the firm's default)")
+        pairs[key.strip()] = value
+    changes = check(pairs, f"account {args.account}", resets=True)
+    for key in ("account_type", "st_rate", "lt_rate"):
+        if key in changes and changes[key] is None:
+            raise InputError(key, f"account {args.account}: {key} has no firm default; give a value")
+    with _Ledger(args) as store:
+        info = store.set_mandate(args.account, changes, _actor(args), _now())
+    print(f"account {info.account}: mandate version {info.mandate_version}", file=sys.stderr)
+    return 0
+
+
+def _cmd_accounts_show(args: argparse.Namespace) -> int:
+    from cluster.settings import read_firm_defaults
+    from cluster.step import settings_for
+    from ledger.mandates import shown
+    from ledger.trades import money
+    from solver.types import AccountSettings
+
+    defaults = read_firm_defaults(args.firm) if args.firm else AccountSettings()
+    with _Ledger(args) as store:
+        info = store.account(args.account)
+        history = [e for e in store.journal(info.household) if e["account"] == args.account and "mandate" in e["entry"]]
+    effective = settings_for(defaults, info)
+    out = {
+        "account": info.account,
+        "household": info.household,
+        "cash": money(info.cash_cents),
+        "mandate_version": info.mandate_version,
+        "mandate": shown(info),
+        "status": info.mandate.get("status", "active"),
+        "effective": {
+            k: sorted(v) if isinstance(v, frozenset) else v
+            for k, v in sorted(vars_of(effective).items())
+            if k != "account_id"
+        },
+        "history": [e["entry"]["mandate"] for e in history],
+    }
+    if args.json:
+        json.dump(out, sys.stdout, indent=1, default=str)
+        print()
+        return 0
+    print(
+        f"account {info.account} in household {info.household}: mandate version {info.mandate_version}, {out['status']}"
+    )
+    print(f"  cash {out['cash']}")
+    print("  states: " + ", ".join(f"{k}={v}" for k, v in out["mandate"].items()))
+    print("  effective: " + ", ".join(f"{k}={v}" for k, v in out["effective"].items()))
+    for h in out["history"]:
+        changed = {k: (h["old"].get(k), h["new"].get(k)) for k in h["old"].keys() | h["new"].keys()}
+        diff = ", ".join(f"{k}: {a} → {b}" for k, (a, b) in sorted(changed.items()) if a != b)
+        print(f"  v{h['version']} {h['at']} by {h['actor']}: {diff or 'no change'}")
+    return 0
+
+
+def vars_of(settings) -> dict:
+    return {f: getattr(settings, f) for f in settings.__dataclass_fields__}
