@@ -10,7 +10,7 @@ import sys
 from taxview.core.errors import TaxviewError
 
 from .cmd_accounts import _cmd_accounts_import, _cmd_accounts_set, _cmd_accounts_show
-from .cmd_analysis import _cmd_backtest, _cmd_transition
+from .cmd_analysis import _cmd_backtest, _cmd_report, _cmd_transition
 from .cmd_ledger import _cmd_ledger_export, _cmd_ledger_import, _cmd_ledger_show, _cmd_washsale
 from .cmd_run import _cmd_demo, _cmd_market_append, _cmd_market_synth, _cmd_rebalance, _cmd_solve
 
@@ -194,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--out", required=True)
     bt.add_argument("--quiet", action="store_true")
     bt.set_defaults(func=_cmd_backtest)
+
+    report = sub.add_parser("report", help="the morning report of a nightly run: one self-contained HTML page")
+    report.add_argument("--run", required=True, help="the run's --out directory (run.json, accounts.parquet, ...)")
+    report.add_argument("--out", help="the HTML file to write (default: DIR/report.html)")
+    report.set_defaults(func=_cmd_report)
 
     demo = sub.add_parser("demo", help="the nightly rebalance of a synthetic firm (private Redis, local Ray)")
     demo.add_argument("--workdir", default="taxview-work")

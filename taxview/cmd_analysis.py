@@ -1,4 +1,4 @@
-"""``taxview backtest`` and ``taxview transition``: the analyses."""
+"""``taxview backtest``, ``taxview transition`` and ``taxview report``: the analyses."""
 
 from __future__ import annotations
 
@@ -94,13 +94,7 @@ def _cmd_transition(args: argparse.Namespace) -> int:
 
 
 def _cmd_transition_sweep(args: argparse.Namespace) -> int:
-    import base64
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from taxview.report import png_data_uri, pyplot
     from taxview.transition import PROFILES, breakeven, sweep
 
     if not args.out:
@@ -110,6 +104,7 @@ def _cmd_transition_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result: dict = {"profiles": {}}
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for profile in args.profile or list(PROFILES):
         x = _transition_inputs(args, profile)
@@ -135,7 +130,7 @@ def _cmd_transition_sweep(args: argparse.Namespace) -> int:
     fig.savefig(out / "sweep.png", dpi=120)
     plt.close(fig)
     (out / "sweep.json").write_text(json.dumps(result, indent=1) + "\n")
-    img = base64.b64encode((out / "sweep.png").read_bytes()).decode()
+    img = png_data_uri((out / "sweep.png").read_bytes())
     rows = "".join(
         f"<tr><td>{p}</td><td>{v['cg_rate']:.1%}</td><td>{v['income_rate']:.1%}</td>"
         f"<td>{_pct(v['breakeven_pre_tax'])}</td><td>{_pct(v['breakeven_post_tax'])}</td></tr>"
@@ -145,7 +140,7 @@ def _cmd_transition_sweep(args: argparse.Namespace) -> int:
         "<!doctype html><meta charset=utf-8><title>taxview transition sweep</title>"
         "<style>body{font-family:sans-serif;max-width:960px;margin:2em auto}td,th{padding:4px 12px}</style>"
         "<h1>Should an ETF investor switch to direct indexing?</h1>"
-        f"<img alt='net benefit against embedded gain' src='data:image/png;base64,{img}' width=900>"
+        f"<img alt='net benefit against embedded gain' src='{img}' width=900>"
         "<table><tr><th>profile</th><th>cg rate</th><th>income rate</th><th>break-even pre-tax</th>"
         f"<th>break-even post-tax</th></tr>{rows}</table>"
         "<p>Above the break-even embedded gain, switching loses money. Method: domain.md §6.</p>"
@@ -164,6 +159,14 @@ def _cmd_transition_sweep(args: argparse.Namespace) -> int:
                 f"post-tax {_pct(v['breakeven_post_tax'])}"
             )
         print(f"wrote {out / 'sweep.json'}, {out / 'sweep.png'}, {out / 'sweep.html'}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from taxview.morning import write_morning_report
+
+    path = write_morning_report(Path(args.run), Path(args.out) if args.out else None)
+    print(f"wrote {path}")
     return 0
 
 

@@ -42,13 +42,24 @@ def rolling_te(nav: list[float], bench: list[float], days: int = ROLLING_DAYS) -
     return out
 
 
-def charts(out: Path, run, baseline, index=None, index_name=None) -> list[Path]:
-    """nav.png, harvested.png and tracking_error.png: each line for the strategy and the baseline."""
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display): the one set-up of every chart taxview draws."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def png_data_uri(png: bytes) -> str:
+    """A PNG as a ``data:`` URI, so an HTML report is one self-contained file."""
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def charts(out: Path, run, baseline, index=None, index_name=None) -> list[Path]:
+    """nav.png, harvested.png and tracking_error.png: each line for the strategy and the baseline."""
+    plt = pyplot()
     d, cap = run.dates, run.nav[0]
     nav = [
         (run.after_tax_nav, "tax-aware, after tax", {"lw": 1.6}),
@@ -109,10 +120,6 @@ def _fmt(key: str, v: Any) -> str:
     return html.escape(str(v))
 
 
-def _b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
-
-
 def report_html(out: Path, metrics: dict, images: list[Path], assumptions: list[str]) -> Path:
     keys = [k for k in metrics if k not in ("baseline", "assumptions", "inputs")]
     base = metrics["baseline"]
@@ -120,7 +127,7 @@ def report_html(out: Path, metrics: dict, images: list[Path], assumptions: list[
         f"<tr><th>{html.escape(k)}</th><td>{_fmt(k, metrics[k])}</td><td>{_fmt(k, base.get(k, ''))}</td></tr>"
         for k in keys
     )
-    imgs = "".join(f"<figure><img src='data:image/png;base64,{_b64(p)}' alt='{p.stem}'></figure>" for p in images)
+    imgs = "".join(f"<figure><img src='{png_data_uri(p.read_bytes())}' alt='{p.stem}'></figure>" for p in images)
     notes = "".join(f"<li>{html.escape(a)}</li>" for a in assumptions)
     page = f"""<!doctype html><html lang=en><meta charset=utf-8><title>taxview after-tax backtest</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}

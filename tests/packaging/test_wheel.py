@@ -30,7 +30,12 @@ def test_the_wheel_carries_its_data_and_runs_a_backtest_from_a_fresh_venv(tmp_pa
     )
     (wheel,) = dist.glob("taxview-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"taxview/data/sp500_dataset.csv.gz", "taxview/data/sp500_index.csv.gz", "ledger/lua/commit.lua"} <= names
+    assert {
+        "taxview/data/sp500_dataset.csv.gz",
+        "taxview/data/sp500_index.csv.gz",
+        "ledger/lua/commit.lua",
+        "taxview/morning/page.py",
+    } <= names
     # a fresh venv: the wheel installed in it, the dependencies seen through a path file (the
     # project venv's site-packages, whose editable hook for the checkout is not run from there)
     env_dir = tmp_path / "venv"
