@@ -22,10 +22,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
@@ -36,37 +37,16 @@ from ledger.connection import LedgerSettings, redact, retrying
 from solver.snapshot import load_snapshot
 from solver.types import AccountSettings
 from taxview.core.errors import InputError
+from taxview.morning import write_morning_report
 
 from .lease import RunLease
+from .night import write_night_files
 from .settings import RunSettings
 from .sharding import group_by_household, make_shards
+from .summary import RunSummary
 from .worker import ACCOUNT_SCHEMA, OK_STATUSES, TRADE_SCHEMA, RebalanceWorker
 
 IN_FLIGHT_PER_WORKER = 2
-
-
-@dataclass
-class RunSummary:
-    run_id: str
-    date: str
-    accounts: int
-    ok: int
-    failed: int
-    replayed: int
-    trades: int
-    wall_s: float
-    accounts_per_s: float
-    workers: int
-    shards: int
-    shard_retries: int
-    stages: dict[str, float] = field(default_factory=dict)
-    worker_stages: dict[str, float] = field(default_factory=dict)
-    harvested_loss: str = "0"
-    tax_estimate: str = "0"
-    out: str = ""
-    interrupted: bool = False  # stopped by a signal: ``not_run`` accounts were not rebalanced
-    signal: str | None = None
-    not_run: int = 0
 
 
 class _Stop:
@@ -182,7 +162,9 @@ def rebalance(
     init_ray = not ray.is_initialized()
     undo_loopback = None
     actors: list = []
-    temp = {name: out / f".{name}.{os.getpid()}.partial" for name in ("trades.parquet", "accounts.parquet")}
+    outputs = ("trades.parquet", "accounts.parquet", "blocked.parquet", "events.parquet")
+    temp = {name: out / f".{name}.{os.getpid()}.partial" for name in outputs}
+    orders: list[int] = []  # per account rebalanced
     writers: list[pq.ParquetWriter] = []
     complete = False
     bar = None
@@ -242,10 +224,12 @@ def rebalance(
             for k in worker_stages:
                 worker_stages[k] += result["stages"].get(k, 0.0)
             acc = result["accounts"].to_pydict()
-            for status, h, tax, replayed in zip(
-                acc["status"], acc["harvested_loss"], acc["tax_estimate"], acc["replayed"]
+            for status, h, tax, replayed, n in zip(
+                acc["status"], acc["harvested_loss"], acc["tax_estimate"], acc["replayed"], acc["orders"]
             ):
                 counts["ok" if status in OK_STATUSES else "failed"] += 1
+                if status in OK_STATUSES:
+                    orders.append(n or 0)
                 counts["replayed"] += bool(replayed)  # the same count as accounts.parquet's column
                 money["harvested"] += h or 0
                 money["tax"] += tax or 0
@@ -289,6 +273,10 @@ def rebalance(
             if after_shard is not None:
                 after_shard(done, actors)
         stages["rebalance_s"] = time.perf_counter() - t
+        t_night = time.perf_counter()
+        households = [hh for shard in shards for hh, _ in shard.households]
+        night = retrying(lambda: write_night_files(store, households, snap.date, temp), ledger.retry_s)
+        stages["night_files_s"] = time.perf_counter() - t_night
         complete = True
     finally:
         if bar is not None:
@@ -334,36 +322,25 @@ def rebalance(
         interrupted=stop.signum is not None,
         signal=signal.Signals(stop.signum).name if stop.signum is not None else None,
         not_run=n_accounts - rows,
+        orders=sum(orders),
+        orders_per_account_p50=float(np.percentile(orders, 50)) if orders else 0.0,
+        orders_per_account_p90=float(np.percentile(orders, 90)) if orders else 0.0,
+        **night,
     )
     # run.json is written last: present, it describes the Parquet files beside it
     (out / "run.json").unlink(missing_ok=True)
     for name, path in temp.items():
         os.replace(path, out / name)
-    tmp = out / f".run.json.{os.getpid()}.partial"
-    tmp.write_text(json.dumps(asdict(summary), indent=2) + "\n")
-    os.replace(tmp, out / "run.json")
+    _write_json(out / "run.json", asdict(summary))
+    try:  # the night's outputs stand without it: a report that fails is a warning, not a failed run
+        summary.report = str(write_morning_report(out))
+        _write_json(out / "run.json", asdict(summary))
+    except Exception as exc:  # noqa: BLE001
+        print(f"taxview: warning: the morning report was not written: {type(exc).__name__}: {exc}", file=sys.stderr)
     return summary
 
 
-def summary_table(s: RunSummary) -> str:
-    rows = [
-        ("run", s.run_id),
-        ("date", s.date),
-        (
-            "accounts",
-            f"{s.accounts} ({s.ok} ok, {s.failed} failed, {s.replayed} replayed"
-            + (f", {s.not_run} not run: interrupted by {s.signal}" if s.interrupted else "")
-            + ")",
-        ),
-        ("trades", f"{s.trades}"),
-        ("harvested losses", f"${float(s.harvested_loss):,.2f}"),
-        ("estimated tax", f"${float(s.tax_estimate):,.2f} (negative: a saving)"),
-        (
-            "wall time",
-            f"{s.wall_s:.1f}s (rebalance {s.stages['rebalance_s']:.1f}s, Ray start {s.stages['ray_setup_s']:.1f}s)",
-        ),
-        ("throughput", f"{s.accounts_per_s:.1f} accounts/s on {s.workers} workers"),
-        ("output", f"{s.out}/trades.parquet, accounts.parquet, run.json"),
-    ]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+def _write_json(path: Path, doc: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)

@@ -109,6 +109,14 @@ class Keys:
     def households(self) -> str:
         return f"{self.p}:households"  # set of household ids
 
+    def events(self) -> str:
+        # stream of account events (mandate changes, cash flows) for the morning report: a feed,
+        # written after the household's own journal entry (the book of record)
+        return f"{self.p}:events"
+
+    def last_night(self) -> str:
+        return f"{self.p}:nightly:last"  # the stream id up to which the last nightly reported events
+
     # per household
     def meta(self, hh: str) -> str:
         return f"{self.p}:hh:{self.tag(hh)}"  # version, last_date, seq, sale_seq

@@ -68,6 +68,14 @@ class MandateWrites:
                 ],
             )
             if reply[0] == b"OK":
+                before, after = shown(old), shown(new)
+                diff = "; ".join(
+                    f"{key} {before.get(key, 'default')} → {after.get(key, 'default')}"
+                    for key in sorted(before.keys() | after.keys())
+                    if before.get(key) != after.get(key)
+                )
+                event = {"time": at, "account": account, "kind": "mandate", "actor": actor, "detail": diff}
+                self.r.xadd(k.events(), event)
                 return new
             code, message = reply[1].decode(), reply[2].decode()
             if code == "UNKNOWN_ACCOUNT":

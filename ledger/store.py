@@ -139,21 +139,28 @@ class LedgerStore(BulkWrites, Journal, MandateWrites):
 
     def restrictions_many(self, households: Sequence[str], date: dt.date) -> dict[str, dict[str, Restrictions]]:
         """Restrictions of many households in one pipelined round trip."""
+        names = identity_names(self.identical)
+        return {
+            hh: restrictions_from_windows(last, date, types, names)
+            for hh, (last, types) in self.windows_many(households).items()
+        }
+
+    def windows_many(self, households: Sequence[str]) -> dict[str, tuple[list[tuple[str, int, int]], dict[str, str]]]:
+        """Per household: its windows (identity key, last buy, last loss sale; ordinals, 0: none)
+        and its accounts' types, in one pipelined round trip."""
         pipe = self.r.pipeline(transaction=False)
         for hh in households:
             pipe.hgetall(self.k.windows(hh))
             pipe.hgetall(self.k.members(hh))
         replies = pipe.execute()
-        names = identity_names(self.identical)
-        out: dict[str, dict[str, Restrictions]] = {}
+        out = {}
         for i, hh in enumerate(households):
             windows, members = replies[2 * i], replies[2 * i + 1]
-            last = []  # (key, last buy, last loss sale); "" in Redis: none
+            last = []  # "" in Redis: none
             for key, value in windows.items():
                 b, l = value.decode().split("|")
                 last.append((key.decode(), int(b or 0), int(l or 0)))
-            types = {a.decode(): t.decode() for a, t in members.items()}
-            out[hh] = restrictions_from_windows(last, date, types, names)
+            out[hh] = (last, {a.decode(): t.decode() for a, t in members.items()})
         return out
 
     # --- commit ------------------------------------------------------------------------------

@@ -34,3 +34,16 @@ def restrictions_from_windows(
             no_loss.update(these)
     nb, nl = frozenset(no_buy), frozenset(no_loss)
     return {a: Restrictions(nb, _NONE if t == "ira" else nl) for a, t in account_types.items()}
+
+
+def blocked_names(windows: Iterable[tuple[str, int, int]], date: dt.date) -> list[tuple[str, str, dt.date]]:
+    """What a household's windows block on ``date``: (identity key, ``no_buy`` | ``no_loss_sale``,
+    the last day blocked), the same rule as ``restrictions_from_windows`` (the morning report)."""
+    today = date.toordinal()
+    out = []
+    for key, bought, lost in windows:
+        if lost and 0 <= today - lost <= WINDOW_DAYS:
+            out.append((key, "no_buy", dt.date.fromordinal(lost + WINDOW_DAYS)))
+        if bought and 0 <= today - bought <= WINDOW_DAYS:
+            out.append((key, "no_loss_sale", dt.date.fromordinal(bought + WINDOW_DAYS)))
+    return out

@@ -93,8 +93,9 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
 
 def _cmd_rebalance(args: argparse.Namespace) -> int:
-    from cluster.coordinator import rebalance, summary_table
+    from cluster.coordinator import rebalance
     from cluster.settings import RunSettings, read_firm_defaults
+    from cluster.summary import summary_table
     from taxview.core.errors import InputError
 
     if args.address and not _ledger_url(args):
@@ -128,8 +129,9 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     """The nightly rebalance of a synthetic firm, end to end, on a private Redis and a local Ray."""
-    from cluster.coordinator import rebalance, summary_table
+    from cluster.coordinator import rebalance
     from cluster.settings import RunSettings
+    from cluster.summary import summary_table
     from ledger.connection import LedgerSettings
     from ledger.files import read_accounts, read_lots
     from ledger.importer import import_lots

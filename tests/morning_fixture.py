@@ -85,6 +85,10 @@ def _accounts(optional: bool) -> pa.Table:
             }
         rows.append(row)
     schema = ACCOUNT_SCHEMA
+    if not optional:  # a run from before the newer columns: the coordinator's schema without them
+        for name, _ in OPTIONAL_ACCOUNT_FIELDS:
+            if schema.get_field_index(name) >= 0:
+                schema = schema.remove(schema.get_field_index(name))
     if optional:
         for name, kind in OPTIONAL_ACCOUNT_FIELDS:  # the coordinator may already write some of them
             if schema.get_field_index(name) < 0:

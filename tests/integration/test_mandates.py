@@ -139,3 +139,19 @@ def test_the_nightly_reads_each_accounts_mandate(local_ray, redis_server, redis_
     assert excluded and not [t for t in trades if t["account"] == tight and t["symbol"] in excluded]
     assert rows[tight]["mandate_version"] == store.account(tight).mandate_version == 2
     assert all(rows[a]["mandate_version"] == 1 for a in rows if a not in (paused, liquidating, tight))
+    # beside them: the night's events (the three changes, reported once), its blocks, the report
+    events = pq.read_table(tmp_path / "out" / "events.parquet").to_pylist()
+    assert sorted(e["account"] for e in events) == sorted([paused, liquidating, tight])
+    assert all(e["kind"] == "mandate" and e["actor"] == "test" for e in events)
+    assert "te_max default → 0.005" in next(e["detail"] for e in events if e["account"] == tight)
+    blocked = pq.read_table(tmp_path / "out" / "blocked.parquet").to_pylist()
+    assert blocked and {b["restriction"] for b in blocked} <= {"no_buy", "no_loss_sale"}
+    doc = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert doc["mandate_changes"] == 3 and doc["orders"] == sum(r["orders"] or 0 for r in rows.values())
+    assert doc["orders_per_account_p90"] >= doc["orders_per_account_p50"] > 0
+    assert doc["report"].endswith("report.html") and "Morning report" in (tmp_path / "out" / "report.html").read_text()
+    run2 = RunSettings(
+        str(m.dates[-1]), market_dir, tmp_path / "out2", run_id="again", workers=2, quiet=True, factors=8
+    )
+    rebalance(run2, LedgerSettings(redis_server.url))
+    assert pq.read_table(tmp_path / "out2" / "events.parquet").num_rows == 0  # reported once
