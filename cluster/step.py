@@ -50,6 +50,7 @@ class Outcome:
     solve_ms: float | None = None
     info: AccountInfo | None = None  # the account as read (None when replayed or unreadable)
     settings: AccountSettings | None = None  # what it was solved with
+    cash_flow_cents: int = 0  # deposits (+) and withdrawals (-) booked tonight
 
     @property
     def ok(self) -> bool:
@@ -114,10 +115,22 @@ def rebalance_account(
         return Outcome(account, household or "", "error", f"ledger: {exc}")
     clock.lap("ledger_read_s")
     status = info.mandate.get("status", "active")
+    try:
+        info, flowed, refused = _book_flows(ledger, snap, info, lots, status, call)
+    except TaxviewError as exc:
+        return Outcome(account, household, "error", f"cash flows: {exc}", info=info, settings=settings)
+    finally:
+        clock.lap("ledger_read_s")
+    if refused:
+        return Outcome(account, household, "rejected", refused, info=info, settings=settings)
+    meta = {**(meta or {}), "cash_flow_cents": flowed}
     if status == "paused":
-        return Outcome(account, household, "paused", "mandate: paused (no trades)", info=info, settings=settings)
+        reason = "mandate: paused (no trades)" + (
+            "; a withdrawal waits until it is active" if info.flows_due(snap.date) else ""
+        )
+        return Outcome(account, household, "paused", reason, info=info, settings=settings, cash_flow_cents=flowed)
     if status == "liquidate":
-        return _liquidate(ledger, snap, info, lots, key, settings, clock, call)
+        return _liquidate(ledger, snap, info, lots, key, settings, clock, call, meta)
     for attempt in range(1, WASH_RETRIES + 1):
         try:
             restrictions = call(lambda: ledger.restrictions(household, snap.date)).get(account)
@@ -172,6 +185,24 @@ def rebalance_account(
     raise AssertionError("unreachable")
 
 
+def _book_flows(ledger, snap, info, lots, status, call) -> tuple[AccountInfo, int, str | None]:
+    """Book the cash flows due tonight before the solve: (the account after, cents booked, why
+    they were refused). A withdrawal larger than the account is refused (it stays pending); a
+    paused account books deposits only (nothing would raise a withdrawal)."""
+    due = info.flows_due(snap.date)
+    if due == 0:
+        return info, 0, None
+    if due < 0:
+        held = sum(cents_at(x.quantity, snap.price_cents[snap.index[x.symbol]]) for x in lots if x.symbol in snap.index)
+        if info.cash_cents + due + held < 0:
+            asked, has = -due / 100, (info.cash_cents + held) / 100
+            return info, 0, f"withdrawal of ${asked:,.2f} is larger than the account (${has:,.2f}): not booked"
+        if status == "paused":
+            return info, 0, None
+    flowed = call(lambda: ledger.apply_cash_flows(info.account, snap.date))
+    return call(lambda: ledger.account(info.account)), flowed, None
+
+
 def described(info: AccountInfo, settings: AccountSettings) -> dict[str, Any]:
     """What the outputs say of the account beside its trades (stored with the commit, so a replay
     reports the same)."""
@@ -205,12 +236,12 @@ def liquidation(snap: Snapshot, lots: list) -> tuple[list[Trade], list[str]]:
     return [Trade(s, "sell", q, Decimal(snap.price_cents[i]) / 100, lot_id) for s, _, lot_id, q, i in priced], notes
 
 
-def _liquidate(ledger, snap, info, lots, key, settings, clock, call) -> Outcome:
+def _liquidate(ledger, snap, info, lots, key, settings, clock, call, meta) -> Outcome:
     """A ``liquidate`` mandate: sell everything tonight. A loss sale that a household purchase of
     the last 30 days washes is still made (the ledger books the disallowed loss into the
     replacement's basis): the client wants the cash."""
     trades, notes = liquidation(snap, lots)
-    meta = {**described(info, settings), "status": "liquidated", "notes": notes}
+    meta = {**described(info, settings), **meta, "status": "liquidated", "notes": notes}
     try:
         committed = call(partial(ledger.commit, info.account, snap.date, trades, key, allow_wash=True, meta=meta))
     except LedgerUnavailable as exc:

@@ -64,6 +64,7 @@ ACCOUNT_SCHEMA = pa.schema(
         ("mandate_version", pa.int64()),
         ("orders", pa.int32()),
         ("notes", pa.string()),
+        ("cash_flow", MONEY),
     ]
 )
 OK_STATUSES = frozenset(("optimal", "paused", "liquidated"))  # the rest are failures with a reason
@@ -126,7 +127,7 @@ class RebalanceWorker:
         if not out.ok:
             row = self._failed(account, household, out.status, out.reason, out.solve_ms)
             if out.info is not None and out.settings is not None:
-                row.update(described(out.info, out.settings))
+                row.update(described(out.info, out.settings), cash_flow=_dollars(out.cash_flow_cents))
             return row, []
         return self._rows(run_id, household, out.committed, replayed=out.committed.replayed)
 
@@ -196,5 +197,6 @@ class RebalanceWorker:
             "mandate_version": m.get("mandate_version"),
             "orders": len({(x["symbol"], x["side"]) for x in c.trades}),
             "notes": "; ".join(m.get("notes") or ()) or None,
+            "cash_flow": _dollars(m.get("cash_flow_cents", 0)),
         }
         return account, trades

@@ -31,6 +31,11 @@ class AccountInfo:
     cash_cents: int = 0
     mandate: Mapping[str, Any] = field(default_factory=dict, compare=False)
     mandate_version: int = 0
+    pending_flows: tuple[tuple[dt.date, int], ...] = field(default=(), compare=False)  # (date, cents) not booked
+
+    def flows_due(self, date: dt.date) -> int:
+        """Cents of the pending cash flows the night of ``date`` books (negative: withdrawals)."""
+        return sum(cents for day, cents in self.pending_flows if day <= date)
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,13 @@ class Journal:
                     restate = {k: None for k in m["old"]} | {"account_type": None, "st_rate": None, "lt_rate": None}
                     restate.update(check(m["new"], f"journal of {hh}"))
                     target.set_mandate(e["account"], restate, m["actor"], m["at"])
+                elif "cash_flow" in entry:
+                    f = entry["cash_flow"]
+                    if "applied" in f:  # booked on its night
+                        target.apply_cash_flows(e["account"], dt.date.fromisoformat(f["date"]))
+                    else:
+                        day = dt.date.fromisoformat(f["date"])
+                        target.add_cash_flow(e["account"], f["cents"], day, f["reason"], f["actor"], f["at"], f["id"])
                 elif "import" in entry:  # restored verbatim: same purchase numbers, same pieces
                     target.write_import(
                         hh,

@@ -16,6 +16,7 @@ from typing import Any
 from taxview.core.records import Lot, Restrictions, Trade
 
 from .api import MAX_CASH_CENTS, AccountInfo, CommitResult, identity_names, with_mandate
+from .cashflows import check_flow, flow_id
 from .errors import CommitRejected, LedgerInputError, UnknownAccount
 from .keys import check_id, piece_order
 from .plan import commit_digest, plan_commit, wire_trades
@@ -31,6 +32,8 @@ class MemoryLedger:
         self._houses: dict[str, Household] = {}
         self._windows: dict[str, dict[str, list[int]]] = {}  # household -> key -> [last buy, last loss sale]
         self._done: dict[str, dict[str, tuple[str, CommitResult]]] = {}  # household -> key -> (digest, result)
+        self._flows: dict[str, tuple] = {}  # flow id -> (account, date, cents, reason)
+        self._flowed: dict[tuple[str, dt.date], int] = {}  # (account, night) -> cents booked
 
     # --- accounts and opening lots ------------------------------------------------------------
 
@@ -70,6 +73,30 @@ class MemoryLedger:
             self._houses[info.household].accounts[account] = Account(account, info.household, new.account_type)
         self._accounts[account] = new
         return new
+
+    def add_cash_flow(
+        self, account: str, cents: int, date: dt.date, reason: str, actor: str, at: str, flow: str | None = None
+    ) -> bool:
+        """``LedgerStore.add_cash_flow`` in memory."""
+        check_flow(cents, reason, f"account {account}: ")
+        info = self.account(account)
+        flow = flow or flow_id(account, date, cents, reason)
+        if flow in self._flows:
+            if self._flows[flow] != (account, date, cents, reason):
+                raise CommitRejected("KEY_REUSED", f"cash flow id {flow} was used for another flow")
+            return False
+        self._flows[flow] = (account, date, cents, reason)
+        self._accounts[account] = replace(info, pending_flows=(*info.pending_flows, (date, cents)))
+        return True
+
+    def apply_cash_flows(self, account: str, date: dt.date) -> int:
+        """``LedgerStore.apply_cash_flows`` in memory."""
+        info = self.account(account)
+        due = info.flows_due(date)
+        left = tuple(f for f in info.pending_flows if f[0] > date)
+        self._accounts[account] = replace(info, cash_cents=info.cash_cents + due, pending_flows=left)
+        self._flowed[(account, date)] = self._flowed.get((account, date), 0) + due
+        return self._flowed[(account, date)]
 
     def adjust_cash(self, account: str, cents: int) -> int:
         """Move the account's cash (a fee, a deposit): the new balance in cents."""

@@ -32,6 +32,7 @@ from taxview.core.records import Restrictions, Trade
 
 from .api import AccountInfo, CommitResult, identity_names
 from .bulk import BulkWrites
+from .cashflows import CashFlows
 from .codec import decode_lot, decode_sale, lua_prelude
 from .errors import CommitRejected, LedgerInputError, UnknownAccount
 from .journal import Journal
@@ -50,7 +51,7 @@ def _lua(name: str) -> str:
     return lua_prelude() + resources.files("ledger").joinpath("lua", name).read_text()
 
 
-class LedgerStore(BulkWrites, Journal, MandateWrites):
+class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows):
     """The ledger on one Redis (or Redis Cluster: every script touches one hash slot)."""
 
     def __init__(self, client: redis.Redis, prefix: str = "tv", identical: Mapping[str, str] | None = None) -> None:
@@ -62,6 +63,7 @@ class LedgerStore(BulkWrites, Journal, MandateWrites):
         self._account_lots = client.register_script(_lua("account_lots.lua"))
         self._import = client.register_script(_lua("import.lua"))
         self._mandate = client.register_script(_lua("mandate.lua"))
+        self._cashflow = client.register_script(_lua("cashflow.lua"))
         self._homes: dict[str, str] = {}
         self._seq_hint: dict[str, int] = {}  # household -> its last purchase number seen (made ids)
 
@@ -91,6 +93,11 @@ class LedgerStore(BulkWrites, Journal, MandateWrites):
             int(h["cash_cents"]),
             from_json(h.get("mandate")),
             int(h.get("mandate_version", 0)),
+            tuple(
+                (dt.date.fromordinal(int(v.split("|", 2)[0])), int(v.split("|", 2)[1]))
+                for f, v in h.items()
+                if f.startswith("flow:")
+            ),
         )
 
     def accounts(self) -> dict[str, str]:

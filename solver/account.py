@@ -117,13 +117,19 @@ def read_account(
     """Validate, price each lot's tax per dollar sold today, and lay the lots out in slots."""
     validate_settings(settings)
     arrays = validate_lots(lots, snap)
-    if not isinstance(cash_cents, int) or cash_cents < 0:
-        raise InputError("cash", f"cash must be >= 0 cents, got {cash_cents!r}")
+    if not isinstance(cash_cents, int) or isinstance(cash_cents, bool):
+        raise InputError("cash", f"cash must be integer cents, got {cash_cents!r}")
+    # below zero: a withdrawal booked tonight, which the solve raises by selling (cash >= target)
     n, p = len(snap.symbols), snap.prices
     held_value = float(arrays.quantity @ p[arrays.name]) if len(lots) else 0.0
     V = held_value + cash_cents / 100.0
     if V <= 0:
-        raise InputError("cash", "account has no holdings and no cash")
+        raise InputError(
+            "cash",
+            "account has no holdings and no cash"
+            if cash_cents >= 0
+            else f"a withdrawal leaves the account at ${V:,.2f}: more than it holds",
+        )
     name, basis = arrays.name, arrays.basis_cents / 100.0
     value = arrays.quantity * p[name]
     gain_frac = 1.0 - basis / value

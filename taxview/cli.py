@@ -9,7 +9,7 @@ import sys
 
 from taxview.core.errors import TaxviewError
 
-from .cmd_accounts import _cmd_accounts_import, _cmd_accounts_set, _cmd_accounts_show
+from .cmd_accounts import _cmd_accounts_import, _cmd_accounts_set, _cmd_accounts_show, _cmd_cash
 from .cmd_analysis import _cmd_backtest, _cmd_report, _cmd_transition
 from .cmd_ledger import _cmd_ledger_export, _cmd_ledger_import, _cmd_ledger_show, _cmd_washsale
 from .cmd_run import _cmd_demo, _cmd_market_append, _cmd_market_synth, _cmd_rebalance, _cmd_solve
@@ -125,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     ashow.add_argument("--json", action="store_true")
     _redis_options(ashow)
     ashow.set_defaults(func=_cmd_accounts_show)
+
+    cash = sub.add_parser("cash", help="record a deposit or withdrawal, booked on the night of its date")
+    cash.add_argument("account", nargs="?")
+    cash.add_argument("amount", nargs="?", help="dollars; negative: a withdrawal (e.g. -50000)")
+    cash.add_argument("--date", help="the night it is booked and invested or raised (YYYY-MM-DD)")
+    cash.add_argument("--reason", help="one line, journaled")
+    cash.add_argument("--file", help="a night's flows instead: CSV account,amount,date[,reason]")
+    cash.add_argument("--market", help="refuse a withdrawal larger than the account at this market's last close")
+    cash.add_argument("--actor", help="who records it (default: the login name), journaled")
+    _redis_options(cash)
+    cash.set_defaults(func=_cmd_cash)
 
     rb = sub.add_parser("rebalance", help="the nightly rebalance of every account in the ledger, on Ray")
     rb.add_argument("--date", required=True)

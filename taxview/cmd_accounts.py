@@ -131,3 +131,89 @@ def _cmd_accounts_show(args: argparse.Namespace) -> int:
 
 def vars_of(settings) -> dict:
     return {f: getattr(settings, f) for f in settings.__dataclass_fields__}
+
+
+def _cmd_cash(args: argparse.Namespace) -> int:
+    """One flow (ACCOUNT AMOUNT --date D) or a night's file (``account,amount,date,reason``)."""
+    from taxview.core.errors import InputError
+
+    if args.file:
+        if args.account or args.amount:
+            raise InputError("file", "give --file or ACCOUNT AMOUNT, not both")
+        flows = _read_flows(args.file)
+    else:
+        if not (args.account and args.amount and args.date):
+            raise InputError("amount", "give ACCOUNT AMOUNT --date D (or --file FLOWS.csv)")
+        where = f"account {args.account}"
+        flows = [(where, args.account, _amount(args.amount, where), _day(args.date, where), args.reason or "")]
+    with _Ledger(args) as store:
+        homes = store.accounts()
+        values = _account_values(store, args.market, {a for _, a, c, _, _ in flows if c < 0}) if args.market else {}
+        for where, account, cents, _, _ in flows:  # every flow checked before any is written
+            if account not in homes:
+                raise InputError("account", f"{where}: unknown account {account!r}")
+            if cents < 0 and account in values and -cents > values[account]:
+                has = values[account] / 100
+                raise InputError(
+                    "amount", f"{where}: a withdrawal of ${-cents / 100:,.2f} is larger than the account (${has:,.2f})"
+                )
+        at, actor, new = _now(), _actor(args), 0
+        for _, account, cents, day, reason in flows:
+            new += store.add_cash_flow(account, cents, day, reason, actor, at)
+    print(f"cash flows: {new} recorded, {len(flows) - new} already recorded; booked on their nights", file=sys.stderr)
+    return 0
+
+
+def _amount(text: str, where: str) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    from taxview.core.errors import InputError
+
+    try:
+        d = Decimal(str(text).strip())
+    except InvalidOperation:
+        raise InputError("amount", f"{where}: amount {text!r} is not a number") from None
+    if not d.is_finite() or d == 0 or d != d.quantize(Decimal("0.01")) or abs(d) >= Decimal(10) ** 13:
+        raise InputError("amount", f"{where}: amount must be non-zero dollars to the cent under 10^13, got {text!r}")
+    return int(d * 100)
+
+
+def _day(text: str, where: str) -> dt.date:
+    from taxview.core.errors import InputError
+
+    try:
+        return dt.date.fromisoformat(str(text).strip())
+    except ValueError:
+        raise InputError("date", f"{where}: {text!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+def _read_flows(path: str) -> list[tuple]:
+    from taxview.core.csvfile import csv_rows
+
+    out = []
+    for row_no, row in csv_rows(path, ("account", "amount", "date"), "cash flows", optional=("reason",)):
+        where = f"{path} row {row_no}"
+        out.append(
+            (
+                where,
+                row["account"].strip(),
+                _amount(row["amount"], where),
+                _day(row["date"], where),
+                (row.get("reason") or "").strip(),
+            )
+        )
+    return out
+
+
+def _account_values(store, market_dir: str, accounts: set[str]) -> dict[str, int]:
+    """Cash plus holdings at the market's last close, in cents, of each account."""
+    from solver.market import read_market
+    from taxview.core.money import value_cents
+
+    m = read_market(market_dir)
+    last = {s: float(p) for s, p in zip(m.symbols, m.prices[-1])}
+    out = {}
+    for a in accounts:
+        held = sum(value_cents(x.quantity, last[x.symbol]) for x in store.lots(a) if x.symbol in last)
+        out[a] = store.account(a).cash_cents + held
+    return out

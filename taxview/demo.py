@@ -3,6 +3,8 @@ account, often a spouse's and sometimes an IRA, holding lots bought over past ye
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import numpy as np
 import pyarrow as pa
 
@@ -48,3 +50,44 @@ def synth_firm(market: Market, t: int, accounts: int, seed: int = 7) -> tuple[li
         }
     )
     return infos, table
+
+
+def demo_mandates(infos: list[AccountInfo], seed: int = 7) -> dict[str, dict]:
+    """A realistic mix of mandates (checked by ``taxview.core.mandate.check``): IRAs without tax
+    awareness; among taxable accounts some sector exclusions, tight TE budgets and gain budgets,
+    a few paused and one liquidating."""
+    rng = np.random.default_rng(seed + 1)
+    out: dict[str, dict] = {}
+    taxable = [a.account for a in infos if a.account_type != "ira"]
+    for a in infos:
+        if a.account_type == "ira":
+            out[a.account] = {"lambda_tax": 0.0}
+    for account in taxable:
+        u, m = rng.random(), {}
+        if u < 0.10:
+            m["exclude_sectors"] = ("Energy",)
+        elif u < 0.20:
+            m["te_max"] = 0.0075
+        elif u < 0.30:
+            m["gain_budget"] = Decimal("5000.00")
+        elif u < 0.33:
+            m["status"] = "paused"
+        if m:
+            out[account] = m
+    if taxable:
+        out[taxable[len(taxable) // 2]] = {"status": "liquidate"}
+    return out
+
+
+def demo_flows(accounts: dict[str, int], rng: np.random.Generator, share: float = 0.03) -> list[tuple[str, int, str]]:
+    """A night's cash flows on about ``share`` of the accounts: deposits of $5k–$100k, and
+    withdrawals of 1–10% of the account. ``accounts``: account -> its value in cents."""
+    out = []
+    for account, value in accounts.items():
+        if rng.random() >= share:
+            continue
+        if rng.random() < 0.6:
+            out.append((account, int(rng.uniform(5_000, 100_000)) * 100, "deposit"))
+        elif value > 0:
+            out.append((account, -int(value * rng.uniform(0.01, 0.10) / 100) * 100, "withdrawal"))
+    return out
