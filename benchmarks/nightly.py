@@ -6,7 +6,11 @@ each worker count in turn (a fresh ledger each time), all in one run. Reports wa
 accounts/s per worker count, scaling efficiency, the time per stage and the coordinator's own
 share of the wall time.
 
-    python benchmarks/nightly.py [--accounts 2000] [--workers 1,2] [--json FILE]
+    python benchmarks/nightly.py [--accounts 2000] [--workers 1,2] [--nights 1] [--json FILE]
+
+With ``--nights N`` each worker count runs N consecutive nights on the same ledger (the first is
+the firm's day, as with one night); each night's accounts/s, orders per account (p50, p90) and
+Redis memory are reported under ``nights``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ def main() -> None:
     ap.add_argument("--names", type=int, default=500)
     ap.add_argument("--factors", type=int, default=20)
     ap.add_argument("--shard-size", type=int, default=8)
+    ap.add_argument("--nights", type=int, default=1)
     ap.add_argument("--json")
     args = ap.parse_args()
     counts = [int(x) for x in args.workers.split(",")]
@@ -52,9 +57,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        market = synthesize(names=args.names, days=1260, factors=args.factors, seed=7)
+        market = synthesize(names=args.names, days=1260 + args.nights - 1, factors=args.factors, seed=7)
         write_market(market, tmp / "market")
-        t = len(market.dates) - 1
+        t = 1260 - 1  # the firm's day; further nights follow it
         infos, lots = synth_firm(market, t, args.accounts, seed=7)
         out["firm"] = {
             "accounts": len(infos),
@@ -71,17 +76,34 @@ def main() -> None:
                 import_lots(store, lots)
                 import_s = time.perf_counter() - t0
                 cpu0 = server.client().info("cpu")
-                run = RunSettings(
-                    str(market.dates[t]),
-                    tmp / "market",
-                    tmp / f"out-{w}",
-                    workers=w,
-                    quiet=True,
-                    shard_size=args.shard_size,
-                    factors=args.factors,
-                )
-                s = rebalance(run, LedgerSettings(server.url))
-                cpu1 = server.client().info("cpu")
+                nights = []
+                for k in range(args.nights):
+                    run = RunSettings(
+                        str(market.dates[t + k]),
+                        tmp / "market",
+                        tmp / f"out-{w}-{k}",
+                        workers=w,
+                        quiet=True,
+                        shard_size=args.shard_size,
+                        factors=args.factors,
+                    )
+                    night = rebalance(run, LedgerSettings(server.url))
+                    if k == 0:
+                        s, cpu1 = night, server.client().info("cpu")  # the first night: as with one
+                    nights.append(
+                        {
+                            "date": night.date,
+                            "accounts_per_s": night.accounts_per_s,
+                            "ok": night.ok,
+                            "failed": night.failed,
+                            "trades": night.trades,
+                            "orders": night.orders,
+                            "orders_per_account_p50": night.orders_per_account_p50,
+                            "orders_per_account_p90": night.orders_per_account_p90,
+                            "redis_used_memory_bytes": night.redis_used_memory_bytes,
+                        }
+                    )
+                    print(json.dumps({"workers": w, **nights[-1]}), flush=True)
                 redis_cpu = sum(cpu1[k] - cpu0[k] for k in ("used_cpu_user", "used_cpu_sys"))
                 redis_mem = server.client().info("memory")["used_memory"]
             reb = s.stages["rebalance_s"]
@@ -104,6 +126,7 @@ def main() -> None:
                 "ledger_import_s": round(import_s, 1),
                 "redis_cpu_ms_per_account": round(1e3 * redis_cpu / s.accounts, 2),
                 "redis_used_memory_bytes": redis_mem,
+                "nights": nights,
             }
             out["runs"].append(run)
             print(json.dumps(run), flush=True)

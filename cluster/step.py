@@ -24,7 +24,7 @@ from solver.solve import solve_account
 from solver.types import AccountSettings, SolveResult
 from taxview.core.errors import TaxviewError
 from taxview.core.money import cents_at
-from taxview.core.records import Trade
+from taxview.core.records import Restrictions, Trade
 
 from .settings import settings_with
 
@@ -221,9 +221,11 @@ def settings_for(defaults: AccountSettings, info: AccountInfo) -> AccountSetting
     return settings_with(base, info.mandate)
 
 
-def liquidation(snap: Snapshot, lots: list) -> tuple[list[Trade], list[str]]:
-    """Every lot sold at the day's price, by name, each name's losses first; names the market no
-    longer prices are left (with a note)."""
+def liquidation(snap: Snapshot, lots: list, restrictions: Restrictions | None = None) -> tuple[list[Trade], list[str]]:
+    """Every lot sold at the day's price, by name, each name's losses first. Held back, with a
+    note: names the market no longer prices, and loss lots of a name the household bought in the
+    last 30 days (selling them would wash the loss: they go on a later night)."""
+    washing = restrictions.no_loss_sale if restrictions else frozenset()
     priced, notes = [], []
     for lot in lots:
         i = snap.index.get(lot.symbol)
@@ -231,32 +233,34 @@ def liquidation(snap: Snapshot, lots: list) -> tuple[list[Trade], list[str]]:
             notes.append(f"{lot.symbol}: not in the market, lot {lot.lot_id} not sold")
             continue
         gain = cents_at(lot.quantity, snap.price_cents[i]) - lot.basis_cents
+        if gain < 0 and lot.symbol in washing:
+            notes.append(f"{lot.symbol}: loss lot {lot.lot_id} held back (a household purchase within 30 days)")
+            continue
         priced.append((lot.symbol, gain, lot.lot_id, lot.quantity, i))
     priced.sort()
     return [Trade(s, "sell", q, Decimal(snap.price_cents[i]) / 100, lot_id) for s, _, lot_id, q, i in priced], notes
 
 
 def _liquidate(ledger, snap, info, lots, key, settings, clock, call, meta) -> Outcome:
-    """A ``liquidate`` mandate: sell everything tonight. A loss sale that a household purchase of
-    the last 30 days washes is still made (the ledger books the disallowed loss into the
-    replacement's basis): the client wants the cash."""
-    trades, notes = liquidation(snap, lots)
-    meta = {**described(info, settings), **meta, "status": "liquidated", "notes": notes}
-    try:
-        committed = call(partial(ledger.commit, info.account, snap.date, trades, key, allow_wash=True, meta=meta))
-    except LedgerUnavailable as exc:
-        return Outcome(info.account, info.household, "error", str(exc), info=info, settings=settings)
-    except TaxviewError as exc:
-        return Outcome(info.account, info.household, "error", f"commit: {exc}", info=info, settings=settings)
-    finally:
-        clock.lap("commit_s")
-    return Outcome(
-        info.account,
-        info.household,
-        "liquidated",
-        "; ".join(notes) or None,
-        None,
-        committed,
-        info=info,
-        settings=settings,
-    )
+    """A ``liquidate`` mandate: sell everything tonight but what would wash a loss (held back
+    until its window passes); re-read the restrictions when another account moved first."""
+    who = {"info": info, "settings": settings}
+    for attempt in range(1, WASH_RETRIES + 1):
+        try:
+            restrictions = call(lambda: ledger.restrictions(info.household, snap.date)).get(info.account)
+            trades, notes = liquidation(snap, lots, restrictions)
+            booked = {**described(info, settings), **meta, "status": "liquidated", "notes": notes}
+            committed = call(partial(ledger.commit, info.account, snap.date, trades, key, meta=booked))
+        except CommitRejected as exc:
+            if exc.code == "WASH_CONFLICT" and attempt < WASH_RETRIES:
+                continue
+            return Outcome(info.account, info.household, "rejected", str(exc), **who)
+        except LedgerUnavailable as exc:
+            return Outcome(info.account, info.household, "error", str(exc), **who)
+        except TaxviewError as exc:
+            return Outcome(info.account, info.household, "error", f"liquidation: {exc}", **who)
+        finally:
+            clock.lap("commit_s")
+        reason = "; ".join(notes) or None
+        return Outcome(info.account, info.household, "liquidated", reason, None, committed, **who)
+    raise AssertionError("unreachable")

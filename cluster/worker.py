@@ -156,9 +156,11 @@ class RebalanceWorker:
         """Output rows from the committed result itself, so a replay reproduces them exactly: the
         realized gains of both files come from the ledger's sales."""
         gains = {s["lot_id"]: s for s in c.sales}
+        bought = iter(c.new_lots)  # the ids the ledger gave the buys, in order
         trades = []
         for x in c.trades:
             sale = gains.get(x["lot_id"]) if x["side"] == "sell" else None
+            lot_id = x["lot_id"] if x["side"] == "sell" else next(bought, None)
             trades.append(
                 {
                     "run_id": run_id,
@@ -168,7 +170,7 @@ class RebalanceWorker:
                     "symbol": x["symbol"],
                     "side": x["side"],
                     "shares": Decimal(x["quantity"]),
-                    "lot_id": x["lot_id"],
+                    "lot_id": lot_id,
                     "price": float(x["price"]),
                     "realized_gain": _dollars(sale["gain_cents"]) if sale else None,
                     "term": sale["term"] if sale else None,

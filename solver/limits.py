@@ -25,8 +25,8 @@ class Limits:
     @property
     def stuck_reason(self) -> str:
         return (
-            f"excluded names {list(self.stuck[:5])} hold loss lots bought in the "
-            "household within 30 days; they cannot be sold without a wash sale"
+            f"excluded names {list(self.stuck[:5])} keep loss lots until their wash-sale window "
+            "passes (a household purchase within 30 days)"
         )
 
 
@@ -53,9 +53,10 @@ def account_limits(account: Account, restrictions: Restrictions) -> Limits:
             if sym in snap.index:
                 no_loss[snap.index[sym]] = True
         allowed &= ~(la.loss & no_loss[la.name])
-    # A name that must go to zero but whose loss lots may not be sold cannot be fixed.
+    # An excluded name whose loss lots may not be sold yet keeps just those lots (sold on a later
+    # night, when the window has passed; a note says so); elsewhere the cap gives way to lots that
+    # may not be sold (rather than making the account infeasible).
     stuck = tuple(sorted({snap.symbols[i] for i in la.name[~allowed & excluded[la.name]]}))
-    # Elsewhere the cap gives way to lots that may not be sold (rather than making it infeasible).
-    unsellable = np.bincount(la.name, weights=la.weight * ~allowed, minlength=n)
-    cap = np.where(excluded, 0.0, np.maximum(cap, unsellable * (1 + 1e-9)))
+    unsellable = np.bincount(la.name, weights=la.weight * ~allowed, minlength=n) * (1 + 1e-9)
+    cap = np.where(excluded, unsellable, np.maximum(cap, unsellable))
     return Limits(excluded, cap, no_buy, allowed, np.where(no_buy, 0.0, cap), stuck)

@@ -40,7 +40,36 @@ def round_trades(account: Account, limits: Limits, layout: Layout, x: np.ndarray
     """Whole shares (or fractional quanta) of the solution ``x`` on ``layout``."""
     sells = _round_sells(account, limits, layout, x)
     buys = _round_buys(account, limits, layout, x, sells)
-    return _keep_cash(account, layout, x, sells, buys)
+    return _raise_cash(account, limits, _keep_cash(account, layout, x, sells, buys))
+
+
+def _raise_cash(account: Account, limits: Limits, r: Rounded) -> Rounded:
+    """When cash is still below the target with every buy given back (small sells dropped by the
+    minimum trade, or a withdrawal to raise), sell more: cheapest tax per dollar first, lots the
+    wash-sale rule lets go, whole shares (or quanta), until the target is met or nothing is left."""
+    s, la, lots, cents = account.settings, account.lot_slots, account.lots, account.snap.price_cents
+    floor = math.ceil(s.cash_target * account.value * 100)
+    if r.buys or r.cash_end >= floor:
+        return r
+    cost = s.cost_bps / 1e4
+    sold = dict(r.sells)
+    proceeds = sum(cents_at(sh, cents[int(la.name[k])]) for k, sh in sold.items())
+    start = r.cash_end - proceeds + math.ceil(proceeds * cost)  # cash before any sale
+    step = SHARE_QUANTUM if s.fractional else Decimal(1)
+    for k in np.argsort(la.tax, kind="stable"):
+        deficit = floor - (start + proceeds - math.ceil(proceeds * cost))
+        if deficit <= 0:
+            break
+        k, price = int(k), cents[int(la.name[k])]
+        left = lots[k].quantity - sold.get(k, Decimal(0))
+        if not limits.sellable[k] or left <= 0:
+            continue
+        need = _shares((deficit + 1) / price / (1 - cost), s.fractional) + step
+        more = min(left, need)
+        sold[k] = sold.get(k, Decimal(0)) + more
+        proceeds += cents_at(more, price)
+    cash_end = start + proceeds - math.ceil(proceeds * cost)
+    return Rounded(tuple(sold.items()), r.buys, cash_end)
 
 
 def _round_sells(account: Account, limits: Limits, layout: Layout, x: np.ndarray) -> list[tuple[int, Decimal]]:
@@ -48,7 +77,7 @@ def _round_sells(account: Account, limits: Limits, layout: Layout, x: np.ndarray
     s, la, V, p, lots = account.settings, account.lot_slots, account.value, account.snap.prices, account.lots
     qty = la.weight * V / p[la.name]
     target = x[: layout.S][la.slot] * V / p[la.name]  # shares the slot sells, per lot
-    forced = limits.excluded[la.name]
+    forced = limits.excluded[la.name] & limits.sellable  # excluded lots go, but for a wash-blocked loss
     idx = np.flatnonzero((target > EPS_W * V / p[la.name]) | forced)
     idx = idx[np.lexsort((la.tax[idx], la.slot[idx]))]
     cum = np.cumsum(qty[idx])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from taxview.core.records import Lot, Restrictions
 
@@ -25,7 +26,6 @@ from .report import failed, report
 from .rounding import round_trades
 from .slots import MAX_SLOTS
 from .snapshot import Snapshot
-from .status import SolveStatus
 from .types import AccountSettings, SolveResult
 
 __all__ = ["MAX_SLOTS", "solve_account", "validate_lots", "validate_settings"]
@@ -47,9 +47,8 @@ def solve_account(
     t0 = time.perf_counter()
     account = read_account(snap, lots, cash_cents, settings, max_slots)
     limits = account_limits(account, restrictions)
-    if limits.stuck:
-        return failed(SolveStatus.INFEASIBLE, limits.stuck_reason, t0)
     solution = run_passes(account, limits, ProblemCache() if cache is None else cache)
     if not solution.status.ok:
         return failed(solution.status, solution.reason, t0, solution.passes, solution.iterations)
-    return report(account, round_trades(account, limits, solution.layout, solution.x), solution, t0)
+    result = report(account, round_trades(account, limits, solution.layout, solution.x), solution, t0)
+    return replace(result, notes=(*result.notes, limits.stuck_reason)) if limits.stuck else result

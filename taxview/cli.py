@@ -214,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the nightly rebalance of a synthetic firm (private Redis, local Ray)")
     demo.add_argument("--workdir", default="taxview-work")
     demo.add_argument("--accounts", type=int, default=200)
+    demo.add_argument("--nights", type=int, default=5, help="consecutive nights after the firm's day (default 5)")
     demo.add_argument("--names", type=int, default=500)
     demo.add_argument("--days", type=int, default=1260)
     demo.add_argument("--seed", type=int, default=7)

@@ -129,6 +129,11 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     """The nightly rebalance of a synthetic firm, end to end, on a private Redis and a local Ray."""
+    import datetime as dt
+
+    import numpy as np
+    import redis
+
     from cluster.coordinator import rebalance
     from cluster.settings import RunSettings
     from cluster.summary import summary_table
@@ -138,9 +143,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from ledger.server import PrivateLedger
     from ledger.store import LedgerStore
     from solver.market import read_market
-    from solver.marketdir import write_synthetic
-    from taxview.demo import synth_firm
+    from solver.marketdir import extend_synthetic, write_synthetic
+    from taxview.core.money import value_cents
+    from taxview.demo import demo_flows, demo_mandates, synth_firm
 
+    if args.nights < 1 or args.accounts < 1:
+        from taxview.core.errors import InputError
+
+        raise InputError("nights" if args.nights < 1 else "accounts", "must be at least 1")
     work = Path(args.workdir)
     mdir, fdir = work / "market", work / f"firm-{args.accounts}"
     t0 = time.perf_counter()
@@ -148,55 +158,77 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"building the synthetic market in {mdir} ...", file=sys.stderr)
         write_synthetic(mdir, names=args.names, days=args.days, factors=20, seed=args.seed, start="2015-01-02")
     market = read_market(mdir)
-    t = len(market.dates) - 1
-    date = str(market.dates[t])
+    t = min(args.days, len(market.dates)) - 1  # the firm's day; the nights follow it
+    if len(market.dates) < t + 1 + args.nights:
+        print(f"extending the market by {t + 1 + args.nights - len(market.dates)} days ...", file=sys.stderr)
+        _, market = extend_synthetic(mdir, t + 1 + args.nights - len(market.dates))
+    nights = [str(d) for d in market.dates[t + 1 : t + 1 + args.nights]]
     if not (fdir / "lots.parquet").is_file():
         print(f"building a synthetic firm of {args.accounts} accounts in {fdir} ...", file=sys.stderr)
-        infos, lots = synth_firm(market, t, args.accounts, args.seed)
-        fdir.mkdir(parents=True, exist_ok=True)
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        pq.write_table(
-            pa.table(
-                {
-                    "account": [a.account for a in infos],
-                    "household": [a.household for a in infos],
-                    "account_type": [a.account_type for a in infos],
-                    "cash": [str(a.cash_cents / 100) for a in infos],
-                }
-            ),
-            fdir / "accounts.parquet",
-        )
-        lots = lots.set_column(
-            5, "acquired", pa.array([_iso(x) for x in lots.column("acquired").to_pylist()], pa.date32())
-        )
-        lots = lots.drop_columns(["holding_start"])
-        pq.write_table(lots, fdir / "lots.parquet")
-    import redis
-
+        _write_firm(fdir, *synth_firm(market, t, args.accounts, args.seed))
     rdir = work / "redis"
     # the demo starts every run from the same firm: an empty ledger (refused while in use)
     with PrivateLedger(rdir, command="taxview demo").open(fresh=True) as server:
         store = LedgerStore(redis.Redis.from_url(server.url))
-        store.add_accounts(read_accounts(fdir / "accounts.parquet"))
+        infos = read_accounts(fdir / "accounts.parquet")
+        store.add_accounts(infos)
         n = import_lots(store, read_lots(fdir / "lots.parquet"))
+        at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        mandates = demo_mandates(infos, args.seed)
+        for account, changes in mandates.items():
+            store.set_mandate(account, changes, "demo", at)
         print(
-            f"ledger: {len(store.accounts())} accounts, {n} lots loaded into a private redis-server "
-            f"({time.perf_counter() - t0:.1f}s so far)",
+            f"ledger: {len(infos)} accounts ({len(mandates)} with their own mandate), {n} lots loaded into a "
+            f"private redis-server ({time.perf_counter() - t0:.1f}s so far); {len(nights)} nights from {nights[0]}",
             file=sys.stderr,
         )
-        run = RunSettings(date, mdir, work / "out" / date, workers=args.workers, quiet=args.quiet)
-        s = rebalance(run, LedgerSettings(server.url))
+        rng = np.random.default_rng(args.seed)
+        failed = 0
+        for k, date in enumerate(nights, start=1):
+            day = dt.date.fromisoformat(date)
+            close = dict(zip(market.symbols, market.prices[market.day_index(date)]))
+            values = {}
+            for a in infos:
+                held = store.lots(a.account)
+                values[a.account] = store.account(a.account).cash_cents + sum(
+                    value_cents(x.quantity, float(close[x.symbol])) for x in held if x.symbol in close
+                )
+            for account, cents, reason in demo_flows(values, rng):
+                store.add_cash_flow(account, cents, day, reason, "demo", at)
+            run = RunSettings(date, mdir, work / "out" / date, run_id=f"demo-{date}", workers=args.workers, quiet=True)
+            s = rebalance(run, LedgerSettings(server.url))
+            failed += s.failed
+            if s.interrupted:
+                print(summary_table(s))
+                return 128 + signal.Signals[s.signal].value
+            print(
+                f"night {k}/{len(nights)} {date}: {s.ok} ok, {s.failed} failed, {s.orders} orders, "
+                f"harvested ${float(s.harvested_loss):,.0f}, tax ${float(s.tax_estimate):,.0f}, "
+                f"{s.cash_flows} cash flows, {s.accounts_per_s:.1f} accounts/s — {s.report or s.out}"
+            )
         store.r.close()
     print(summary_table(s))
     print(
-        f"\nrebalance again by hand: taxview rebalance --date {date} --market {mdir} --out OUT "
+        f"\nrebalance a night again by hand: taxview rebalance --date {nights[-1]} --market {mdir} --out OUT "
         f"--workdir {work}  (the ledger stays in {rdir} until the next demo)"
     )
-    if s.interrupted:
-        return 128 + signal.Signals[s.signal].value
-    return 0 if s.failed == 0 else 1
+    return 0 if failed == 0 else 1
+
+
+def _write_firm(fdir: Path, infos, lots) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fdir.mkdir(parents=True, exist_ok=True)
+    accounts = {
+        "account": [a.account for a in infos],
+        "household": [a.household for a in infos],
+        "account_type": [a.account_type for a in infos],
+        "cash": [str(a.cash_cents / 100) for a in infos],
+    }
+    pq.write_table(pa.table(accounts), fdir / "accounts.parquet")
+    acquired = pa.array([_iso(x) for x in lots.column("acquired").to_pylist()], pa.date32())
+    pq.write_table(lots.set_column(5, "acquired", acquired).drop_columns(["holding_start"]), fdir / "lots.parquet")
 
 
 def _iso(ordinal: int):
