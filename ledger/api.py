@@ -32,6 +32,11 @@ class AccountInfo:
     mandate: Mapping[str, Any] = field(default_factory=dict, compare=False)
     mandate_version: int = 0
     pending_flows: tuple[tuple[dt.date, int], ...] = field(default=(), compare=False)  # (date, cents) not booked
+    realized: Mapping[str, int] = field(default_factory=dict, compare=False)  # "2024:st" -> recognized cents
+
+    def realized_in(self, year: int) -> int:
+        """Net recognized gain of ``year`` so far, cents (short and long term together)."""
+        return self.realized.get(f"{year}:st", 0) + self.realized.get(f"{year}:lt", 0)
 
     def flows_due(self, date: dt.date) -> int:
         """Cents of the pending cash flows the night of ``date`` books (negative: withdrawals)."""

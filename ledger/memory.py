@@ -183,7 +183,11 @@ class MemoryLedger:
             raise CommitRejected("CASH_RANGE", f"account {account!r}: cash would be {cash} cents, out of range")
         # the plan holds: from here on nothing can fail
         self._houses[hh] = house
-        self._accounts[account] = _with_cash(info, cash)
+        realized = dict(info.realized)
+        for term, cents in (("st", planned["realized"]["short"]), ("lt", planned["realized"]["long"])):
+            if cents:
+                realized[f"{date.year}:{term}"] = realized.get(f"{date.year}:{term}", 0) + cents
+        self._accounts[account] = replace(info, cash_cents=cash, realized=realized)
         windows = self._windows[hh]
         for key, buy, loss in planned["writes"]["win"]:
             win = windows.setdefault(key, [0, 0])

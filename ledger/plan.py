@@ -173,4 +173,8 @@ def plan_commit(
         "new_lots": new_lots,
         "trades": request,
     }
-    return {"checks": checks, "writes": writes, "result": result, "cash_delta": cash_delta}
+    realized = {"short": 0, "long": 0}  # recognized net gain of the commit, by term (the year to date)
+    for s in sales_out:
+        if s["recognized"]:
+            realized[s["term"]] += s["gain_cents"] + s["disallowed_cents"] + s["permanent_cents"]
+    return {"checks": checks, "writes": writes, "result": result, "cash_delta": cash_delta, "realized": realized}

@@ -98,6 +98,7 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows):
                 for f, v in h.items()
                 if f.startswith("flow:")
             ),
+            {f.removeprefix("realized:"): int(v) for f, v in h.items() if f.startswith("realized:")},
         )
 
     def accounts(self) -> dict[str, str]:
@@ -287,6 +288,9 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows):
                     planned["cash_delta"],
                     int(check_cash),
                     WINDOW_DAYS,
+                    date.year,
+                    planned["realized"]["short"],
+                    planned["realized"]["long"],
                 ],
             )
             status = reply[0].decode()

@@ -17,6 +17,8 @@
 -- ARGV[9] journal entry json   ARGV[10] result json   ARGV[11] date ISO
 -- ARGV[12] cash change in cents (sell proceeds - buy costs)   ARGV[13] refuse an overdraft (0|1)
 -- ARGV[14] wash-sale window in days (ledger.windows.WINDOW_DAYS)
+-- ARGV[15] the tax year   ARGV[16] ARGV[17] the commit's recognized short / long-term net gain,
+--          cents, added to the account's "realized:<year>:st|lt" (the gain budget's year to date)
 -- Returns {"OK", result} | {"REPLAY", stored result} | {"ERR", code, message}
 -- Lots are read with LOT (field positions), the prelude ledger/codec.py puts in front of this script.
 
@@ -112,6 +114,8 @@ end
 
 -- validated: write
 redis.call('HINCRBY', KEYS[2], 'cash_cents', ARGV[12])
+if ARGV[16] ~= '0' then redis.call('HINCRBY', KEYS[2], 'realized:' .. ARGV[15] .. ':st', ARGV[16]) end
+if ARGV[17] ~= '0' then redis.call('HINCRBY', KEYS[2], 'realized:' .. ARGV[15] .. ':lt', ARGV[17]) end
 for _, x in ipairs(w.ids) do
   redis.call('HSET', KEYS[9], x[1], '1')
   for _, p in ipairs(x[2]) do redis.call('HSETNX', KEYS[9], p, 'p') end

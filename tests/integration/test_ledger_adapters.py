@@ -182,3 +182,16 @@ def test_mandates_are_versioned_and_the_step_follows_them(ledger, small_snap):
     priced = [x for x in held if x.symbol in small_snap.index]
     assert out.status == "liquidated" and len(out.committed.sales) == len(priced)
     assert {x.lot_id for x in ledger.lots("A")} == {x.lot_id for x in held if x.symbol not in small_snap.index}
+
+
+def test_the_year_to_date_realized_gain_is_kept_per_account_and_year(ledger):
+    """The gain budget's year to date: each commit adds its recognized net gain by term."""
+    ledger.commit("A", D(2024, 3, 1), [sell("a1", 40, "7.50"), sell("a2", 10, "60", "ABC")], "k1")
+    info = ledger.account("A")
+    loss, gain = 40 * 750 - 40_000, 10 * 6_000 - 50_000  # a1 long-term loss, a2 (bought 2023-06-01) short-term gain
+    assert info.realized == {"2024:lt": loss, "2024:st": gain} and info.realized_in(2024) == loss + gain
+    ledger.commit("A", D(2025, 1, 2), [sell("a1", 10, "20")], "k2")
+    assert (
+        ledger.account("A").realized_in(2025) == 10 * 2_000 - 10_000
+        and ledger.account("A").realized_in(2024) == loss + gain
+    )
