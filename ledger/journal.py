@@ -1,8 +1,9 @@
 """The journal read back (a mixin of ``LedgerStore``): a household's entries, the ledger's state
 for comparisons and export, and a ledger rebuilt by replaying every journal in order.
 
-Each household's journal is a Redis Stream: account records (``add_accounts``), imports
-(``lua/import.lua``) and commits (``lua/commit.lua``) append to it.
+Each household's journal is a Redis Stream: account records (``add_accounts``), mandate changes
+(``lua/mandate.lua``), imports (``lua/import.lua``), corporate actions (``lua/corporate.lua``) and
+commits (``lua/commit.lua``) append to it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from taxview.core.mandate import check
 
 from .api import AccountInfo
 from .codec import encode_lot, encode_sale, lot_field
+from .corporate import action_from_json
 from .keys import Keys
 from .plan import trades_from_wire
 
@@ -50,7 +52,8 @@ class Journal:
 
     def rebuild_from_journal(self, target: LedgerStore) -> int:
         """Replay every household's journal into ``target`` (an empty ledger), in order: account
-        records (created or restated), imports, commits. Returns commits replayed."""
+        records (created or restated), mandates, imports, corporate actions, commits. Returns
+        commits replayed."""
         homes = self.accounts()
         journals = {hh: self.journal(hh) for hh in sorted(set(homes.values()))}
         journaled = {e["account"] for entries in journals.values() for e in entries if "account" in e["entry"]}
@@ -93,6 +96,8 @@ class Journal:
                         remove=[(key, lid) for key, lid in entry.get("removed") or []],
                         replace=list(entry.get("replace") or []),
                     )
+                elif "corporate" in entry:  # the same action in this household, planned on its state
+                    target.apply_action_to(hh, action_from_json(entry["corporate"]))
                 else:
                     target.commit(
                         e["account"],

@@ -137,6 +137,9 @@ class Keys:
     def idempotency(self, hh: str) -> str:
         return f"{self.p}:idem:{self.tag(hh)}"  # hash key -> "digest|result json"
 
+    def actions(self, hh: str) -> str:
+        return f"{self.p}:actions:{self.tag(hh)}"  # hash corporate action id -> "digest|summary json"
+
     def sales(self, hh: str) -> str:
         return f"{self.p}:sales:{self.tag(hh)}"  # hash sale_id -> sale json
 

@@ -17,6 +17,7 @@ from taxview.core.records import Lot, Restrictions, Trade
 
 from .api import MAX_CASH_CENTS, AccountInfo, CommitResult, identity_names, with_mandate
 from .cashflows import check_flow, flow_id
+from .corporate import Action, ActionReport, HouseholdPlan, HouseholdState, check_identity, prepare
 from .errors import CommitRejected, LedgerInputError, UnknownAccount
 from .keys import check_id, piece_order
 from .plan import commit_digest, plan_commit, wire_trades
@@ -34,6 +35,7 @@ class MemoryLedger:
         self._done: dict[str, dict[str, tuple[str, CommitResult]]] = {}  # household -> key -> (digest, result)
         self._flows: dict[str, tuple] = {}  # flow id -> (account, date, cents, reason)
         self._flowed: dict[tuple[str, dt.date], int] = {}  # (account, night) -> cents booked
+        self._actions: dict[str, dict[str, str]] = {}  # household -> corporate action id -> digest
 
     # --- accounts and opening lots ------------------------------------------------------------
 
@@ -50,6 +52,7 @@ class MemoryLedger:
             house.register(a.account, a.account_type)
             self._windows.setdefault(a.household, {})
             self._done.setdefault(a.household, {})
+            self._actions.setdefault(a.household, {})
             known = self._accounts.get(a.account)
             self._accounts[a.account] = replace(a, mandate_version=(known.mandate_version if known else 0) + 1)
         return len(accounts)
@@ -204,6 +207,42 @@ class MemoryLedger:
         )
         self._done[hh][idempotency_key] = (digest, result)
         return result
+
+    # --- corporate actions (``ledger.corporate``: the store's rules) -----------------------------
+
+    def apply_action(self, action: Action) -> ActionReport:
+        """``LedgerStore.apply_action`` in memory: checked against every household first
+        (``LedgerInputError``: nothing changed), then applied household by household."""
+        check_identity(action, self.identical)
+        plans, replayed = prepare(action, [self._action_state(action, hh) for hh in sorted(self._houses)])
+        report = ActionReport(action, replayed=replayed)
+        for plan in plans:
+            self._apply_plan(action, plan)
+            report.add(plan)
+        return report
+
+    def _action_state(self, action: Action, hh: str) -> HouseholdState:
+        house, windows = self._houses[hh], self._windows[hh]
+        keys = sorted({house.key(s) for s in action.keys})
+        lots = [x for key in keys for x in house.by_key.get(key, {}).values()]
+        seen = {key: (windows[key][0], windows[key][1]) for key in keys if key in windows}
+        return HouseholdState(hh, lots, house.pending, seen, house.last_date, self._actions[hh].get(action.action_id))
+
+    def _apply_plan(self, action: Action, plan: HouseholdPlan) -> None:
+        house, windows = self._houses[plan.household], self._windows[plan.household]
+        for lot_id in plan.moved:  # a rename: out of OLD's lots (``load`` files them under NEW)
+            del house.by_key[house.key(house.lots.pop(lot_id).symbol)][lot_id]
+        for lot in plan.lots:
+            house.load(lot)
+        changed = {s.sale_id: s for s in plan.sales}
+        house.pending = [changed.get(s.sale_id, s) for s in house.pending]
+        house.sales = [changed.get(s.sale_id, s) for s in house.sales]
+        for key in plan.dropped_windows:
+            windows.pop(key, None)
+        for key, (bought, lost) in plan.windows.items():
+            windows[key] = [bought, lost]
+        house.last_date = action.date
+        self._actions[plan.household][action.action_id] = action.digest
 
 
 def _with_cash(info: AccountInfo, cash: int) -> AccountInfo:

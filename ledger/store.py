@@ -12,7 +12,8 @@ Money is integer cents and quantities are ``Decimal`` strings in Redis; dates of
 metadata are proleptic ordinals (``date.toordinal()``).
 
 Here: the reads and the commit (the nightly's hot path). Account records and opening lots are
-``ledger.bulk``'s, the journal read back and replayed ``ledger.journal``'s: mixins of the store.
+``ledger.bulk``'s, the journal read back and replayed ``ledger.journal``'s, mandates
+``ledger.mandates``' and corporate actions ``ledger.actions``': mixins of the store.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import redis
 from taxview.core.mandate import from_json
 from taxview.core.records import Restrictions, Trade
 
+from .actions import CorporateActions
 from .api import AccountInfo, CommitResult, identity_names
 from .bulk import BulkWrites
 from .cashflows import CashFlows
@@ -46,12 +48,14 @@ from .windows import WINDOW_DAYS, restrictions_from_windows
 MAX_ATTEMPTS = 200
 
 
-def _lua(name: str) -> str:
-    """A script of ``lua/``, behind the codec's prelude (``LOT``, ``lot_field``; see ``ledger.codec``)."""
-    return lua_prelude() + resources.files("ledger").joinpath("lua", name).read_text()
+def _lua(name: str, *helpers: str) -> str:
+    """A script of ``lua/``, behind the codec's prelude (``LOT``, ``lot_field``; see ``ledger.codec``)
+    and the helpers it names (``lua/_*.lua``: functions shared by scripts)."""
+    lua = resources.files("ledger").joinpath("lua")
+    return lua_prelude() + "".join(lua.joinpath(h).read_text() for h in (*helpers, name))
 
 
-class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows):
+class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateActions):
     """The ledger on one Redis (or Redis Cluster: every script touches one hash slot)."""
 
     def __init__(self, client: redis.Redis, prefix: str = "tv", identical: Mapping[str, str] | None = None) -> None:
@@ -59,11 +63,13 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows):
         self.k = Keys(prefix)
         self.identical = dict(identical or {})
         self._read = client.register_script(_lua("read.lua"))
-        self._commit = client.register_script(_lua("commit.lua"))
+        self._commit = client.register_script(_lua("commit.lua", "_replay.lua"))
         self._account_lots = client.register_script(_lua("account_lots.lua"))
         self._import = client.register_script(_lua("import.lua"))
         self._mandate = client.register_script(_lua("mandate.lua"))
         self._cashflow = client.register_script(_lua("cashflow.lua"))
+        self._corporate = client.register_script(_lua("corporate.lua", "_replay.lua"))
+        self._corporate_read = client.register_script(_lua("corporate_read.lua"))
         self._homes: dict[str, str] = {}
         self._seq_hint: dict[str, int] = {}  # household -> its last purchase number seen (made ids)
 

@@ -11,7 +11,7 @@ from taxview.core.errors import TaxviewError
 
 from .cmd_accounts import _cmd_accounts_import, _cmd_accounts_set, _cmd_accounts_show, _cmd_cash
 from .cmd_analysis import _cmd_backtest, _cmd_report, _cmd_transition
-from .cmd_ledger import _cmd_ledger_export, _cmd_ledger_import, _cmd_ledger_show, _cmd_washsale
+from .cmd_ledger import _cmd_ledger_action, _cmd_ledger_export, _cmd_ledger_import, _cmd_ledger_show, _cmd_washsale
 from .cmd_run import _cmd_demo, _cmd_market_append, _cmd_market_synth, _cmd_rebalance, _cmd_solve
 
 
@@ -104,6 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     _redis_options(show)
     show.set_defaults(func=_cmd_ledger_show)
+    split = ledger.add_parser("split", help="a stock split: every open lot of SYMBOL × RATIO, basis and dates kept")
+    split.add_argument("symbol", metavar="SYMBOL")
+    split.add_argument("ratio", metavar="RATIO", help="new shares per old share: 2, 3:2, 1:10 (a reverse split)")
+    rename = ledger.add_parser("rename", help="a symbol change: lots, wash-sale windows, pending sales of OLD → NEW")
+    rename.add_argument("old", metavar="OLD")
+    rename.add_argument("new", metavar="NEW")
+    for action in (split, rename):
+        action.add_argument("--date", required=True, help="effective date (YYYY-MM-DD): before any trade dated on it")
+        action.add_argument("--id", help="the action's id (default split:SYMBOL:RATIO:DATE, rename:OLD:NEW:DATE)")
+        action.add_argument("--identical", help="substantially identical symbols, as given to the import")
+        _redis_options(action)
+        action.set_defaults(func=_cmd_ledger_action)
 
     acc = sub.add_parser("accounts", help="account mandates: import, set, show").add_subparsers(
         dest="accounts_cmd", required=True

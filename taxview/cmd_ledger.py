@@ -1,4 +1,5 @@
-"""``taxview washsale`` and ``taxview ledger``: the wash-sale report and the Redis ledger."""
+"""``taxview washsale`` and ``taxview ledger``: the wash-sale report and the Redis ledger (import,
+export, show, and the corporate actions split and rename)."""
 
 from __future__ import annotations
 
@@ -147,6 +148,27 @@ def _cmd_ledger_show(args: argparse.Namespace) -> int:
             f"may not buy: {sorted(restr.no_buy) or '-'}; may not sell at a loss: {sorted(restr.no_loss_sale) or '-'}"
         )
     return 0
+
+
+def _cmd_ledger_action(args: argparse.Namespace) -> int:
+    """``ledger split`` and ``ledger rename``: checked against every household first (exit 2,
+    nothing written), then applied household by household; a household that failed is named and
+    the command exits 1 (run it again: the households that have it replay)."""
+    from ledger.corporate import rename_action, split_action
+
+    date = _date(args.date)
+    if args.ledger_cmd == "split":
+        action = split_action(args.symbol, args.ratio, date, args.id)
+    else:
+        action = rename_action(args.old, args.new, date, args.id)
+    with _Ledger(args) as store:
+        report = store.apply_action(action)
+    print(report.summary())
+    if not (report.households or report.replayed or report.failed):
+        print(f"taxview: note: no household holds {action.symbol}: nothing to do, nothing written", file=sys.stderr)
+    for hh, why in sorted(report.failed.items()):
+        print(f"taxview: household {hh} failed: {why} (run the command again to finish)", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def _date(text: str):

@@ -22,14 +22,8 @@
 -- Returns {"OK", result} | {"REPLAY", stored result} | {"ERR", code, message}
 -- Lots are read with LOT (field positions), the prelude ledger/codec.py puts in front of this script.
 
-local stored = redis.call('HGET', KEYS[5], ARGV[1])
-if stored then
-  local bar = string.find(stored, '|', 1, true)
-  if string.sub(stored, 1, bar - 1) == ARGV[2] then
-    return {'REPLAY', string.sub(stored, bar + 1)}
-  end
-  return {'ERR', 'KEY_REUSED', 'idempotency key ' .. ARGV[1] .. ' was used for a different commit'}
-end
+local replay = replayed(5, ARGV[1], ARGV[2], 'idempotency key', 'commit')  -- lua/_replay.lua
+if replay then return replay end
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return {'ERR', 'UNKNOWN_ACCOUNT', 'unknown account ' .. ARGV[5]}
 end

@@ -17,6 +17,7 @@ import pytest
         "ledger.washsale",
         "ledger.memory",
         "ledger.plan",
+        "ledger.corporate",
         "solver.solve",
         "taxview.core.money",
     ],
