@@ -6,12 +6,16 @@ percentiles over many different accounts on the cached problems, and the same ac
 building a fresh CVXPY problem per pass ("naive") and by CVXPY's own cached re-solve of it
 (``warm_start``), all measured in this one run, one thread.
 
-    python benchmarks/solve_latency.py [--accounts 100] [--naive-accounts 100] [--json FILE]
+    python benchmarks/solve_latency.py [--accounts 100] [--naive-accounts 100] [--gain-allowance-bps B] [--json FILE]
+
+``--gain-allowance-bps B`` gives every account a net realized-gain allowance of B basis points of
+its value (0: no net gain tonight; negative: a net loss to realize); without it, no gain budget.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -41,6 +45,7 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=100)
     ap.add_argument("--naive-accounts", type=int, default=100)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--gain-allowance-bps", type=float, help="every account's gain allowance, bps of its value")
     ap.add_argument("--json", help="write the results here (also printed)")
     args = ap.parse_args()
 
@@ -56,26 +61,35 @@ def main() -> None:
         for _ in range(args.accounts + 1)
     ]
     settings = AccountSettings()
+
+    def settings_of(lots, cash: int) -> AccountSettings:
+        if args.gain_allowance_bps is None:
+            return settings
+        value = sum(float(x.quantity) * snap.prices[snap.index[x.symbol]] for x in lots) + cash / 100
+        return dataclasses.replace(settings, gain_allowance_cents=round(value * args.gain_allowance_bps / 100))
+
     cache = ProblemCache()
 
     t0 = time.perf_counter()
-    first = solve_account(snap, *accounts[0], settings, cache=cache)
+    first = solve_account(snap, *accounts[0], settings_of(*accounts[0]), cache=cache)
     cold_ms = (time.perf_counter() - t0) * 1e3
 
-    warm, iters, passes, statuses = [], [], [], {}
+    warm, iters, passes, statuses, noted = [], [], [], {}, 0
     for lots, cash in accounts[1:]:
+        account_settings = settings_of(lots, cash)
         t0 = time.perf_counter()
-        r = solve_account(snap, lots, cash, settings, cache=cache)
+        r = solve_account(snap, lots, cash, account_settings, cache=cache)
         warm.append((time.perf_counter() - t0) * 1e3)
         iters.append(r.iterations)
         passes.append(r.passes)
         statuses[r.status] = statuses.get(r.status, 0) + 1
+        noted += bool(r.notes)
 
     def timed(cache_for_account) -> list[float]:
         out = []
         for lots, cash in accounts[1 : 1 + args.naive_accounts]:
             t0 = time.perf_counter()
-            solve_account(snap, lots, cash, settings, cache=cache_for_account())
+            solve_account(snap, lots, cash, settings_of(lots, cash), cache=cache_for_account())
             out.append((time.perf_counter() - t0) * 1e3)
         return out
 
@@ -90,7 +104,9 @@ def main() -> None:
         "factors": args.factors,
         "lots_per_account_median": int(np.median(lots_per_account)),
         "accounts": args.accounts,
+        "gain_allowance_bps": args.gain_allowance_bps,
         "statuses": statuses,
+        "accounts_with_notes": noted,
         "first_status": first.status,
         "cold_ms": round(cold_ms, 3),
         "warm_p50_ms": pct(warm, 50),

@@ -106,7 +106,7 @@ def rebalance_account(
                 held.update(call(lambda: ledger.household_lots(household)))
                 held.setdefault("", [])  # marks the household as read
             lots = held.get(account, [])
-        settings = settings_for(defaults, info)
+        settings = settings_for(defaults, info, snap.date.year)
     except LedgerUnavailable as exc:
         clock.lap("ledger_read_s")
         return Outcome(account, household or "", "error", str(exc))
@@ -123,6 +123,7 @@ def rebalance_account(
         clock.lap("ledger_read_s")
     if refused:
         return Outcome(account, household, "rejected", refused, info=info, settings=settings)
+    settings = settings_for(defaults, info, snap.date.year)
     meta = {**(meta or {}), "cash_flow_cents": flowed}
     if status == "paused":
         reason = "mandate: paused (no trades)" + (
@@ -210,15 +211,21 @@ def described(info: AccountInfo, settings: AccountSettings) -> dict[str, Any]:
         "account_type": info.account_type,
         "te_budget": settings.te_max,
         "mandate_version": info.mandate_version,
+        "gain_allowance_cents": settings.gain_allowance_cents,
     }
 
 
-def settings_for(defaults: AccountSettings, info: AccountInfo) -> AccountSettings:
-    """The firm's defaults with the account's type, rates and mandate over them."""
+def settings_for(defaults: AccountSettings, info: AccountInfo, year: int | None = None) -> AccountSettings:
+    """The firm's defaults with the account's type, rates and mandate over them; with ``year``,
+    tonight's gain allowance: the mandate's annual gain budget less the year's net realized gain."""
     base = replace(
         defaults, account_id=info.account, account_type=info.account_type, st_rate=info.st_rate, lt_rate=info.lt_rate
     )
-    return settings_with(base, info.mandate)
+    settings = settings_with(base, info.mandate)
+    budget = info.mandate.get("gain_budget")
+    if budget is not None and year is not None:
+        settings = replace(settings, gain_allowance_cents=int(budget * 100) - info.realized_in(year))
+    return settings
 
 
 def liquidation(snap: Snapshot, lots: list, restrictions: Restrictions | None = None) -> tuple[list[Trade], list[str]]:

@@ -41,6 +41,9 @@ def validate_settings(s: AccountSettings) -> None:
             raise InputError(name, f"invalid value {value!r}")
     if s.account_type not in {"taxable", "ira", "trust", "other"}:
         raise InputError("account_type", f"{s.account_type!r} is not taxable|ira|trust|other")
+    allowance = s.gain_allowance_cents
+    if allowance is not None and (isinstance(allowance, bool) or not isinstance(allowance, int)):
+        raise InputError("gain_allowance_cents", f"must be integer cents or None, got {allowance!r}")
 
 
 class LotArrays(NamedTuple):
@@ -105,6 +108,7 @@ class Account:
     value: float  # V: holdings at today's prices plus cash, dollars
     lot_slots: LotSlots
     w0: np.ndarray  # (n,) held weight per name
+    gain: np.ndarray  # (N,) net gain per dollar sold of each lot (1 − basis/value, ≤ 1), any account type
 
     @property
     def n(self) -> int:
@@ -139,4 +143,4 @@ def read_account(
         tax = np.zeros(len(lots))
     slots = assign_slots(name, value / V, tax, gain_frac < 0, n=n, max_slots=max_slots)
     w0 = np.bincount(slots.name, weights=slots.weight, minlength=n)
-    return Account(snap, lots, cash_cents, settings, V, slots, w0)
+    return Account(snap, lots, cash_cents, settings, V, slots, w0, gain_frac)

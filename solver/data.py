@@ -11,7 +11,7 @@ import numpy as np
 
 from .account import Account
 from .limits import Limits
-from .problem import OBJ_SCALE, Layout
+from .problem import GAIN_UNBOUND, OBJ_SCALE, Layout
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +33,14 @@ class Pass:
     layout: Layout
     slot: np.ndarray  # (N,) slot of each lot in ``layout``
     sides: Sides
+    relaxation: bool = False  # the side decision: the gain row takes each slot's least gain per weight
 
 
-def fill(account: Account, limits: Limits, p: Pass, cash_max: float) -> tuple[np.ndarray, np.ndarray]:
-    """(q, b) of ``p``; ``cash_max`` is the settings' or 1.0 once the cash limit gave way."""
+def fill(
+    account: Account, limits: Limits, p: Pass, cash_max: float, gain_ub: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(q, b, g) of ``p``; ``cash_max`` is the settings' or 1.0 once the cash limit gave way,
+    ``gain_ub`` the limits' or 0 once a negative gain allowance gave way (``solver.budget``)."""
     snap, settings, la, n = account.snap, account.settings, account.lot_slots, account.n
     layout, slot = p.layout, p.slot
     cost = settings.cost_bps / 1e4
@@ -54,6 +58,15 @@ def fill(account: Account, limits: Limits, p: Pass, cash_max: float) -> tuple[np
     b[layout.r_cap : layout.r_cap + n] = limits.cap - snap.benchmark
     b[layout.r_budget] = 1.0 - settings.cash_target - snap.benchmark.sum()
     b[layout.r_budget + 1] = -(1.0 - cash_max - snap.benchmark.sum())
+    b[layout.r_gain] = gain_ub
+    g = np.zeros(S)  # without a budget the row reads 0 ≤ GAIN_UNBOUND
+    if gain_ub < GAIN_UNBOUND and p.relaxation:  # never stricter than the fine pass it decides for
+        order = np.lexsort((account.gain, slot))
+        least = np.r_[True, slot[order][1:] != slot[order][:-1]]  # each slot's first: its least gain
+        g[slot[order][least]] = account.gain[order][least]
+    elif gain_ub < GAIN_UNBOUND:  # net gain per weight sold, averaged over the slot's lots like the tax
+        gain = np.bincount(slot, weights=la.weight * account.gain, minlength=S)
+        np.divide(gain, held, out=g, where=held > 0)
     if layout.cone:
         b[layout.r_soc] = settings.te_max
-    return q, b
+    return q, b, g

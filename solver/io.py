@@ -138,6 +138,17 @@ def _dollars(value: Any) -> Decimal:
     return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
 
 
+def _cents(value: Any) -> int:
+    """A dollar amount to the cent (negative allowed) as integer cents."""
+    d = _dollars(value)
+    if d != d.quantize(Decimal("0.01")):
+        raise _Refused(f"must be dollars to the cent, got {d}")
+    try:
+        return dollars_to_cents(d)
+    except InvalidOperation:
+        raise _Refused(f"{d} is too large") from None
+
+
 def _number(value: Any) -> float:
     d = _dollars(value)
     if not math.isfinite(float(d)):  # an integer beyond float range
@@ -184,7 +195,11 @@ _ACCOUNT_KEYS: dict[str, dict[str, tuple[str, Callable[[Any], Any], tuple[Callab
         "cash": ("cash", _dollars, _NON_NEGATIVE),
         "fractional": ("fractional", _boolean, _ANY),
     },
-    "tax": {"st_rate": ("st_rate", _number, _RATE), "lt_rate": ("lt_rate", _number, _RATE)},
+    "tax": {
+        "st_rate": ("st_rate", _number, _RATE),
+        "lt_rate": ("lt_rate", _number, _RATE),
+        "gain_allowance": ("gain_allowance_cents", _cents, _ANY),  # tonight's, dollars (negative: a net loss)
+    },
     "optimizer": {
         "te_max": ("te_max", _number, _POSITIVE),
         "max_weight": ("max_weight", _number, (lambda x: 0 < x <= 1, "in (0, 1]")),

@@ -1,4 +1,5 @@
-"""The account's limits per name and per lot: exclusions, caps, household wash-sale restrictions."""
+"""The account's limits per name and per lot: exclusions, caps, household wash-sale restrictions,
+and tonight's net realized-gain bound (``solver.budget``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 from taxview.core.records import Restrictions
 
 from .account import Account
+from .budget import gain_bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,7 @@ class Limits:
     sellable: np.ndarray  # (N,) bool: lots the optimizer may sell (no loss sale in a wash window)
     buy_ub: np.ndarray  # (n,) largest weight bought (0 where no_buy)
     stuck: tuple[str, ...]  # excluded names holding loss lots that may not be sold
+    gain_ub: float  # net realized gain tonight, weight (allowance / account value); GAIN_UNBOUND: none
 
     @property
     def stuck_reason(self) -> str:
@@ -59,4 +62,4 @@ def account_limits(account: Account, restrictions: Restrictions) -> Limits:
     stuck = tuple(sorted({snap.symbols[i] for i in la.name[~allowed & excluded[la.name]]}))
     unsellable = np.bincount(la.name, weights=la.weight * ~allowed, minlength=n) * (1 + 1e-9)
     cap = np.where(excluded, unsellable, np.maximum(cap, unsellable))
-    return Limits(excluded, cap, no_buy, allowed, np.where(no_buy, 0.0, cap), stuck)
+    return Limits(excluded, cap, no_buy, allowed, np.where(no_buy, 0.0, cap), stuck, gain_bound(account))

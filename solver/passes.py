@@ -6,20 +6,24 @@
 2. Fine solve on the account's slot layout with the sides fixed: conflict-free by construction.
 3. SOC pass, only when the TE penalty alone broke the budget: the same with the budget as a cone.
 
-Each pass retries with the careful settings on numerical trouble, and lets cash exceed
-``cash_max`` once when too few names may be bought (noted in the result).
+Each pass retries with the careful settings on numerical trouble. An infeasible pass gives way,
+noted in the result and kept for the later passes, on ``cash_max`` (too few names may be bought),
+else on a negative gain allowance (to 0: a soft target, ``solver.budget``), else on both. Still
+infeasible with a gain budget, it is asked again without one: when that solves, the reason names
+the gain budget.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .account import Account
+from .budget import dollars, soft_target_note
 from .data import Pass, Sides, fill
 from .limits import Limits
-from .problem import EPS_W, Layout, ProblemCache
+from .problem import EPS_W, GAIN_UNBOUND, LOOSE_TOL, Layout, ProblemCache
 from .status import SolveStatus, from_clarabel
 
 
@@ -41,6 +45,7 @@ class Solution:
     passes: int
     iterations: int
     notes: tuple[str, ...] = ()
+    allowance_cents: int | None = None  # the net-gain allowance the passes kept (rounding checks it)
 
 
 class _Runner:
@@ -49,40 +54,93 @@ class _Runner:
     def __init__(self, account: Account, limits: Limits, cache: ProblemCache) -> None:
         self.account, self.limits, self.cache = account, limits, cache
         self.cash_max = account.settings.cash_max
+        self.gain_ub = limits.gain_ub
+        self.gain_blocked = False  # infeasible, and solvable without the gain budget
         self.passes = self.iterations = 0
         self.notes: list[str] = []
+        la = account.lot_slots
+        if self.gain_ub < float(np.minimum(account.gain, 0.0) @ (la.weight * limits.sellable)):
+            self._give_way(self.cash_max, 0.0)  # more net loss than every sellable loss lot realizes
 
-    def _solve(self, layout: Layout, q: np.ndarray, b: np.ndarray, robust: bool = False) -> PassResult:
-        name, x, it = self.cache.get(self.account.snap.model, layout, robust=robust).solve(q, b)
+    def _give_way(self, cash_max: float, gain_ub: float) -> None:
+        """Relax ``cash_max`` (to 1: hold the cash) and a negative gain allowance (to 0: a net loss to
+        realize is a target, not a limit), noting what changed."""
+        if cash_max > self.cash_max:
+            self.notes.append(f"cash above cash_max {self.account.settings.cash_max:.2%}: too few names may be bought")
+        if gain_ub > self.gain_ub:
+            self.notes.append(soft_target_note(self.account.settings.gain_allowance_cents or 0))
+        self.cash_max, self.gain_ub = cash_max, gain_ub
+
+    def _fill(self, p: Pass) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return fill(self.account, self.limits, p, self.cash_max, self.gain_ub)
+
+    def _solve(self, p: Pass, robust: bool = False) -> PassResult:
+        name, x, it = self.cache.get(self.account.snap.model, p.layout, robust=robust).solve(*self._fill(p))
         self.passes, self.iterations = self.passes + 1, self.iterations + it
         return PassResult(from_clarabel(name), name, x)
 
-    def run(self, p: Pass) -> PassResult:
-        q, b = fill(self.account, self.limits, p, self.cash_max)
-        res = self._solve(p.layout, q, b)
+    def _attempt(self, p: Pass) -> PassResult:
+        res = self._solve(p)
         if not res.status.ok and not res.status.infeasible:  # numerical trouble: the careful solver
-            res = self._solve(p.layout, q, b, robust=True)
-        if res.status.infeasible and self.cash_max < 1.0:
-            # Names that may not be bought (wash-sale windows, caps) can leave nowhere to put the
-            # cash: hold it rather than fail the day. Any other infeasibility stays infeasible.
-            self.cash_max = 1.0
-            self.notes.append(f"cash above cash_max {self.account.settings.cash_max:.2%}: too few names may be bought")
-            q, b = fill(self.account, self.limits, p, self.cash_max)
-            res = self._solve(p.layout, q, b)
+            res = self._solve(p, robust=True)
+        return res
+
+    def run(self, p: Pass) -> PassResult:
+        res = self._attempt(p)
+        # Infeasible: hold the cash (names that may not be bought — wash-sale windows, caps — can
+        # leave nowhere to put it), else give up a net loss to realize, else both; the first of
+        # these that solves is kept for the later passes too. Other infeasibility stays infeasible.
+        kept = cash_max, gain_ub = self.cash_max, self.gain_ub
+        tries: list[tuple[float, float]] = []
+        if res.status.infeasible and cash_max < 1.0:
+            tries.append((1.0, gain_ub))
+        if res.status.infeasible and gain_ub < 0:
+            tries += [(cash_max, 0.0)] + ([(1.0, 0.0)] if cash_max < 1.0 else [])
+        relaxed = None
+        for relaxed in tries:
+            self.cash_max, self.gain_ub = relaxed
+            res = self._attempt(p)
+            if not res.status.infeasible:
+                break
+        self.cash_max, self.gain_ub = kept
+        if res.status.infeasible and self.gain_ub < GAIN_UNBOUND:
+            # Is the gain budget what cannot hold? Ask again without it (not counted as a pass).
+            self.gain_ub = GAIN_UNBOUND
+            name, _, _ = self.cache.get(self.account.snap.model, p.layout).solve(*self._fill(p))
+            self.gain_ub, self.gain_blocked = kept[1], from_clarabel(name).ok
+        elif relaxed is not None:
+            self._give_way(*relaxed)
         return res
 
     def least_te(self, p: Pass) -> float | None:
         """The least tracking error ``p``'s limits allow (a zero objective; not counted as a pass)."""
-        q, b = fill(self.account, self.limits, p, self.cash_max)
-        name, x, _ = self.cache.get(self.account.snap.model, p.layout).solve(np.zeros_like(q), b)
+        q, b, g = self._fill(p)
+        name, x, _ = self.cache.get(self.account.snap.model, p.layout).solve(np.zeros_like(q), b, g)
         n, oa = p.layout.n, p.layout.oa
         return self.account.snap.model.te(x[oa : oa + n]) if from_clarabel(name).ok else None
 
+    def gain_binds(self, p: Pass, x: np.ndarray) -> bool:
+        """Does ``p``'s solution ``x`` realize (about) all the net gain the allowance lets it?"""
+        if self.gain_ub >= GAIN_UNBOUND:
+            return False
+        g = self._fill(replace(p, relaxation=False))[2]  # the slots' mean gain, as the fine pass sees it
+        return float(g @ x[: p.layout.S]) > self.gain_ub - LOOSE_TOL
+
+    @property
+    def allowance_cents(self) -> int | None:
+        """The allowance the passes kept: the settings', 0 once a negative one gave way, None: none."""
+        allowance = self.account.settings.gain_allowance_cents
+        if allowance is None or not self.account.settings.taxable:
+            return None
+        return 0 if self.gain_ub == 0.0 and allowance < 0 else allowance
+
     def solved(self, layout: Layout, x: np.ndarray) -> Solution:
-        return Solution(SolveStatus.OPTIMAL, None, layout, x, self.passes, self.iterations, tuple(self.notes))
+        notes = tuple(self.notes)
+        return Solution(SolveStatus.OPTIMAL, None, layout, x, self.passes, self.iterations, notes, self.allowance_cents)
 
     def failed(self, res: PassResult, te_min: float | None = None) -> Solution:
-        reason = _reason(res, self.account, self.limits, te_min)
+        allowance = self.allowance_cents if self.gain_blocked else None
+        reason = _reason(res, self.account, self.limits, te_min, allowance)
         return Solution(res.status, reason, None, None, self.passes, self.iterations)
 
 
@@ -96,10 +154,11 @@ def run_passes(account: Account, limits: Limits, cache: ProblemCache) -> Solutio
     harvestable = settings.taxable and bool((la.loss & limits.sellable).any())
     if harvestable:
         coarse = Layout(n=n, L=2, K=K, loose=True)
-        res = runner.run(Pass(coarse, la.coarse_slot, sides))
+        side_pass = Pass(coarse, la.coarse_slot, sides, relaxation=True)
+        res = runner.run(side_pass)
         if not res.status.ok:
             return runner.failed(res)
-        sides = decide_sides(account, sides, coarse, res.x)
+        sides = decide_sides(account, sides, coarse, res.x, need_loss=runner.gain_binds(side_pass, res.x))
     res = runner.run(Pass(fine, la.slot, sides))
     if not res.status.ok:
         return runner.failed(res)
@@ -109,16 +168,21 @@ def run_passes(account: Account, limits: Limits, cache: ProblemCache) -> Solutio
     return runner.solved(fine, res.x)
 
 
-def decide_sides(account: Account, sides: Sides, coarse: Layout, x: np.ndarray) -> Sides:
+def decide_sides(account: Account, sides: Sides, coarse: Layout, x: np.ndarray, need_loss: bool = False) -> Sides:
     """Sell side (no buys) for names whose loss lots the coarse pass sold at least as much as it
-    bought; buy side (no loss sales) for the other names with sellable loss lots."""
+    bought; buy side (no loss sales) for the other names with sellable loss lots.
+
+    ``need_loss`` (the gain budget binds the coarse pass: its losses offset the gains it may
+    realize, or make the net loss a negative allowance asks for): every name whose losses the
+    coarse pass harvested is sell side, even where the relaxation also bought it back — the wash
+    sale the fine pass may not do; without those losses the fine pass could not keep the budget."""
     la, n = account.lot_slots, account.n
     bought = x[coarse.ob : coarse.ob + n]
     loss_sold = x[0 : coarse.S : 2]
     has_loss = np.bincount(la.name, weights=la.loss & sides.sellable, minlength=n) > 0
     # a loss sale smaller than a minimum trade is solver noise, not a decision to harvest
     decided = max(EPS_W, 0.5 * account.settings.min_trade_dollars / account.value)
-    sell_side = has_loss & (loss_sold > decided) & (loss_sold >= bought)
+    sell_side = has_loss & (loss_sold > decided) & ((loss_sold >= bought) | need_loss)
     return Sides(
         sellable=sides.sellable & ~(la.loss & (has_loss & ~sell_side)[la.name]),
         buy_ub=np.where(sell_side, 0.0, sides.buy_ub),
@@ -143,13 +207,23 @@ def _soc_pass(runner: _Runner, fine: Layout, sides: Sides, harvestable: bool, te
     return runner.solved(fine, res.x)
 
 
-def _reason(res: PassResult, account: Account, limits: Limits, te_min: float | None) -> str:
+def _reason(
+    res: PassResult, account: Account, limits: Limits, te_min: float | None, blocked_by: int | None = None
+) -> str:
+    """Why the account could not be solved; ``blocked_by``: the gain allowance it could not keep."""
     s, excluded = account.settings, limits.excluded
     if te_min is not None and res.status.infeasible:
+        within = "" if blocked_by is None else f" within tonight's gain allowance {dollars(blocked_by)}"
         return (
-            f"TE budget {s.te_max:.2%} cannot be met: the least tracking error these limits allow "
+            f"TE budget {s.te_max:.2%} cannot be met{within}: the least tracking error these limits allow "
             f"is {te_min:.2%} ({int(excluded.sum())} names excluded, cap {s.max_weight:.1%}); "
-            "raise te_max or relax the exclusions"
+            + ("raise te_max or relax the exclusions" if blocked_by is None else "raise the gain budget or te_max")
+        )
+    if blocked_by is not None and res.status.infeasible:
+        return (
+            f"gain budget: tonight's allowance {dollars(blocked_by)} cannot be kept: the limits force sales "
+            f"({int(excluded.sum())} names excluded, cap {s.max_weight:.1%}, cash target {s.cash_target:.2%}) "
+            "that realize more net gain; raise the gain budget or relax those limits"
         )
     if res.status.infeasible:
         return (

@@ -7,9 +7,12 @@ Layout (weights are fractions of account value, TE is annualized):
              y − Bᵀa = 0                         (zero cone, K rows)
              0 ≤ s ≤ s_ub, 0 ≤ b ≤ b_ub           (blocked lots/buys and padding: ub = 0)
              a ≤ cap − w_b,  1 − cash_max ≤ Σ(a + w_b) ≤ 1 − cash_target
+             gᵀs ≤ gain_ub                       (net realized gain, one row: ``solver.budget``)
              [optional] ‖(Lᵀy, √D·a)‖ ≤ TE_max    (SOC, only when the penalty alone breaks the budget)
-Every account-specific number lives in q or b, so P and A (and their sparsity, explicit zeros kept)
-never change: CLARABEL's ``update(q=, b=)`` skips set-up (needs ``presolve_enable=False``).
+Every account-specific number lives in q, b or g (the gain row's S coefficients: net gain per
+weight sold of each slot), so P and A's sparsity (explicit zeros kept) never change: CLARABEL's
+``update(q=, b=)`` and a partial ``update(A=)`` of those S values skip set-up (needs
+``presolve_enable=False``). One compiled problem serves every account, with or without a budget.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ TOL = 1e-6
 LOOSE_TOL = 1e-4
 OBJ_SCALE = 1e4  # objective in (percent)²: TE² of 1% is 1, so tolerances mean something
 EPS_W = 1e-7  # weights below this are solver noise
+# The gain row's bound when no budget applies (g = 0 then). It would never bind with any g either:
+# gᵀs ≤ Σs ≤ 1 (g ≤ 1 as basis ≥ 0; s ≤ the held weights, which sum to ≤ 1). Not a huge number:
+# CLARABEL scales its primal residual by ‖b‖, so an entry of 1e9 would loosen every row's tolerance.
+GAIN_UNBOUND = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +87,12 @@ class Layout:
         return self.r_cap + self.n
 
     @property
-    def r_soc(self) -> int:
+    def r_gain(self) -> int:  # gᵀs ≤ gain_ub
         return self.r_budget + 2
+
+    @property
+    def r_soc(self) -> int:
+        return self.r_gain + 1
 
     @property
     def m(self) -> int:
@@ -135,7 +146,10 @@ class CompiledProblem:
         rows.append(sp.hstack([Z(n, S), I_n, Z(n, n + K)]))
         rows.append(sp.hstack([Z(n, S + n), I_n, Z(n, K)]))
         rows.append(sp.hstack([Z(2, S + n), sp.csc_matrix(np.vstack([np.ones(n), -np.ones(n)])), Z(2, K)]))
-        cones = [clarabel.ZeroConeT(n + K), clarabel.NonnegativeConeT(2 * S + 3 * n + 2)]
+        # gᵀs ≤ gain_ub: compiled with g = 1 so CLARABEL equilibrates it like the rows beside it; each
+        # solve sets g (zeros without a budget: measured, a row Σs ≤ 2 instead costs ~3 iterations more)
+        rows.append(sp.hstack([sp.csc_matrix(np.ones((1, S))), Z(1, 2 * n + K)]))
+        cones = [clarabel.ZeroConeT(n + K), clarabel.NonnegativeConeT(2 * S + 3 * n + 3)]
         if layout.cone:
             Lc = np.linalg.cholesky(model.F + 1e-14 * np.eye(K))
             rows.append(sp.csc_matrix((1, nx)))  # the TE_max row (b only)
@@ -144,13 +158,25 @@ class CompiledProblem:
             cones.append(clarabel.SecondOrderConeT(1 + K + n))
         A = sp.vstack(rows, format="csc")
         assert A.shape == (layout.m, nx), (A.shape, layout.m, nx)
+        # where the gain row's coefficients sit in A's values (CSC: one per slot column, in order)
+        self._gain_nz = np.flatnonzero(A.indices == layout.r_gain)
+        assert len(self._gain_nz) == S, (len(self._gain_nz), S)
+        self._g = np.ones(S)
         self._q = np.zeros(nx)
         self._b = np.zeros(layout.m)
         self.solver = clarabel.DefaultSolver(P, self._q, A, self._b, cones, _settings(robust, layout.loose))
         self.solves = 0
 
-    def solve(self, q: np.ndarray, b: np.ndarray) -> tuple[str, np.ndarray, int]:
-        """Returns (status, x, iterations); status is CLARABEL's status name (``solver.status`` maps it)."""
+    def solve(self, q: np.ndarray, b: np.ndarray, g: np.ndarray | None = None) -> tuple[str, np.ndarray, int]:
+        """Returns (status, x, iterations); status is CLARABEL's status name (``solver.status`` maps it).
+
+        ``g``: the gain row's (S,) coefficients; None: zeros (no budget: the row reads 0 ≤ b's bound).
+        Given on every call, so a solve never depends on the account solved before it.
+        """
+        g = np.zeros(self.layout.S) if g is None else np.asarray(g, dtype=np.float64)
+        if not np.array_equal(g, self._g):
+            self.solver.update(A=(self._gain_nz, g))
+            self._g = g.copy()
         self.solver.update(q=q, b=b)
         sol = self.solver.solve()
         self.solves += 1

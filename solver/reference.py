@@ -40,6 +40,7 @@ class ParamCvxpyProblem:
         self.q_s, self.q_b = cp.Parameter(S), cp.Parameter(n)
         self.rhs, self.s_ub, self.b_ub = cp.Parameter(n), cp.Parameter(S), cp.Parameter(n)
         self.a_ub, self.budget = cp.Parameter(n), cp.Parameter(2)
+        self.g, self.gain_ub = cp.Parameter(S), cp.Parameter()  # net gain per weight sold, its bound
         E = sp.csr_matrix((np.ones(S), (np.repeat(np.arange(n), lay.L), np.arange(S))), shape=(n, S))
         Fh = np.linalg.cholesky(M.F + 1e-14 * np.eye(K))
         objective = (
@@ -57,15 +58,18 @@ class ParamCvxpyProblem:
             a <= self.a_ub,
             cp.sum(a) <= self.budget[0],
             -cp.sum(a) <= self.budget[1],
+            self.g @ s <= self.gain_ub,
         ]
         if lay.cone:
             self.te = cp.Parameter(nonneg=True)
             cons.append(cp.norm(cp.hstack([Fh.T @ y, cp.multiply(np.sqrt(M.D), a)])) <= self.te)
         self.problem = cp.Problem(cp.Minimize(objective), cons)
 
-    def solve(self, q: np.ndarray, b: np.ndarray) -> tuple[str, np.ndarray, int]:
+    def solve(self, q: np.ndarray, b: np.ndarray, g: np.ndarray | None = None) -> tuple[str, np.ndarray, int]:
         lay = self.layout
         n, S = lay.n, lay.S
+        self.g.value = np.zeros(S) if g is None else g
+        self.gain_ub.value = b[lay.r_gain]
         self.q_s.value, self.q_b.value = q[:S], q[lay.ob : lay.ob + n]
         self.rhs.value = b[:n]
         self.s_ub.value = b[lay.r_sub : lay.r_sub + S]

@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import numpy as np
 
-from taxview.core.money import allocate_basis, cents_at
 from taxview.core.records import Trade
 from taxview.core.tax import term_of
 
 from .account import Account
+from .budget import realized_cents
 from .passes import Solution
 from .rounding import Rounded
 from .status import SolveStatus
@@ -39,7 +39,7 @@ def report(account: Account, rounded: Rounded, solution: Solution, t0: float) ->
     for k, sh in rounded.sells:
         lot = lots[k]
         i = int(la.name[k])
-        gain = cents_at(sh, cents[i]) - allocate_basis(lot.basis_cents, sh, lot.quantity)
+        gain = realized_cents(lot, sh, cents[i])
         term = term_of(lot.holding_from, snap.date)
         if term == "short":
             st_g, st_l = (st_g + gain, st_l) if gain >= 0 else (st_g, st_l + gain)
@@ -77,5 +77,5 @@ def report(account: Account, rounded: Rounded, solution: Solution, t0: float) ->
         turnover=traded / (2 * V),
         passes=solution.passes,
         iterations=solution.iterations,
-        notes=solution.notes,
+        notes=solution.notes + rounded.notes,
     )

@@ -1,13 +1,15 @@
 """Rounding: the solution's weights as whole shares (or fractional quanta) per lot and per name.
 
 Sells never exceed a lot, buys never exceed the cap, cash stays ≥ the target (and so ≥ 0), trades
-below ``min_trade_dollars`` are dropped, and nothing is added that the solve did not do.
+below ``min_trade_dollars`` are dropped, and nothing is added that the solve did not do. The sells'
+net realized gain stays within the gain allowance, exactly in cents (``solver.budget``: gain sales
+cut by whole shares, else partial loss sales extended up to their lot, else a note).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, Decimal
 
 import numpy as np
@@ -15,6 +17,7 @@ import numpy as np
 from taxview.core.money import SHARE_QUANTUM, cents_at
 
 from .account import Account
+from .budget import within_allowance
 from .limits import Limits
 from .problem import EPS_W, Layout
 
@@ -26,6 +29,7 @@ class Rounded:
     sells: tuple[tuple[int, Decimal], ...]  # (lot index, shares), by slot then tax per dollar
     buys: tuple[tuple[int, Decimal], ...]  # (name index, shares), by name index
     cash_end: int  # cents, after proceeds, purchases and trading costs
+    notes: tuple[str, ...] = ()  # what rounding had to give way on (the gain allowance)
 
 
 def _shares(x: float, fractional: bool) -> Decimal:
@@ -36,11 +40,14 @@ def _shares(x: float, fractional: bool) -> Decimal:
     return Decimal(repr(x)).quantize(SHARE_QUANTUM, rounding=ROUND_DOWN)
 
 
-def round_trades(account: Account, limits: Limits, layout: Layout, x: np.ndarray) -> Rounded:
-    """Whole shares (or fractional quanta) of the solution ``x`` on ``layout``."""
-    sells = _round_sells(account, limits, layout, x)
+def round_trades(
+    account: Account, limits: Limits, layout: Layout, x: np.ndarray, allowance_cents: int | None = None
+) -> Rounded:
+    """Whole shares (or fractional quanta) of the solution ``x`` on ``layout``; the sells realize at
+    most ``allowance_cents`` net (None: no budget), or the notes say by how much they do not."""
+    sells, notes = within_allowance(account, limits, _round_sells(account, limits, layout, x), allowance_cents)
     buys = _round_buys(account, limits, layout, x, sells)
-    return _raise_cash(account, limits, _keep_cash(account, layout, x, sells, buys))
+    return replace(_raise_cash(account, limits, _keep_cash(account, layout, x, sells, buys)), notes=notes)
 
 
 def _raise_cash(account: Account, limits: Limits, r: Rounded) -> Rounded:

@@ -3,7 +3,8 @@
     read_account   validate the input, price each lot's tax per dollar, lay lots out in slots
     account_limits exclusions, caps and household wash-sale restrictions per name and lot
     run_passes     side decision, fine solve, SOC pass only when the TE penalty broke the budget
-    round_trades   whole shares (or fractional quanta), cash kept at or above its target
+    round_trades   whole shares (or fractional quanta), cash kept at or above its target, the net
+                   realized gain checked against the gain allowance in cents (``solver.budget``)
     report         realized gains by term, weights after the trades, the ``SolveResult``
 
 The compiled CLARABEL problems belong to the caller (``cache``): a worker keeps one
@@ -50,5 +51,6 @@ def solve_account(
     solution = run_passes(account, limits, ProblemCache() if cache is None else cache)
     if not solution.status.ok:
         return failed(solution.status, solution.reason, t0, solution.passes, solution.iterations)
-    result = report(account, round_trades(account, limits, solution.layout, solution.x), solution, t0)
+    rounded = round_trades(account, limits, solution.layout, solution.x, solution.allowance_cents)
+    result = report(account, rounded, solution, t0)
     return replace(result, notes=(*result.notes, limits.stuck_reason)) if limits.stuck else result

@@ -30,6 +30,10 @@ class AccountSettings:
     exclude_symbols: frozenset[str] = frozenset()
     exclude_sectors: frozenset[str] = frozenset()
     fractional: bool = False  # allow fractional shares
+    # Tonight's net realized-gain allowance, cents: the annual budget minus the year's net realized
+    # gain so far (the caller's, from the ledger). Negative: tonight should realize a net loss of at
+    # least that much (a soft target, see ``solver.budget``). None: no budget. Taxable accounts only.
+    gain_allowance_cents: int | None = None
 
     @property
     def taxable(self) -> bool:
@@ -44,6 +48,11 @@ class Realized:
     st_loss: int = 0
     lt_gain: int = 0
     lt_loss: int = 0
+
+    @property
+    def net(self) -> int:
+        """Net realized gain, short and long term together, cents (what the gain budget limits)."""
+        return self.st_gain + self.st_loss + self.lt_gain + self.lt_loss
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ the in-memory ledger the backtest runs on. Every case runs on both; the one-acco
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -195,3 +196,28 @@ def test_the_year_to_date_realized_gain_is_kept_per_account_and_year(ledger):
         ledger.account("A").realized_in(2025) == 10 * 2_000 - 10_000
         and ledger.account("A").realized_in(2024) == loss + gain
     )
+
+
+def test_the_step_keeps_the_years_net_gain_within_the_mandates_gain_budget(small_snap):
+    """Eight concentrated winners (and cash at its target): unbudgeted, the step trims them at a
+    large gain; with a $1,000 budget for the year (of which $400 is used) it realizes at most the
+    $600 left."""
+    from tests.conftest import lot
+
+    year = small_snap.date.year
+    realized = {}
+    for budget in (None, Decimal("1000.00")):
+        led = MemoryLedger()
+        value = sum(2000 * small_snap.price_cents[i] for i in range(8))
+        led.add_accounts([AccountInfo("A", "H", "taxable", cash_cents=value // 200)])  # cash at its 0.5% target
+        for i, s in enumerate(small_snap.symbols[:8]):
+            led.open_lot("A", lot(f"l{i}", s, 2000, 2000 * float(small_snap.prices[i]) * 0.5, "2015-02-02"))
+        led.set_mandate("A", {"max_weight": 0.2, "te_max": 0.5}, "pm", "2024-01-01T00:00:00+00:00")
+        if budget is not None:
+            led.set_mandate("A", {"gain_budget": budget}, "pm", "2024-01-01T00:00:00+00:00")
+            led._accounts["A"] = replace(led.account("A"), realized={f"{year}:lt": 40_000})  # $400 used this year
+        out = rebalance_account(led, small_snap, "A", "night:A", AccountSettings(), ProblemCache())
+        assert out.ok, out.reason
+        realized[budget] = led.account("A").realized_in(year)
+    assert realized[None] > 1_000_000  # more than $10,000 of gains when nothing holds it back
+    assert 40_000 < realized[Decimal("1000.00")] <= 100_000  # the year stays within $1,000

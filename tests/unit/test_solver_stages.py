@@ -74,8 +74,8 @@ class _Rewrite:
         outer = self
 
         class Rewritten:
-            def solve(self, q, b):
-                _, x, it = problem.solve(q, b)
+            def solve(self, q, b, g=None):
+                _, x, it = problem.solve(q, b, g)
                 return outer.status, x, it
 
         return Rewritten()
