@@ -14,7 +14,7 @@ from solver.io import read_account_toml
 from solver.limits import account_limits
 from solver.problem import Layout
 from solver.rounding import round_trades
-from solver.solve import solve_account
+from solver.solve import MAX_SLOTS, solve_account
 from solver.synthetic import synth_lots
 from solver.types import AccountSettings
 from taxview.core.errors import InputError
@@ -158,6 +158,46 @@ def test_the_net_realized_gain_never_exceeds_the_allowance(small_market, small_s
         assert r.realized.net == net_of_trades(r) <= allowance
         if allowance < free.realized.net:
             assert r.realized.net < free.realized.net
+
+
+def eight_winners(snap, shares):
+    """Eight long-term lots at half today's price (1 − basis/value = 0.5), cash at 0.5% of the holdings."""
+    lots = [
+        lot(f"l{i}", sym, sh, sh * float(snap.prices[i]) * 0.5, "2015-02-02")
+        for i, (sym, sh) in enumerate(zip(snap.symbols[:8], shares))
+    ]
+    return lots, sum(sh * snap.price_cents[i] for i, sh in enumerate(shares)) // 200
+
+
+@pytest.mark.parametrize("allowance", [0, 600_00, 5_000_00, 50_000_00, 500_000_00])
+def test_eight_winners_within_their_caps_keep_any_allowance(small_snap, allowance):
+    """Eight names at ~12.5% each (cap 20%, TE budget 50%): selling nothing keeps every limit, so
+    every allowance ≥ 0 solves, realizing at most the allowance (the unbudgeted solve realizes more)."""
+    lots, cash = eight_winners(small_snap, [int(200_000_00 / small_snap.price_cents[i]) for i in range(8)])
+    s = AccountSettings(max_weight=0.2, te_max=0.5)
+    free = solve_account(small_snap, lots, cash, s)
+    assert free.ok and free.realized.net > 500_000_00
+    r = solve_account(small_snap, lots, cash, dataclasses.replace(s, gain_allowance_cents=allowance))
+    assert r.ok, r.reason
+    assert r.realized.net == net_of_trades(r) <= allowance
+
+
+def test_eight_winners_of_2000_shares_fail_only_below_the_forced_trim(small_snap):
+    """2,000 shares of each: not equal weights, S006 is 40.6% of the account, so the 20% cap forces a
+    trim realizing ~$160,543 of gain; an allowance below it is infeasible (naming the gain budget),
+    one above it solves within it."""
+    lots, cash = eight_winners(small_snap, [2000] * 8)
+    s = AccountSettings(max_weight=0.2, te_max=0.5)
+    account = read_account(small_snap, lots, cash, s, MAX_SLOTS)
+    i = small_snap.index["S006"]
+    forced = (account.w0[i] - 0.2) * account.value * 0.5 * 100  # cents
+    assert 160_000_00 < forced < 161_000_00
+    for allowance in (600_00, 50_000_00, 159_000_00):
+        r = solve_account(small_snap, lots, cash, dataclasses.replace(s, gain_allowance_cents=allowance))
+        assert r.status == "infeasible" and "gain budget" in r.reason and "force sales" in r.reason
+    for allowance in (162_000_00, 500_000_00):
+        r = solve_account(small_snap, lots, cash, dataclasses.replace(s, gain_allowance_cents=allowance))
+        assert r.ok and r.realized.net == net_of_trades(r) <= allowance
 
 
 # --- a negative allowance: a net loss to realize, a soft target ---------------------------------------
