@@ -323,8 +323,8 @@ def rebalance(
         signal=signal.Signals(stop.signum).name if stop.signum is not None else None,
         not_run=n_accounts - rows,
         orders=sum(orders),
-        orders_per_account_p50=float(np.percentile(orders, 50)) if orders else 0.0,
-        orders_per_account_p90=float(np.percentile(orders, 90)) if orders else 0.0,
+        orders_per_account_p50=round(float(np.percentile(orders, 50)), 1) if orders else 0.0,
+        orders_per_account_p90=round(float(np.percentile(orders, 90)), 1) if orders else 0.0,
         **night,
     )
     # run.json is written last: present, it describes the Parquet files beside it

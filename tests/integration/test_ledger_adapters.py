@@ -199,7 +199,7 @@ def test_the_year_to_date_realized_gain_is_kept_per_account_and_year(ledger):
 
 
 def test_the_step_keeps_the_years_net_gain_within_the_mandates_gain_budget(small_snap):
-    """Eight concentrated winners (and cash at its target): unbudgeted, the step trims them at a
+    """Eight concentrated winners of $200,000 each (and cash at its target): unbudgeted, the step trims them at a
     large gain; with a $1,000 budget for the year (of which $400 is used) it realizes at most the
     $600 left."""
     from tests.conftest import lot
@@ -208,10 +208,11 @@ def test_the_step_keeps_the_years_net_gain_within_the_mandates_gain_budget(small
     realized = {}
     for budget in (None, Decimal("1000.00")):
         led = MemoryLedger()
-        value = sum(2000 * small_snap.price_cents[i] for i in range(8))
+        shares = [int(200_000_00 / small_snap.price_cents[i]) for i in range(8)]  # $200,000 a name
+        value = sum(n * small_snap.price_cents[i] for i, n in enumerate(shares))
         led.add_accounts([AccountInfo("A", "H", "taxable", cash_cents=value // 200)])  # cash at its 0.5% target
         for i, s in enumerate(small_snap.symbols[:8]):
-            led.open_lot("A", lot(f"l{i}", s, 2000, 2000 * float(small_snap.prices[i]) * 0.5, "2015-02-02"))
+            led.open_lot("A", lot(f"l{i}", s, shares[i], shares[i] * float(small_snap.prices[i]) * 0.5, "2015-02-02"))
         led.set_mandate("A", {"max_weight": 0.2, "te_max": 0.5}, "pm", "2024-01-01T00:00:00+00:00")
         if budget is not None:
             led.set_mandate("A", {"gain_budget": budget}, "pm", "2024-01-01T00:00:00+00:00")
