@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cluster.night import BLOCKED_SCHEMA, EVENTS_SCHEMA
 from cluster.worker import ACCOUNT_SCHEMA, MONEY, SHARES, TRADE_SCHEMA
 
 DATE = dt.date(2024, 3, 1)
@@ -170,10 +171,7 @@ def _blocked() -> pa.Table:
         ("H2", "AAA", "no_buy", dt.date(2024, 3, 20)),
         ("H1", "BBB", "no_buy", dt.date(2024, 3, 31)),
     ]
-    schema = pa.schema(
-        [("household", pa.string()), ("symbol", pa.string()), ("restriction", pa.string()), ("until", pa.date32())]
-    )
-    return pa.Table.from_pylist([dict(zip(schema.names, r)) for r in rows], schema=schema)
+    return pa.Table.from_pylist([dict(zip(BLOCKED_SCHEMA.names, r)) for r in rows], schema=BLOCKED_SCHEMA)
 
 
 def _events() -> pa.Table:
@@ -183,16 +181,7 @@ def _events() -> pa.Table:
         (at.replace(hour=16), "A3", "cash_flow", "ops", "withdrawal $2,500.00"),
         (at.replace(hour=16, minute=30), "A1", "cash_flow", "ops", "deposit $5,000.00"),
     ]
-    schema = pa.schema(
-        [
-            ("time", pa.timestamp("us", tz="UTC")),
-            ("account", pa.string()),
-            ("kind", pa.string()),
-            ("actor", pa.string()),
-            ("detail", pa.string()),
-        ]
-    )
-    return pa.Table.from_pylist([dict(zip(schema.names, r)) for r in rows], schema=schema)
+    return pa.Table.from_pylist([dict(zip(EVENTS_SCHEMA.names, r)) for r in rows], schema=EVENTS_SCHEMA)
 
 
 def write_run_dir(path: Path, optional: bool = True) -> Path:
