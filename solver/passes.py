@@ -158,7 +158,8 @@ def run_passes(account: Account, limits: Limits, cache: ProblemCache) -> Solutio
         res = runner.run(side_pass)
         if not res.status.ok:
             return runner.failed(res)
-        sides = decide_sides(account, sides, coarse, res.x, need_loss=runner.gain_binds(side_pass, res.x))
+        need_loss = runner.gain_binds(side_pass, res.x)
+        sides = decide_sides(account, sides, coarse, res.x, need_loss=need_loss, forced=limits.excluded)
     res = runner.run(Pass(fine, la.slot, sides))
     if not res.status.ok:
         return runner.failed(res)
@@ -168,9 +169,17 @@ def run_passes(account: Account, limits: Limits, cache: ProblemCache) -> Solutio
     return runner.solved(fine, res.x)
 
 
-def decide_sides(account: Account, sides: Sides, coarse: Layout, x: np.ndarray, need_loss: bool = False) -> Sides:
+def decide_sides(
+    account: Account,
+    sides: Sides,
+    coarse: Layout,
+    x: np.ndarray,
+    need_loss: bool = False,
+    forced: np.ndarray | None = None,
+) -> Sides:
     """Sell side (no buys) for names whose loss lots the coarse pass sold at least as much as it
-    bought; buy side (no loss sales) for the other names with sellable loss lots.
+    bought; buy side (no loss sales) for the other names with sellable loss lots. ``forced``:
+    names that must be sold (excluded), sell side whatever the coarse pass did.
 
     ``need_loss`` (the gain budget binds the coarse pass: its losses offset the gains it may
     realize, or make the net loss a negative allowance asks for): every name whose losses the
@@ -183,6 +192,8 @@ def decide_sides(account: Account, sides: Sides, coarse: Layout, x: np.ndarray, 
     # a loss sale smaller than a minimum trade is solver noise, not a decision to harvest
     decided = max(EPS_W, 0.5 * account.settings.min_trade_dollars / account.value)
     sell_side = has_loss & (loss_sold > decided) & ((loss_sold >= bought) | need_loss)
+    if forced is not None:  # an excluded name is sold, losses and all: it is never buy side
+        sell_side |= has_loss & forced
     return Sides(
         sellable=sides.sellable & ~(la.loss & (has_loss & ~sell_side)[la.name]),
         buy_ub=np.where(sell_side, 0.0, sides.buy_ub),

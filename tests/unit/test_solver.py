@@ -312,3 +312,40 @@ def test_bad_settings_are_rejected(small_snap):
         solve_account(small_snap, [], 100_00, AccountSettings(te_max=-1))
     with pytest.raises(InputError, match="cash"):
         solve_account(small_snap, [], -5)
+
+
+def test_an_excluded_sector_held_at_a_loss_is_sold_in_full_never_left_on_the_buy_side(small_snap):
+    """The coarse pass may prefer to buy a loss name back; an excluded one must go, losses and all
+    (it was infeasible: its loss lots were put on the buy side, where they may not be sold)."""
+    lots = benchmark_lots(small_snap, ACCOUNT_VALUE, gain=-0.2, acquired="2015-03-02")
+    sector = small_snap.sectors[0]
+    r = solve_account(small_snap, lots, 0, AccountSettings(exclude_sectors=frozenset({sector})))
+    assert r.status == "optimal", r.reason
+    excluded = {s for s, sec in zip(small_snap.symbols, small_snap.sectors) if sec == sector}
+    held = {x.symbol for x in lots} & excluded
+    assert held and held == {t.symbol for t in r.trades if t.side == "sell" and t.symbol in excluded}
+    assert not [t for t in r.trades if t.side == "buy" and t.symbol in excluded]
+
+
+def test_the_side_decision_never_puts_an_excluded_loss_name_on_the_buy_side(small_snap):
+    """A coarse pass that bought every name back (and harvested nothing) would leave loss names
+    buy side, their loss lots unsellable: for an excluded name that is an impossible account."""
+    from solver.account import read_account
+    from solver.data import Sides
+    from solver.limits import account_limits
+    from solver.passes import decide_sides
+    from solver.problem import Layout
+    from solver.solve import MAX_SLOTS
+
+    sector = small_snap.sectors[0]
+    lots = benchmark_lots(small_snap, ACCOUNT_VALUE, gain=-0.2, acquired="2015-03-02")
+    account = read_account(small_snap, lots, 0, AccountSettings(exclude_sectors=frozenset({sector})), MAX_SLOTS)
+    limits = account_limits(account, Restrictions())
+    coarse = Layout(n=account.n, L=2, K=small_snap.model.B.shape[1], loose=True)
+    x = np.zeros(coarse.nx)
+    x[coarse.ob : coarse.ob + account.n] = 0.01  # bought everything back, sold no loss
+    la, excluded = account.lot_slots, limits.excluded
+    plain = decide_sides(account, Sides.of(limits), coarse, x)
+    assert not plain.sellable[excluded[la.name] & la.loss].any()  # what made such accounts infeasible
+    sides = decide_sides(account, Sides.of(limits), coarse, x, forced=excluded)
+    assert sides.sellable[excluded[la.name] & la.loss].all() and (sides.buy_ub[excluded] == 0).all()
