@@ -43,8 +43,8 @@ from .lease import RunLease
 from .night import write_night_files
 from .settings import RunSettings
 from .sharding import group_by_household, make_shards
-from .summary import RunSummary
-from .worker import ACCOUNT_SCHEMA, OK_STATUSES, TRADE_SCHEMA, RebalanceWorker
+from .summary import OK_STATUSES, RunSummary
+from .worker import ACCOUNT_SCHEMA, TRADE_SCHEMA, RebalanceWorker
 
 IN_FLIGHT_PER_WORKER = 2
 

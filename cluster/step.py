@@ -10,6 +10,7 @@ restrictions, up to ``WASH_RETRIES`` times. One account's failure is an outcome,
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -233,18 +234,26 @@ def liquidation(snap: Snapshot, lots: list, restrictions: Restrictions | None = 
     note: names the market no longer prices, and loss lots of a name the household bought in the
     last 30 days (selling them would wash the loss: they go on a later night)."""
     washing = restrictions.no_loss_sale if restrictions else frozenset()
-    priced, notes = [], []
+    priced, unpriced, held = [], Counter(), Counter()
     for lot in lots:
         i = snap.index.get(lot.symbol)
         if i is None:
-            notes.append(f"{lot.symbol}: not in the market, lot {lot.lot_id} not sold")
+            unpriced[lot.symbol] += 1
             continue
         gain = cents_at(lot.quantity, snap.price_cents[i]) - lot.basis_cents
         if gain < 0 and lot.symbol in washing:
-            notes.append(f"{lot.symbol}: loss lot {lot.lot_id} held back (a household purchase within 30 days)")
+            held[lot.symbol] += 1
             continue
         priced.append((lot.symbol, gain, lot.lot_id, lot.quantity, i))
     priced.sort()
+    notes = [
+        f"{why}: {', '.join(f'{s} ×{n}' for s, n in sorted(c.items()))} ({sum(c.values())} lots in {len(c)} names)"
+        for why, c in (
+            ("not in the market, not sold", unpriced),
+            ("loss lots held back, a household purchase within 30 days would wash them", held),
+        )
+        if c
+    ]
     return [Trade(s, "sell", q, Decimal(snap.price_cents[i]) / 100, lot_id) for s, _, lot_id, q, i in priced], notes
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+OK_STATUSES = frozenset(("optimal", "paused", "liquidated"))  # an account's night went as its mandate says
+
 
 @dataclass
 class RunSummary:

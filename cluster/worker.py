@@ -67,7 +67,6 @@ ACCOUNT_SCHEMA = pa.schema(
         ("cash_flow", MONEY),
     ]
 )
-OK_STATUSES = frozenset(("optimal", "paused", "liquidated"))  # the rest are failures with a reason
 
 
 def _dollars(cents: int | None) -> Decimal | None:

@@ -252,13 +252,13 @@ def attention_section(rows: list[s.Attention], notes_recorded: bool, versions_re
     parts = []
     if not notes_recorded:
         parts.append(_not_recorded("Solver notes (where a solved account gave way)"))
-    failed = sum(a.status != s.OPTIMAL for a in rows)
+    failed = sum(a.status not in s.OK_STATUSES for a in rows)
     parts.append(
         _count(
             len(rows),
             "account",
             "accounts",
-            f"{failed:,} failed, {len(rows) - failed:,} gave way",
+            f"{failed:,} failed, {len(rows) - failed:,} gave way, paused or liquidating",
             none="No account failed or gave way tonight.",
         )
     )

@@ -16,10 +16,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cluster.summary import OK_STATUSES
+
 from .inputs import RunInputs
 
 ZERO = Decimal("0.00")
-OPTIMAL = "optimal"
+OPTIMAL = "optimal"  # and OK_STATUSES: the statuses that are not failures (paused, liquidated)
 IRA = "ira"  # no capital-gains tax inside: its loss sales harvest nothing
 OVER_BUDGET_TOLERANCE = 1e-9  # relative: a TE at its budget to solver precision is not over it
 
@@ -164,7 +166,7 @@ def orders(inputs: RunInputs) -> Orders:
         counts = dict(zip(_column(inputs, "account"), _column(inputs, "orders")))
     else:
         counts = Counter(grouped["account"].to_pylist())
-    rebalanced = [a for a, s in zip(_column(inputs, "account"), _column(inputs, "status")) if s == OPTIMAL]
+    rebalanced = [a for a, s in zip(_column(inputs, "account"), _column(inputs, "status")) if s in OK_STATUSES]
     return Orders(
         count=grouped.num_rows,
         buys=sides.get("buy", 0),
@@ -260,9 +262,9 @@ def attention(inputs: RunInputs) -> list[Attention]:
         _column(inputs, "notes"),
         _column(inputs, "mandate_version"),
     ):
-        if status != OPTIMAL or (notes or "").strip():
+        if status != OPTIMAL or (notes or "").strip():  # paused and liquidated accounts are listed too
             out.append(Attention(account, household, status or "", reason or "", (notes or "").strip(), version))
-    return sorted(out, key=lambda a: (a.status == OPTIMAL, a.status, a.account))
+    return sorted(out, key=lambda a: (a.status in OK_STATUSES, a.status, a.account))
 
 
 def blocked_names(inputs: RunInputs) -> list[BlockedName] | None:

@@ -136,7 +136,9 @@ def test_the_nightly_reads_each_accounts_mandate(local_ray, redis_server, redis_
     # everything sold but loss lots a household purchase of the last 30 days would wash: held back, named
     assert rows[liquidating]["status"] == "liquidated"
     kept = store.lots(liquidating)
-    assert all(f"loss lot {x.lot_id} held back" in rows[liquidating]["reason"] for x in kept)
+    assert (
+        all(f"{x.symbol} ×" in rows[liquidating]["reason"] for x in kept) and "held back" in rows[liquidating]["reason"]
+    )
     assert len(kept) < lots.column("account").to_pylist().count(liquidating)
     assert {t["side"] for t in trades if t["account"] == liquidating} == {"sell"}
     assert rows[tight]["te_budget"] == 0.005 and rows[tight]["te_ex_ante"] <= 0.005 + 1e-6
