@@ -105,7 +105,7 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
             "TAXVIEW_REDIS_URL (a private loopback redis-server is for a local run only)",
         )
 
-    ledger = _Ledger(args)
+    defaults = read_firm_defaults(args.firm) if args.firm else None  # bad input: before any set-up
     run = RunSettings(
         args.date,
         args.market,
@@ -118,7 +118,7 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
         run_wait_s=args.run_wait_s,
         quiet=args.quiet,
     )
-    defaults = read_firm_defaults(args.firm) if args.firm else None
+    ledger = _Ledger(args)
     with ledger:
         s = rebalance(run, ledger.settings, defaults)
     print(summary_table(s))
@@ -187,13 +187,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         for k, date in enumerate(nights, start=1):
             day = dt.date.fromisoformat(date)
             close = dict(zip(market.symbols, market.prices[market.day_index(date)]))
-            values = {}
-            for a in infos:
-                held = store.lots(a.account)
-                values[a.account] = store.account(a.account).cash_cents + sum(
-                    value_cents(x.quantity, float(close[x.symbol])) for x in held if x.symbol in close
-                )
-            for account, cents, reason in demo_flows(values, rng):
+
+            def value_of(account: str, close: dict = close) -> int:  # read only for the few that withdraw
+                held = store.lots(account)
+                priced = sum(value_cents(x.quantity, float(close[x.symbol])) for x in held if x.symbol in close)
+                return store.account(account).cash_cents + priced
+
+            for account, cents, reason in demo_flows([a.account for a in infos], value_of, rng):
                 store.add_cash_flow(account, cents, day, reason, "demo", at)
             run = RunSettings(date, mdir, work / "out" / date, run_id=f"demo-{date}", workers=args.workers, quiet=True)
             s = rebalance(run, LedgerSettings(server.url))

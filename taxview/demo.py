@@ -3,6 +3,7 @@ account, often a spouse's and sometimes an IRA, holding lots bought over past ye
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import numpy as np
@@ -79,15 +80,17 @@ def demo_mandates(infos: list[AccountInfo], seed: int = 7) -> dict[str, dict]:
     return out
 
 
-def demo_flows(accounts: dict[str, int], rng: np.random.Generator, share: float = 0.03) -> list[tuple[str, int, str]]:
+def demo_flows(
+    accounts: list[str], value_of: Callable[[str], int], rng: np.random.Generator, share: float = 0.03
+) -> list[tuple[str, int, str]]:
     """A night's cash flows on about ``share`` of the accounts: deposits of $5k–$100k, and
-    withdrawals of 1–10% of the account. ``accounts``: account -> its value in cents."""
+    withdrawals of 1–10% of the account (``value_of``: its value in cents, asked only then)."""
     out = []
-    for account, value in accounts.items():
+    for account in accounts:
         if rng.random() >= share:
             continue
         if rng.random() < 0.6:
             out.append((account, int(rng.uniform(5_000, 100_000)) * 100, "deposit"))
-        elif value > 0:
+        elif (value := value_of(account)) > 0:
             out.append((account, -int(value * rng.uniform(0.01, 0.10) / 100) * 100, "withdrawal"))
     return out
