@@ -15,7 +15,7 @@ import numpy as np
 
 from taxview.core.errors import InputError
 from taxview.core.records import Lot
-from taxview.core.tax import term_of
+from taxview.core.tax import add_one_year
 
 from .slots import LotSlots, assign_slots
 from .snapshot import Snapshot
@@ -34,6 +34,7 @@ def validate_settings(s: AccountSettings) -> None:
         "lambda_tax": s.lambda_tax >= 0,
         "cost_bps": s.cost_bps >= 0,
         "min_trade_dollars": s.min_trade_dollars >= 0,
+        "min_trade_weight": 0 <= s.min_trade_weight < 1,
     }
     for name, ok in checks.items():
         value = getattr(s, name)
@@ -41,6 +42,11 @@ def validate_settings(s: AccountSettings) -> None:
             raise InputError(name, f"invalid value {value!r}")
     if s.account_type not in {"taxable", "ira", "trust", "other"}:
         raise InputError("account_type", f"{s.account_type!r} is not taxable|ira|trust|other")
+    whole = lambda v, least: isinstance(v, int) and not isinstance(v, bool) and v >= least  # noqa: E731
+    if s.max_names_traded is not None and not whole(s.max_names_traded, 1):
+        raise InputError("max_names_traded", f"must be a whole number >= 1 or None, got {s.max_names_traded!r}")
+    if not whole(s.term_horizon_days, 0):
+        raise InputError("term_horizon_days", f"must be a whole number >= 0, got {s.term_horizon_days!r}")
     allowance = s.gain_allowance_cents
     if allowance is not None and (isinstance(allowance, bool) or not isinstance(allowance, int)):
         raise InputError("gain_allowance_cents", f"must be integer cents or None, got {allowance!r}")
@@ -90,11 +96,25 @@ def validate_lots(lots: Sequence[Lot], snap: Snapshot) -> LotArrays:
     return LotArrays(name, qty, basis)
 
 
-def long_term(lots: Sequence[Lot], sold: dt.date) -> np.ndarray:
-    """(N,) bool: a sale on ``sold`` is long-term (``tax.term_of``, asked once per holding start)."""
+def days_to_long_term(lots: Sequence[Lot], sold: dt.date) -> np.ndarray:
+    """(N,) days until a sale would be long-term (≤ 0: it already is)."""
     starts = [lot.holding_from for lot in lots]
-    long = {start: term_of(start, sold) == "long" for start in set(starts)}
-    return np.fromiter(map(long.__getitem__, starts), dtype=bool, count=len(starts))
+    first = {start: (add_one_year(start) - sold).days + 1 for start in set(starts)}
+    return np.fromiter(map(first.__getitem__, starts), dtype=np.int64, count=len(starts))
+
+
+def tax_rates(lots: Sequence[Lot], sold: dt.date, s: AccountSettings) -> np.ndarray:
+    """(N,) the rate each lot's gain (or loss) is priced at in the objective when sold on ``sold``.
+
+    Long-term lots: the long-term rate. Short-term lots: the short-term rate, and within
+    ``term_horizon_days`` of turning long-term the short-term rate plus the difference
+    (st − lt): selling a gain now costs that much more than waiting the few days would, and a
+    loss harvested now is worth that much more than the same loss harvested long-term. The
+    realized figures and the tax estimate use the true rates (``solver.report``).
+    """
+    days = days_to_long_term(lots, sold)
+    soon = (days > 0) & (days <= s.term_horizon_days)
+    return np.where(days <= 0, s.lt_rate, np.where(soon, 2 * s.st_rate - s.lt_rate, s.st_rate))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +133,12 @@ class Account:
     @property
     def n(self) -> int:
         return len(self.snap.symbols)
+
+    @property
+    def min_trade(self) -> float:
+        """The least a name is traded by (its sells together, or its buy), as a weight."""
+        s = self.settings
+        return max(s.min_trade_dollars / self.value, s.min_trade_weight)
 
 
 def read_account(
@@ -138,9 +164,9 @@ def read_account(
     value = arrays.quantity * p[name]
     gain_frac = 1.0 - basis / value
     if settings.taxable:
-        tax = np.where(long_term(lots, snap.date), settings.lt_rate, settings.st_rate) * gain_frac
-    else:
-        tax = np.zeros(len(lots))
+        tax = tax_rates(lots, snap.date, settings) * gain_frac
+    else:  # no lot-level tax logic: one slot per name, lots sold in the order held
+        tax, max_slots = np.zeros(len(lots)), 1
     slots = assign_slots(name, value / V, tax, gain_frac < 0, n=n, max_slots=max_slots)
     w0 = np.bincount(slots.name, weights=slots.weight, minlength=n)
     return Account(snap, lots, cash_cents, settings, V, slots, w0, gain_frac)

@@ -41,6 +41,7 @@ from taxview.core.money import SHARE_QUANTUM, allocate_basis, cents_at
 from taxview.core.records import Lot
 
 from .account import Account
+from .minimums import at_least_minimum
 from .problem import GAIN_UNBOUND
 
 if TYPE_CHECKING:
@@ -91,20 +92,15 @@ def within_allowance(
     if net <= allowance_cents:
         return sells, ()
     step = SHARE_QUANTUM if s.fractional else Decimal(1)
-    min_cents = s.min_trade_dollars * 100
-
-    def fits(k: int, sh: Decimal) -> Decimal:
-        """``sh`` of lot ``k``, or 0 when it is a trade under the minimum."""
-        return sh if sh > 0 and float(sh) * cents[int(la.name[k])] >= min_cents else Decimal(0)
 
     def move(k: int, sh: Decimal, direction: int) -> None:
         """Move lot ``k``'s sale to ``sh`` shares, then a step further while still over."""
         nonlocal net
         limit = lots[k].quantity
         before = gain(k, sold[k])
-        sh = fits(k, min(max(sh, Decimal(0)), limit))
+        sh = min(max(sh, Decimal(0)), limit)
         while net - before + gain(k, sh) > allowance_cents and 0 < sh < limit:
-            sh = fits(k, min(max(sh + direction * step, Decimal(0)), limit))
+            sh = min(max(sh + direction * step, Decimal(0)), limit)
         net += gain(k, sh) - before
         sold[k] = sh
 
@@ -124,7 +120,15 @@ def within_allowance(
         if net <= allowance_cents:
             break
         move(k, sold[k] + _steps(Decimal(net - allowance_cents) / -per_share(k), step), +1)
+    # a name the cuts left under the minimum is not sold at all, where that realizes no more gain
     out = [(k, sold[k]) for k, _ in sells if sold[k] > 0]
+    kept = set(at_least_minimum(account, limits, out))
+    by_name: dict[int, int] = {}
+    for k, sh in out:
+        if (k, sh) not in kept:
+            by_name[int(la.name[k])] = by_name.get(int(la.name[k]), 0) + gain(k, sh)
+    out = [(k, sh) for k, sh in out if (k, sh) in kept or by_name[int(la.name[k])] < 0]
+    net -= sum(g for g in by_name.values() if g >= 0)
     if net <= allowance_cents:
         return out, ()
     note = (

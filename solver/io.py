@@ -156,6 +156,13 @@ def _number(value: Any) -> float:
     return float(d)
 
 
+def _integer(value: Any) -> int:
+    x = _number(value)
+    if x != int(x):
+        raise _Refused(f"must be a whole number, got {_a(value)}")
+    return int(x)
+
+
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise _Refused(f"must be true or false, got {_a(value)}")
@@ -209,6 +216,9 @@ _ACCOUNT_KEYS: dict[str, dict[str, tuple[str, Callable[[Any], Any], tuple[Callab
         "lambda_tax": ("lambda_tax", _number, _NON_NEGATIVE),  # 0: not tax aware
         "cost_bps": ("cost_bps", _number, _NON_NEGATIVE),
         "min_trade_dollars": ("min_trade_dollars", _number, _NON_NEGATIVE),
+        "min_trade_weight": ("min_trade_weight", _number, _RATE),
+        "max_names_traded": ("max_names_traded", _integer, (lambda x: x >= 1, ">= 1")),
+        "term_horizon_days": ("term_horizon_days", _integer, (lambda x: 0 <= x <= 365, "in [0, 365]")),
     },
     "exclude": {
         "symbols": ("exclude_symbols", _names("symbols"), _ANY),

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import minimums
 from .account import Account
 from .budget import dollars, soft_target_note
 from .data import Pass, Sides, fill
@@ -46,6 +47,7 @@ class Solution:
     iterations: int
     notes: tuple[str, ...] = ()
     allowance_cents: int | None = None  # the net-gain allowance the passes kept (rounding checks it)
+    cash_max: float = 1.0  # the cash maximum the passes kept (1.0 once it gave way)
 
 
 class _Runner:
@@ -79,14 +81,14 @@ class _Runner:
         self.passes, self.iterations = self.passes + 1, self.iterations + it
         return PassResult(from_clarabel(name), name, x)
 
-    def _attempt(self, p: Pass) -> PassResult:
+    def attempt(self, p: Pass) -> PassResult:
         res = self._solve(p)
         if not res.status.ok and not res.status.infeasible:  # numerical trouble: the careful solver
             res = self._solve(p, robust=True)
         return res
 
     def run(self, p: Pass) -> PassResult:
-        res = self._attempt(p)
+        res = self.attempt(p)
         # Infeasible: hold the cash (names that may not be bought — wash-sale windows, caps — can
         # leave nowhere to put it), else give up a net loss to realize, else both; the first of
         # these that solves is kept for the later passes too. Other infeasibility stays infeasible.
@@ -99,7 +101,7 @@ class _Runner:
         relaxed = None
         for relaxed in tries:
             self.cash_max, self.gain_ub = relaxed
-            res = self._attempt(p)
+            res = self.attempt(p)
             if not res.status.infeasible:
                 break
         self.cash_max, self.gain_ub = kept
@@ -112,12 +114,14 @@ class _Runner:
             self._give_way(*relaxed)
         return res
 
-    def least_te(self, p: Pass) -> float | None:
-        """The least tracking error ``p``'s limits allow (a zero objective; not counted as a pass)."""
+    def least_te(self, p: Pass, tax: float = 0.0) -> tuple[float, np.ndarray] | None:
+        """The least tracking error ``p``'s limits allow and its solution (not counted as a pass);
+        None when none is feasible. ``tax``: the weight left on tax and costs (0: TE alone; a
+        small weight keeps TE near its least and breaks ties by tax, not at random)."""
         q, b, g = self._fill(p)
-        name, x, _ = self.cache.get(self.account.snap.model, p.layout).solve(np.zeros_like(q), b, g)
+        name, x, _ = self.cache.get(self.account.snap.model, p.layout).solve(tax * q, b, g)
         n, oa = p.layout.n, p.layout.oa
-        return self.account.snap.model.te(x[oa : oa + n]) if from_clarabel(name).ok else None
+        return (self.account.snap.model.te(x[oa : oa + n]), x) if from_clarabel(name).ok else None
 
     def gain_binds(self, p: Pass, x: np.ndarray) -> bool:
         """Does ``p``'s solution ``x`` realize (about) all the net gain the allowance lets it?"""
@@ -136,7 +140,17 @@ class _Runner:
 
     def solved(self, layout: Layout, x: np.ndarray) -> Solution:
         notes = tuple(self.notes)
-        return Solution(SolveStatus.OPTIMAL, None, layout, x, self.passes, self.iterations, notes, self.allowance_cents)
+        return Solution(
+            SolveStatus.OPTIMAL,
+            None,
+            layout,
+            x,
+            self.passes,
+            self.iterations,
+            notes,
+            self.allowance_cents,
+            self.cash_max,
+        )
 
     def failed(self, res: PassResult, te_min: float | None = None) -> Solution:
         allowance = self.allowance_cents if self.gain_blocked else None
@@ -166,7 +180,31 @@ def run_passes(account: Account, limits: Limits, cache: ProblemCache) -> Solutio
     te = snap.model.te(res.x[fine.oa : fine.oa + n])
     if te > settings.te_max * (1 + 1e-4):  # the penalty alone broke the budget: the SOC form
         return _soc_pass(runner, fine, sides, harvestable, te)
-    return runner.solved(fine, res.x)
+    return runner.solved(fine, fewer_orders(runner, Pass(fine, la.slot, sides), res.x))
+
+
+def fewer_orders(runner: _Runner, p: Pass, x: np.ndarray) -> np.ndarray:
+    """``x`` with every name traded by at least the minimum or not at all, and at most
+    ``max_names_traded`` names (``solver.minimums``): sub-minimum sides closed, re-solved. A
+    re-solve that fails, or breaks the TE budget outside the cone, keeps the last solution (the
+    rounding then drops what is under the minimum), with a note."""
+    account, limits = runner.account, runner.limits
+    te_max = account.settings.te_max * (1 + 1e-4)
+    for _ in range(minimums.ROUNDS):
+        sell, buy = minimums.to_close(account, limits, p.layout, p.slot, x)
+        sides = minimums.closed_sides(account, p.sides, sell, buy)
+        if np.array_equal(sides.sellable, p.sides.sellable) and np.array_equal(sides.buy_ub, p.sides.buy_ub):
+            return x
+        res = runner.attempt(replace(p, sides=sides))
+        if not res.status.ok or account.snap.model.te(res.x[p.layout.oa : p.layout.oa + p.layout.n]) > te_max:
+            runner.notes.append(
+                "minimum trade: closing the names traded under the minimum "
+                + ("breaks the TE budget" if res.status.ok else f"is not feasible ({res.clarabel})")
+                + "; the rounding drops them instead"
+            )
+            return x
+        p, x = replace(p, sides=sides), res.x
+    return x
 
 
 def decide_sides(
@@ -201,21 +239,101 @@ def decide_sides(
 
 
 def _soc_pass(runner: _Runner, fine: Layout, sides: Sides, harvestable: bool, te: float) -> Solution:
-    """The fine pass again with the TE budget as a second-order cone."""
+    """The fine pass again with the TE budget as a second-order cone. When the sides chosen for
+    harvesting cannot meet the budget, harvests are given up name by name (``_release``)."""
     la = runner.account.lot_slots
     cone = Layout(n=fine.n, L=fine.L, K=fine.K, cone=True)
     res = runner.run(Pass(cone, la.slot, sides))
+    te_sides = None
     if res.status.infeasible and harvestable:
-        # The sides chosen for harvesting leave too little freedom to meet the budget:
-        # give up harvesting in names that need buying (every name with losses buy side).
-        sides = Sides(sellable=sides.sellable & ~la.loss, buy_ub=runner.limits.buy_ub)
-        res = runner.run(Pass(cone, la.slot, sides))
+        te_sides = _te_sides(runner, fine)
+        sides, res = _release(runner, cone, sides, te_sides, res)
     if not res.status.ok:
-        if res.status.infeasible:  # say how far the budget is: the least TE these limits allow
-            least = runner.least_te(Pass(fine, la.slot, sides))
-            te = te if least is None else least
+        if res.status.infeasible:  # say how far the budget is: the least TE found wash-safe
+            least = runner.least_te(Pass(fine, la.slot, te_sides or sides), tax=0.01)
+            if least is not None and _windows_bind(runner, fine):
+                runner.notes.append(
+                    f"TE budget {runner.account.settings.te_max:.2%} cannot be met tonight: "
+                    f"{int((runner.limits.no_buy & ~runner.limits.excluded).sum())} names may not be bought or "
+                    f"sold at a loss (household wash-sale windows); traded to the least TE they allow, {least[0]:.2%}"
+                )
+                return runner.solved(fine, least[1])
+            te = te if least is None else least[0]
         return runner.failed(res, te_min=te)
-    return runner.solved(fine, res.x)
+    return runner.solved(fine, fewer_orders(runner, Pass(cone, la.slot, sides), res.x))
+
+
+def _windows_bind(runner: _Runner, fine: Layout) -> bool:
+    """Would the TE budget hold without tonight's wash-sale windows (every lot sellable, every
+    name not excluded buyable)? Then the windows, which pass in 30 days, are what breaks it."""
+    account, limits = runner.account, runner.limits
+    free = Sides(np.ones_like(limits.sellable), np.where(limits.excluded, 0.0, limits.cap))
+    if np.array_equal(free.buy_ub, limits.buy_ub) and limits.sellable.all():
+        return False
+    coarse = Layout(n=account.n, L=2, K=fine.K, loose=True)
+    least = runner.least_te(Pass(coarse, account.lot_slots.coarse_slot, free, relaxation=True))
+    return least is not None and least[0] <= account.settings.te_max
+
+
+def sell_side(account: Account, sides: Sides) -> np.ndarray:
+    """(n,) bool: the names ``sides`` lets sell loss lots (the sell side of the side decision)."""
+    la = account.lot_slots
+    return np.bincount(la.name, weights=la.loss & sides.sellable, minlength=account.n) > 0
+
+
+def sides_with(account: Account, limits: Limits, sell: np.ndarray) -> Sides:
+    """The account's limits narrowed to a side per name: ``sell`` names may sell loss lots and not
+    buy, the others may buy and not sell loss lots (gain lots stay sellable either way)."""
+    la = account.lot_slots
+    return Sides(limits.sellable & ~(la.loss & ~sell[la.name]), np.where(sell, 0.0, limits.buy_ub))
+
+
+def _te_sides(runner: _Runner, fine: Layout) -> Sides:
+    """The sides nearest the least tracking error: the side decision on a TE-only relaxation."""
+    account, limits = runner.account, runner.limits
+    la, n = account.lot_slots, account.n
+    coarse = Layout(n=n, L=2, K=fine.K, loose=True)
+    p = Pass(coarse, la.coarse_slot, Sides.of(limits), relaxation=True)
+    q, b, g = runner._fill(p)
+    name, x, _ = runner.cache.get(account.snap.model, coarse).solve(np.zeros_like(q), b, g)
+    if not from_clarabel(name).ok:
+        return Sides(limits.sellable & ~la.loss, limits.buy_ub)  # no harvest at all
+    bought, loss_sold = x[coarse.ob : coarse.ob + n], x[0 : coarse.S : 2]
+    return sides_with(
+        account, limits, (loss_sold > bought + EPS_W) | (limits.excluded & sell_side(account, Sides.of(limits)))
+    )
+
+
+def _release(runner: _Runner, cone: Layout, sides: Sides, te_sides: Sides, res: PassResult) -> tuple[Sides, PassResult]:
+    """Harvest sides that break the TE budget, moved toward the TE sides name by name: the fewest
+    names changed (found by bisection over the names where the two differ, the names the TE
+    relaxation trades most first) with which the cone pass is feasible; when even the TE sides
+    are not, every name with losses buy side (no harvest), as the last resort."""
+    account, limits, la = runner.account, runner.limits, runner.account.lot_slots
+    harvest, te = sell_side(account, sides), sell_side(account, te_sides)
+    differ = np.flatnonzero(harvest != te)
+    w0 = account.w0
+    differ = differ[np.argsort(-w0[differ], kind="stable")]  # the larger holdings first
+
+    def at(k: int) -> Sides:
+        sell = harvest.copy()
+        sell[differ[:k]] = te[differ[:k]]
+        return sides_with(account, limits, sell)
+
+    best = runner.attempt(Pass(cone, la.slot, at(len(differ))))
+    if not best.status.ok:
+        last = Sides(sides.sellable & ~la.loss, limits.buy_ub)
+        return last, runner.run(Pass(cone, la.slot, last))
+    lo, hi = 0, len(differ)  # infeasible at lo (tried), feasible at hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        r = runner.attempt(Pass(cone, la.slot, at(mid)))
+        if r.status.ok:
+            hi, best = mid, r
+        else:
+            lo = mid
+    runner.notes.append(f"TE budget: {hi} of {len(differ)} names gave up their harvest to keep the budget")
+    return at(hi), best
 
 
 def _reason(

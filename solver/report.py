@@ -12,6 +12,7 @@ from taxview.core.tax import term_of
 
 from .account import Account
 from .budget import realized_cents
+from .limits import Limits
 from .passes import Solution
 from .rounding import Rounded
 from .status import SolveStatus
@@ -29,7 +30,26 @@ def failed(status: SolveStatus, reason: str | None, t0: float, passes: int = 0, 
     )
 
 
-def report(account: Account, rounded: Rounded, solution: Solution, t0: float) -> SolveResult:
+def unkept(
+    account: Account, limits: Limits, solution: Solution, w: np.ndarray, cash_weight: float, te: float
+) -> tuple[str, ...]:
+    """The mandate's limits the rounded trades do not keep, as notes (none when all hold): the TE
+    budget, the cash maximum, the per-name cap (where the solve did not already give way on them:
+    cash held when too few names may be bought, a cap over lots that may not be sold, a TE budget
+    wash-sale windows break)."""
+    s, snap, notes = account.settings, account.snap, []
+    if te > s.te_max * (1 + 1e-3) and not any(n.startswith("TE budget") for n in solution.notes):
+        notes.append(f"after rounding to whole shares the TE is {te:.2%}, over the budget {s.te_max:.2%}")
+    if cash_weight > s.cash_max + 1e-6 and solution.cash_max < 1:
+        notes.append(f"after rounding the cash is {cash_weight:.2%}, over cash_max {s.cash_max:.2%}")
+    over = np.flatnonzero(w > limits.cap * (1 + 1e-6) + 1e-9)
+    if len(over):
+        names = ", ".join(f"{snap.symbols[i]} {w[i]:.2%}" for i in over[:5])
+        notes.append(f"after rounding {len(over)} names are over their cap ({names})")
+    return tuple(notes)
+
+
+def report(account: Account, limits: Limits, rounded: Rounded, solution: Solution, t0: float) -> SolveResult:
     """The optimal result; ``t0`` is when the solve started (``time.perf_counter``)."""
     snap, s, la, V, lots = account.snap, account.settings, account.lot_slots, account.value, account.lots
     p, n, cents = snap.prices, account.n, snap.price_cents
@@ -56,6 +76,7 @@ def report(account: Account, rounded: Rounded, solution: Solution, t0: float) ->
     new_value = (held - sold_shares + bought_shares) * p
     total = new_value.sum() + rounded.cash_end / 100.0
     w = new_value / total
+    te = snap.model.te(w - snap.benchmark)
     traded = float((sold_shares * p).sum() + (bought_shares * p).sum())
     if s.taxable:
         st_net, lt_net = st_g + st_l, lt_g + lt_l
@@ -70,12 +91,14 @@ def report(account: Account, rounded: Rounded, solution: Solution, t0: float) ->
         trades=tuple(trades),
         weights={snap.symbols[i]: float(w[i]) for i in np.flatnonzero(w > 0)},
         cash_weight=rounded.cash_end / 100.0 / total,
-        te_ex_ante=snap.model.te(w - snap.benchmark),
+        te_ex_ante=te,
         realized=Realized(st_g, st_l, lt_g, lt_l),
         tax_estimate_cents=int(tax),
         harvested_loss_cents=int(harvested),
         turnover=traded / (2 * V),
         passes=solution.passes,
         iterations=solution.iterations,
-        notes=solution.notes + rounded.notes,
+        notes=solution.notes
+        + rounded.notes
+        + unkept(account, limits, solution, w, rounded.cash_end / 100.0 / total, te),
     )

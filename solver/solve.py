@@ -52,5 +52,5 @@ def solve_account(
     if not solution.status.ok:
         return failed(solution.status, solution.reason, t0, solution.passes, solution.iterations)
     rounded = round_trades(account, limits, solution.layout, solution.x, solution.allowance_cents)
-    result = report(account, rounded, solution, t0)
+    result = report(account, limits, rounded, solution, t0)
     return replace(result, notes=(*result.notes, limits.stuck_reason)) if limits.stuck else result

@@ -26,7 +26,14 @@ class AccountSettings:
     lambda_te: float = 50.0  # weight on tracking variance (annualized)
     lambda_tax: float = 1.0  # weight on tax (dollars of tax per dollar of account)
     cost_bps: float = 5.0  # linear trading cost, basis points of traded value
-    min_trade_dollars: float = 100.0  # smaller trades are dropped when rounding
+    # A name is traded by at least the larger of these (its sells together, or its buy) or not at
+    # all, decided inside the optimization (``solver.minimums``) and kept when rounding.
+    min_trade_dollars: float = 100.0
+    min_trade_weight: float = 0.0005  # fraction of the account's value (5 bps: $500 of $1M)
+    max_names_traded: int | None = None  # at most this many names traded a night (None: no limit)
+    # A lot this many days or fewer from turning long-term is priced knowing it soon will be: a
+    # short-term gain costs what waiting would save more, a short-term loss is worth more now.
+    term_horizon_days: int = 30
     exclude_symbols: frozenset[str] = frozenset()
     exclude_sectors: frozenset[str] = frozenset()
     fractional: bool = False  # allow fractional shares

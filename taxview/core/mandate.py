@@ -64,6 +64,13 @@ def _dollars(value: Any) -> Decimal:
     return d.quantize(Decimal("0.01"))
 
 
+def _integer(value: Any) -> int:
+    x = _number(value)
+    if x != int(x):
+        raise _Refused(f"must be a whole number, got {value!r}")
+    return int(x)
+
+
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -110,6 +117,9 @@ KEYS: dict[str, tuple[Callable[[Any], Any], tuple[Callable[[Any], bool], str]]] 
     "cash_max": (_number, _RATE),
     "cost_bps": (_number, _NON_NEGATIVE),
     "min_trade_dollars": (_number, _NON_NEGATIVE),
+    "min_trade_weight": (_number, _RATE),
+    "max_names_traded": (_integer, (lambda x: x >= 1, ">= 1")),
+    "term_horizon_days": (_integer, (lambda x: 0 <= x <= 365, "in [0, 365]")),
     "fractional": (_boolean, _ANY),
     "exclude_symbols": (_names, _ANY),
     "exclude_sectors": (_names, (lambda xs: set(xs) <= set(SECTORS), "GICS sectors: " + ", ".join(SECTORS))),

@@ -110,7 +110,7 @@ def _gain_lot_snapshot(date: str):
 @pytest.mark.parametrize(("date", "rate"), [("2024-06-15", "st_rate"), ("2024-06-16", "lt_rate")])
 def test_lot_bought_2023_06_15_is_priced_short_term_until_2024_06_16(date, rate):
     snap, lots = _gain_lot_snapshot(date)
-    s = AccountSettings()
+    s = AccountSettings(term_horizon_days=0)  # the true rate of the day, nothing about the days ahead
     account = read_account(snap, lots, 0, s, max_slots=4)
     assert account.lot_slots.tax[0] == pytest.approx(getattr(s, rate) * 0.5)  # half the value is gain
     r = solve_account(snap, lots, 0, AccountSettings(exclude_symbols=frozenset({"AAA"}), te_max=0.3, max_weight=0.5))
@@ -126,9 +126,28 @@ def test_lot_bought_2023_06_15_is_priced_short_term_until_2024_06_16(date, rate)
 def test_lot_bought_on_feb_29_turns_long_term_on_march_1(date, long):
     snap = twin_snapshot(dt.date.fromisoformat(date))
     lots = benchmark_lots(snap, 1_000_000, acquired="2020-02-29")
-    s = AccountSettings()
+    s = AccountSettings(term_horizon_days=0)
     tax = read_account(snap, lots, 0, s, max_slots=4).lot_slots.tax
     assert tax == pytest.approx(np.full(6, (s.lt_rate if long else s.st_rate) * (1 - 1 / 1.1)), rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("date", "horizon", "rate"),
+    [
+        ("2024-05-16", 30, "st"),  # 31 days from long-term: outside the horizon
+        ("2024-05-17", 30, "soon"),  # 30 days
+        ("2024-06-15", 30, "soon"),  # the last short-term day
+        ("2024-06-15", 0, "st"),  # no horizon: the day's own rate
+        ("2024-06-16", 30, "lt"),
+    ],
+)
+def test_a_lot_about_to_turn_long_term_is_priced_knowing_it(date, horizon, rate):
+    """A short-term lot within the horizon is priced at st + (st − lt) per dollar of gain or loss:
+    a gain costs more sold now than after the wait, a loss is worth more harvested now."""
+    snap, lots = _gain_lot_snapshot(date)
+    s = AccountSettings(term_horizon_days=horizon)
+    want = {"st": s.st_rate, "lt": s.lt_rate, "soon": 2 * s.st_rate - s.lt_rate}[rate]
+    assert read_account(snap, lots, 0, s, max_slots=4).lot_slots.tax[0] == pytest.approx(want * 0.5)
 
 
 # --- slots and side decision ----------------------------------------------------------------------
