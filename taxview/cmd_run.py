@@ -1,4 +1,5 @@
-"""``taxview market synth`` and ``append``, ``solve``, ``rebalance`` and ``demo``: the solver and the nightly."""
+"""``taxview market synth``, ``append`` and ``universe``, ``solve``, ``rebalance`` and ``demo``: the solver and
+the nightly."""
 
 from __future__ import annotations
 
@@ -45,10 +46,30 @@ def _cmd_market_append(args: argparse.Namespace) -> int:
     return _added(before, after, args.market, t0)
 
 
+def _cmd_market_universe(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from solver.marketdir import update_universe
+
+    t0 = time.perf_counter()
+    _, after, changes = update_universe(args.market, args.file)
+    added = [f"{x.symbol} from {x.date}" for x in changes if x.action == "add"]
+    gone = [f"{x.symbol}, last day {x.date}" for x in changes if x.action == "delist"]
+    said = [f"listed {len(added)} ({', '.join(added)})"] if added else []
+    said += [f"delisted {len(gone)} ({', '.join(gone)})"] if gone else []
+    print(
+        f"{args.market}: {' and '.join(said)}; the universe has {after.n} names, "
+        f"{int(np.isnat(after.delisted).sum())} not delisted, in {time.perf_counter() - t0:.1f}s",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _added(before, after, market_dir: str, t0: float) -> int:
     new = after.dates[len(before.dates) :]
+    names = int(after.trading_on(new[-1]).sum())  # trading on the last new day
     print(
-        f"added {len(new)} days ({new[0]}..{new[-1]}) of {after.n} names to {market_dir}: now "
+        f"added {len(new)} days ({new[0]}..{new[-1]}) of {names} names to {market_dir}: now "
         f"{after.dates[0]}..{after.dates[-1]}, {len(after.dates)} days, in {time.perf_counter() - t0:.1f}s",
         file=sys.stderr,
     )
