@@ -2,13 +2,13 @@
 
 A snapshot covers the names listed by its date. A delisted name stays in it from its delisting
 date on, priced at its last close with a benchmark weight of 0, and is named in ``delisted``:
-every account sells it and buys none.
+every account sells it and buys none (``with_delisted``, applied by the per-account step).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from taxview.core.money import dollars_to_cents
 
 from .market import Market, _readonly, read_market
 from .riskmodel import RiskModel, estimate, read_riskmodel
+from .types import AccountSettings
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -52,6 +53,14 @@ class Snapshot:
         held = [s for s in sorted(self.delisted) if self.benchmark[self.index[s]] != 0]
         if held:
             raise InputError("benchmark", f"delisted {held[0]} has a benchmark weight; it must be 0")
+
+
+def with_delisted(settings: AccountSettings, snap: Snapshot) -> AccountSettings:
+    """``settings`` with the snapshot's delisted names excluded, whatever the mandate: each is
+    sold at its last close (but for loss lots a wash sale holds back) and never bought."""
+    if not snap.delisted or snap.delisted <= settings.exclude_symbols:
+        return settings
+    return replace(settings, exclude_symbols=settings.exclude_symbols | snap.delisted)
 
 
 def snapshot(

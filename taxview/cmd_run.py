@@ -97,13 +97,14 @@ def _print_result(r, snap, account_id: str) -> None:
 
 def _cmd_solve(args: argparse.Namespace) -> int:
     from solver.io import check_against_universe, read_account_toml, read_lots_csv, result_to_dict
-    from solver.snapshot import load_snapshot
+    from solver.snapshot import load_snapshot, with_delisted
     from solver.solve import solve_account
 
     settings, cash, restrictions = read_account_toml(args.account)
     lots = read_lots_csv(args.lots)
     _, snap = load_snapshot(args.market, args.date, args.factors)
     check_against_universe(settings, restrictions, snap)
+    settings = with_delisted(settings, snap)
     r = solve_account(snap, lots, cash, settings, restrictions)
     if args.json:
         json.dump(result_to_dict(r), sys.stdout, indent=1)
