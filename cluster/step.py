@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from ledger.api import AccountInfo, CommitResult, Ledger
 from ledger.errors import CommitRejected, LedgerUnavailable
 from solver.problem import ProblemCache
-from solver.snapshot import Snapshot
+from solver.snapshot import Snapshot, with_delisted
 from solver.solve import solve_account
 from solver.types import AccountSettings, SolveResult
 from taxview.core.errors import TaxviewError
@@ -124,7 +124,7 @@ def rebalance_account(
         clock.lap("ledger_read_s")
     if refused:
         return Outcome(account, household, "rejected", refused, info=info, settings=settings)
-    settings = settings_for(defaults, info, snap.date.year)
+    settings = with_delisted(settings_for(defaults, info, snap.date.year), snap)  # delisted: sold, never bought
     meta = {**(meta or {}), "cash_flow_cents": flowed}
     if status == "paused":
         reason = "mandate: paused (no trades)" + (

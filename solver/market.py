@@ -1,11 +1,16 @@
 """Market data: the synthetic market generator and the Parquet format (README "Data formats").
 
 A market directory holds
-  universe.parquet  symbol (string), sector (string), shares_outstanding (float64)
+  universe.parquet  symbol (string), sector (string), shares_outstanding (float64), and after a
+                    universe update (``solver.marketdir``) listed, delisted (date32, null: none)
   prices.parquet    date (date32), symbol (string), close (float64, dollars, > 0)
 and optionally a vendor risk model under ``riskmodel/`` (see ``solver.riskmodel``) and, for a
 synthetic market, ``synthetic.json`` (how it was made; ``solver.marketdir`` adds new days).
-The benchmark is cap weighted: weight = close × shares_outstanding / Σ, on each date.
+A name trades from its listing date through its delisting date (the last day it trades); after
+that its price is its last close. The benchmark is cap weighted over the names trading on each
+date: weight = close × shares_outstanding / Σ (a delisted name weighs 0 from its delisting date on).
+A missing close is NaN in ``Market.prices``: only what a day's snapshot needs is refused
+(``require_closes``), naming the symbol and the date.
 """
 
 from __future__ import annotations
@@ -31,15 +36,25 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+NOT_A_DATE = np.datetime64("NaT", "D")
+
+
 @dataclass(frozen=True, slots=True)
 class Market:
-    """Daily closes of one universe, aligned: ``prices[t, i]`` is symbol ``i`` on ``dates[t]``."""
+    """Daily closes of one universe, aligned: ``prices[t, i]`` is symbol ``i`` on ``dates[t]``.
+
+    ``listed`` and ``delisted`` (NaT: none) bound the days a name trades; on construction its
+    prices before listing become NaN and those after its delisting date its last close. NaN
+    elsewhere is a missing close (refused where a snapshot needs it, ``require_closes``).
+    """
 
     symbols: tuple[str, ...]
     sectors: tuple[str, ...]
     shares_outstanding: np.ndarray  # (n,)
     dates: np.ndarray  # (T,) datetime64[D], increasing
-    prices: np.ndarray  # (T, n) dollars
+    prices: np.ndarray  # (T, n) dollars, NaN: no close
+    listed: np.ndarray | None = None  # (n,) datetime64[D]: its first day; NaT (None: all): from the start
+    delisted: np.ndarray | None = None  # (n,) datetime64[D]: its last day; NaT (None: all): trading
 
     def __post_init__(self) -> None:
         n = len(self.symbols)
@@ -47,19 +62,63 @@ class Market:
             raise InputError("symbol", "duplicate symbols in the universe")
         if self.prices.shape != (len(self.dates), n):
             raise InputError("prices", f"shape {self.prices.shape} != ({len(self.dates)}, {n})")
-        if not np.all(np.isfinite(self.prices)) or np.any(self.prices <= 0):
-            t, i = np.argwhere(~(np.isfinite(self.prices) & (self.prices > 0)))[0]
+        bad = ~np.isnan(self.prices) & ~(np.isfinite(self.prices) & (self.prices > 0))
+        if bad.any():
+            t, i = np.argwhere(bad)[0]
             raise InputError(
                 "close",
                 f"price of {self.symbols[i]} on {self.dates[t]} is {self.prices[t, i]!r}; "
-                "prices must be finite and > 0",
+                "prices must be finite and > 0 (NaN: no close)",
             )
         if np.any(np.diff(self.dates.astype("int64")) <= 0):
             raise InputError("date", "dates must be strictly increasing")
+        for name in ("listed", "delisted"):
+            days = getattr(self, name)
+            days = np.full(n, NOT_A_DATE) if days is None else np.asarray(days, dtype="datetime64[D]")
+            if days.shape != (n,):
+                raise InputError(name, f"{name} has shape {days.shape}, not ({n},)")
+            object.__setattr__(self, name, _readonly_days(days))
+        listed, delisted = self.listed, self.delisted
+        early = ~np.isnat(listed) & ~np.isnat(delisted) & (delisted < listed)
+        if early.any():
+            i = int(np.argmax(early))
+            symbol, day = self.symbols[i], delisted[i]
+            raise InputError("delisted", f"{symbol} is delisted on {day}, before its listing on {listed[i]}")
+        if self.changed:
+            object.__setattr__(self, "prices", _readonly(_bounded(self.prices, self.dates, listed, delisted)))
 
     @property
     def n(self) -> int:
         return len(self.symbols)
+
+    @property
+    def changed(self) -> bool:
+        """Has the universe a listing or a delisting (``market universe``)?"""
+        return not (np.isnat(self.listed).all() and np.isnat(self.delisted).all())
+
+    def listed_by(self, t: int) -> np.ndarray:
+        """(n,) bool: listed on or before ``dates[t]`` (a snapshot's names, the delisted too)."""
+        return np.isnat(self.listed) | (self.listed <= self.dates[t])
+
+    def delisted_by(self, t: int) -> np.ndarray:
+        """(n,) bool: delisted on or before ``dates[t]`` (excluded from that day on)."""
+        return ~np.isnat(self.delisted) & (self.delisted <= self.dates[t])
+
+    def trading(self, t0: int, t1: int) -> np.ndarray:
+        """(t1 − t0 + 1, n) bool: the name trades on the day (listed ≤ day ≤ delisted): it has a close."""
+        return self.trading_on(self.dates[t0 : t1 + 1, None])
+
+    def trading_on(self, day: np.ndarray) -> np.ndarray:
+        """(n,) bool of the names trading on ``day`` (datetime64[D]; a (k, 1) column: (k, n))."""
+        return (np.isnat(self.listed) | (self.listed <= day)) & (np.isnat(self.delisted) | (day <= self.delisted))
+
+    def require_closes(self, t0: int, t1: int, why: str) -> None:
+        """Every name trading on a day of ``t0..t1`` has its close there, else ``InputError``
+        naming the first symbol and date without one and ``why`` they are needed."""
+        missing = self.trading(t0, t1) & np.isnan(self.prices[t0 : t1 + 1])
+        if missing.any():
+            t, i = np.argwhere(missing)[0]
+            raise InputError("close", f"no close for {self.symbols[i]} on {self.dates[t0 + t]}: {why}")
 
     def day_index(self, date: dt.date | str) -> int:
         """Index of ``date`` (must be a trading day of the market)."""
@@ -71,7 +130,10 @@ class Market:
         return t
 
     def benchmark_weights(self, t: int) -> np.ndarray:
+        """(n,) cap weights of the names trading on ``dates[t]``; 0 for the others."""
         cap = self.prices[t] * self.shares_outstanding
+        if self.changed:
+            cap = np.where(self.listed_by(t) & ~self.delisted_by(t), cap, 0.0)
         return cap / cap.sum()
 
     def returns(self, t_end: int, window: int) -> np.ndarray:
@@ -79,6 +141,24 @@ class Market:
         t0 = max(1, t_end - window + 1)
         p = self.prices[t0 - 1 : t_end + 1]
         return p[1:] / p[:-1] - 1.0
+
+
+def _readonly_days(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype="datetime64[D]")
+    a.flags.writeable = False
+    return a
+
+
+def _bounded(prices: np.ndarray, dates: np.ndarray, listed: np.ndarray, delisted: np.ndarray) -> np.ndarray:
+    """``prices`` with NaN before each name's listing and its last close after its delisting."""
+    out = np.array(prices, dtype=np.float64)
+    for i in np.flatnonzero(~np.isnat(listed)):
+        out[: np.searchsorted(dates, listed[i]), i] = np.nan
+    for i in np.flatnonzero(~np.isnat(delisted)):
+        last = int(np.searchsorted(dates, delisted[i], side="right"))  # days after the last one
+        if 0 < last < len(dates):
+            out[last:, i] = out[last - 1, i]
+    return out
 
 
 MARKET_DRIFT = 0.07  # the market factor's drift, per year
@@ -206,40 +286,50 @@ def synthetic_process(names: int, days: int, factors: int, seed: int, start: str
 
 
 def write_market(market: Market, out: Path | str) -> Path:
+    """The market as a directory (README "Data formats"); ``listed``/``delisted`` columns only when
+    its universe changed, price rows only for the days a name trades."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    universe = pa.table(
-        {
-            "symbol": pa.array(market.symbols, pa.string()),
-            "sector": pa.array(market.sectors, pa.string()),
-            "shares_outstanding": pa.array(market.shares_outstanding, pa.float64()),
-        }
-    )
-    pq.write_table(universe, out / "universe.parquet")
+    columns = {
+        "symbol": pa.array(market.symbols, pa.string()),
+        "sector": pa.array(market.sectors, pa.string()),
+        "shares_outstanding": pa.array(market.shares_outstanding, pa.float64()),
+    }
+    if market.changed:
+        columns |= {name: _date_column(getattr(market, name)) for name in ("listed", "delisted")}
+    pq.write_table(pa.table(columns), out / "universe.parquet")
     T, n = market.prices.shape
+    keep = (market.trading(0, T - 1) & ~np.isnan(market.prices)).reshape(-1)
     prices = pa.table(
         {
-            "date": pa.array(np.repeat(market.dates, n), pa.date32()),
+            "date": pa.array(np.repeat(market.dates, n)[keep], pa.date32()),
             "symbol": pa.DictionaryArray.from_arrays(
-                pa.array(np.tile(np.arange(n, dtype=np.int32), T)), pa.array(market.symbols)
+                pa.array(np.tile(np.arange(n, dtype=np.int32), T)[keep]), pa.array(market.symbols)
             ),
-            "close": pa.array(market.prices.reshape(-1), pa.float64()),
+            "close": pa.array(market.prices.reshape(-1)[keep], pa.float64()),
         }
     )
     pq.write_table(prices, out / "prices.parquet")
     return out
 
 
-def _require(table: pa.Table, path: Path, columns: dict[str, str]) -> None:
+def _date_column(days: np.ndarray) -> pa.Array:
+    """(n,) datetime64[D] as date32, NaT as null."""
+    return pa.array([None if np.isnat(d) else d.item() for d in days], pa.date32())
+
+
+def _require(table: pa.Table, path: Path, columns: tuple[str, ...], nullable: tuple[str, ...] = ()) -> None:
     for name in columns:
         if name not in table.column_names:
             raise InputError(name, f"{path} has no column {name!r} (columns: {table.column_names})")
-        if table.column(name).null_count:
+        if table.column(name).null_count and name not in nullable:
             raise InputError(name, f"{path} has {table.column(name).null_count} null {name!r} values")
 
 
 def read_market(path: Path | str) -> Market:
-    """Load a market directory; every symbol must have a close on every date."""
+    """Load a market directory. A close that is absent, NaN or not > 0 is missing (NaN): refused
+    only where a snapshot needs it (``Market.require_closes``). Closes of a name before its
+    listing date or after its delisting date are not read."""
     path = Path(path)
     for f in ("universe.parquet", "prices.parquet"):
         if not (path / f).is_file():
@@ -249,8 +339,8 @@ def read_market(path: Path | str) -> Market:
         px = pq.read_table(path / "prices.parquet")
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError("market", f"cannot read Parquet under {path}: {exc}") from exc
-    _require(uni, path / "universe.parquet", {"symbol": "", "sector": "", "shares_outstanding": ""})
-    _require(px, path / "prices.parquet", {"date": "", "symbol": "", "close": ""})
+    _require(uni, path / "universe.parquet", ("symbol", "sector", "shares_outstanding"))
+    _require(px, path / "prices.parquet", ("date", "symbol", "close"), nullable=("close",))  # null: missing
     symbols = tuple(str(s) for s in uni.column("symbol").to_pylist())
     pos = {s: i for i, s in enumerate(symbols)}
     sym = pc.cast(px.column("symbol"), pa.string()).to_pylist()
@@ -262,10 +352,8 @@ def read_market(path: Path | str) -> Market:
     t_idx = np.searchsorted(dates, dates_all)
     i_idx = np.fromiter((pos[s] for s in sym), dtype=np.int64, count=len(sym))
     prices = np.full((len(dates), len(symbols)), np.nan)
-    prices[t_idx, i_idx] = px.column("close").to_numpy()
-    if np.isnan(prices).any():
-        t, i = np.argwhere(np.isnan(prices))[0]
-        raise InputError("close", f"no close (or NaN) for {symbols[i]} on {dates[t]}")
+    close = px.column("close").to_numpy(zero_copy_only=False).astype(np.float64)
+    prices[t_idx, i_idx] = np.where(np.isfinite(close) & (close > 0), close, np.nan)
     so = uni.column("shares_outstanding").to_numpy().astype(np.float64)
     if not np.all(np.isfinite(so)) or np.any(so <= 0):
         raise InputError("shares_outstanding", "must be finite and > 0 for every symbol")
@@ -275,4 +363,17 @@ def read_market(path: Path | str) -> Market:
         shares_outstanding=_readonly(so),
         dates=dates,
         prices=_readonly(prices),
+        listed=_universe_days(uni, path, "listed"),
+        delisted=_universe_days(uni, path, "delisted"),
     )
+
+
+def _universe_days(uni: pa.Table, path: Path, name: str) -> np.ndarray | None:
+    """universe.parquet's optional ``listed``/``delisted`` column as datetime64[D] (null: NaT)."""
+    if name not in uni.column_names:
+        return None
+    try:
+        column = pc.cast(uni.column(name), pa.date32())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InputError(name, f"{path / 'universe.parquet'}: {name} must be dates: {exc}") from None
+    return column.to_numpy().astype("datetime64[D]")

@@ -5,6 +5,13 @@ shrinkage) and ``read_riskmodel`` (a vendor model supplied as Parquet; format in
   riskmodel/loadings.parquet    symbol, then one float64 column per factor
   riskmodel/factor_cov.parquet  factor (string), then one float64 column per factor (K×K)
   riskmodel/specific.parquet    symbol, specific_var (annualized variance)
+
+A model covers the names listed on its day, delisted ones included (they are sold at their last
+close). A name that did not trade through the whole window (listed inside it, or delisted) gets
+its own loadings by regressing its returns on the factors' once it has ``min_history`` days of
+them; before that, its sector's average loadings and the median specific variance ("an average
+name of its sector"). A vendor model must cover every name but the delisted ones, which take the
+covered names' average loadings and median specific variance when it drops them.
 """
 
 from __future__ import annotations
@@ -56,33 +63,90 @@ class RiskModel:
         return float(np.sqrt(max(self.variance(active), 0.0)))
 
 
-def estimate(market: Market, t_end: int, factors: int = 20, window: int = 252, shrinkage: float = 0.3) -> RiskModel:
-    """PCA model from the ``window`` daily returns ending at ``t_end`` (no look-ahead).
+def min_history(factors: int) -> int:
+    """Days of returns a name needs for loadings of its own (fewer: its sector's average)."""
+    return max(60, 3 * factors)
 
-    Eigenvalues above the residual noise level are kept for ``factors`` components; specific
-    variances are shrunk toward their cross-sectional median (``shrinkage`` in [0, 1]) and floored.
+
+def estimate(market: Market, t_end: int, factors: int = 20, window: int = 252, shrinkage: float = 0.3) -> RiskModel:
+    """PCA model from the ``window`` daily returns ending at ``t_end`` (no look-ahead), over the
+    names listed by then (``Market.listed_by``).
+
+    The factors come from the names that trade through the whole window; eigenvalues above the
+    residual noise level are kept for ``factors`` components; specific variances are shrunk toward
+    their cross-sectional median (``shrinkage`` in [0, 1]) and floored. Every close the window
+    needs must be there (``Market.require_closes`` names the first one missing).
     """
-    R = market.returns(t_end, window)
+    t0 = max(1, t_end - window + 1)
+    market.require_closes(
+        t0 - 1,
+        t_end,
+        f"the risk model of {market.dates[t_end]} is estimated from the closes since {market.dates[t0 - 1]}",
+    )
+    names = np.flatnonzero(market.listed_by(t_end))
+    R = market.returns(t_end, window)[:, names]
     if R.shape[0] < max(factors + 2, 20):
         raise InputError("window", f"only {R.shape[0]} days of returns before {market.dates[t_end]}")
-    X = R - R.mean(axis=0)
+    trading = market.trading(t0 - 1, t_end)[:, names]
+    has = trading[1:] & trading[:-1]  # (W, m) a return of its own that day
+    full = has.all(axis=0)
+    if full.sum() < 2:
+        raise InputError("window", f"fewer than 2 names trade through the window before {market.dates[t_end]}")
+    X = R[:, full] - R[:, full].mean(axis=0)
     T = X.shape[0]
     U, S, Vt = np.linalg.svd(X, full_matrices=False)
     K = min(factors, len(S))
-    B = Vt[:K].T.copy()  # orthonormal loadings
+    B = np.zeros((len(names), K))
+    B[full] = Vt[:K].T  # orthonormal loadings
     lam = S[:K] ** 2 / (T - 1)
     resid = X - (U[:, :K] * S[:K]) @ Vt[:K]
-    d = resid.var(axis=0, ddof=1)
-    d = (1 - shrinkage) * d + shrinkage * np.median(d)
+    d = np.full(len(names), np.nan)
+    d[full] = resid.var(axis=0, ddof=1)
+    proxies = _partial_names(market, names, R, has, full, U[:, :K] * S[:K], B, d)
+    median = np.median(d[~np.isnan(d)])
+    d[proxies] = median
+    d = (1 - shrinkage) * d + shrinkage * median
     d = np.maximum(d, 1e-4 / TRADING_DAYS)
     # Noise in the kept eigenvalues: remove the average specific variance they absorbed.
-    lam = np.maximum(lam - d.mean(), 1e-8)
+    lam = np.maximum(lam - d[full].mean(), 1e-8)
     return RiskModel(
-        symbols=market.symbols,
+        symbols=tuple(market.symbols[i] for i in names),
         B=_readonly(B),
         F=_readonly(np.diag(lam * TRADING_DAYS)),
         D=_readonly(d * TRADING_DAYS),
     )
+
+
+def _partial_names(
+    market: Market,
+    names: np.ndarray,
+    R: np.ndarray,
+    has: np.ndarray,
+    full: np.ndarray,
+    f: np.ndarray,
+    B: np.ndarray,
+    d: np.ndarray,
+) -> np.ndarray:
+    """Fill ``B`` and ``d`` (daily) of the names without the whole window: a regression of their
+    returns on the factor returns ``f`` (W, K) with ``min_history`` days, else their sector's
+    average loadings; the indices of those (their specific variance is the median's)."""
+    K = f.shape[1]
+    proxies = []
+    for j in np.flatnonzero(~full):
+        days = has[:, j]
+        h = int(days.sum())
+        if h >= min_history(K):
+            fj = f[days] - f[days].mean(axis=0)
+            y = R[days, j] - R[days, j].mean()
+            b = np.linalg.lstsq(fj, y, rcond=None)[0]
+            res = y - fj @ b
+            B[j], d[j] = b, float(res @ res) / (h - K - 1)
+            continue
+        sector = market.sectors[names[j]]
+        peers = full & np.array([market.sectors[i] == sector for i in names])
+        B[j] = B[peers if peers.any() else full].mean(axis=0)
+        proxies.append(j)
+    return np.array(proxies, dtype=np.int64)
 
 
 def write_riskmodel(model: RiskModel, out: Path | str) -> Path:
@@ -98,8 +162,9 @@ def write_riskmodel(model: RiskModel, out: Path | str) -> Path:
     return out
 
 
-def read_riskmodel(path: Path | str, symbols: tuple[str, ...]) -> RiskModel:
-    """Load a vendor model and align it to ``symbols`` (every symbol must be covered)."""
+def read_riskmodel(path: Path | str, symbols: tuple[str, ...], delisted: frozenset[str] = frozenset()) -> RiskModel:
+    """Load a vendor model and align it to ``symbols``: every symbol must be covered but the
+    ``delisted`` ones, which take the covered names' average loadings and median specific variance."""
     path = Path(path)
     try:
         L = pq.read_table(path / "loadings.parquet")
@@ -114,11 +179,24 @@ def read_riskmodel(path: Path | str, symbols: tuple[str, ...]) -> RiskModel:
         raise InputError("factor_cov", f"factor_cov.parquet must be {len(factors)}×{len(factors)} over {factors}")
     lsym = {s: i for i, s in enumerate(L.column("symbol").to_pylist())}
     ssym = {s: i for i, s in enumerate(Sp.column("symbol").to_pylist())}
-    missing = [s for s in symbols if s not in lsym or s not in ssym]
+    covered = [s in lsym and s in ssym for s in symbols]
+    missing = [s for s, ok in zip(symbols, covered) if not ok and s not in delisted]
     if missing:
         raise InputError("symbol", f"risk model does not cover {len(missing)} symbols, e.g. {missing[:5]}")
+    if not any(covered):
+        raise InputError("symbol", f"risk model covers none of the {len(symbols)} symbols")
     Bfull = np.column_stack([L.column(f).to_numpy().astype(np.float64) for f in factors])
-    B = Bfull[[lsym[s] for s in symbols]]
     F = np.column_stack([Fc.column(f).to_numpy().astype(np.float64) for f in factors])
-    D = Sp.column("specific_var").to_numpy().astype(np.float64)[[ssym[s] for s in symbols]]
+    Dfull = Sp.column("specific_var").to_numpy().astype(np.float64)
+    if all(covered):
+        B = Bfull[[lsym[s] for s in symbols]]
+        D = Dfull[[ssym[s] for s in symbols]]
+    else:  # a delisted name the vendor dropped: an average name (it is sold, never bought)
+        ok = np.array(covered)
+        B = np.empty((len(symbols), len(factors)))
+        D = np.empty(len(symbols))
+        B[ok] = Bfull[[lsym[s] for s, c in zip(symbols, covered) if c]]
+        D[ok] = Dfull[[ssym[s] for s, c in zip(symbols, covered) if c]]
+        B[~ok] = B[ok].mean(axis=0)
+        D[~ok] = np.median(D[ok])
     return RiskModel(symbols=symbols, B=_readonly(B), F=_readonly(F), D=_readonly(D))

@@ -1,9 +1,14 @@
-"""The day's market as the solver sees it: one frozen object, shared read-only by all accounts."""
+"""The day's market as the solver sees it: one frozen object, shared read-only by all accounts.
+
+A snapshot covers the names listed by its date. A delisted name stays in it from its delisting
+date on, priced at its last close with a benchmark weight of 0, and is named in ``delisted``:
+every account sells it and buys none (``with_delisted``, applied by the per-account step).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +18,7 @@ from taxview.core.money import dollars_to_cents
 
 from .market import Market, _readonly, read_market
 from .riskmodel import RiskModel, estimate, read_riskmodel
+from .types import AccountSettings
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -25,6 +31,7 @@ class Snapshot:
     model: RiskModel
     index: dict[str, int] = field(default_factory=dict)
     price_cents: tuple[int, ...] = ()  # exact per-share prices in cents (money boundary)
+    delisted: frozenset[str] = frozenset()  # delisted by ``date``: sold at their last close, never bought
 
     def __post_init__(self) -> None:
         n = len(self.symbols)
@@ -40,6 +47,20 @@ class Snapshot:
             raise InputError("benchmark", f"benchmark weights sum to {self.benchmark.sum():.6f}, not 1")
         object.__setattr__(self, "index", {s: i for i, s in enumerate(self.symbols)})
         object.__setattr__(self, "price_cents", tuple(dollars_to_cents(float(x)) for x in self.prices))
+        unknown = sorted(self.delisted - self.index.keys())
+        if unknown:
+            raise InputError("delisted", f"delisted names {unknown[:5]} are not in the snapshot")
+        held = [s for s in sorted(self.delisted) if self.benchmark[self.index[s]] != 0]
+        if held:
+            raise InputError("benchmark", f"delisted {held[0]} has a benchmark weight; it must be 0")
+
+
+def with_delisted(settings: AccountSettings, snap: Snapshot) -> AccountSettings:
+    """``settings`` with the snapshot's delisted names excluded, whatever the mandate: each is
+    sold at its last close (but for loss lots a wash sale holds back) and never bought."""
+    if not snap.delisted or snap.delisted <= settings.exclude_symbols:
+        return settings
+    return replace(settings, exclude_symbols=settings.exclude_symbols | snap.delisted)
 
 
 def snapshot(
@@ -49,18 +70,39 @@ def snapshot(
     factors: int = 20,
     window: int = 252,
 ) -> Snapshot:
-    """Snapshot of ``market`` on ``date``; the risk model is estimated from trailing returns unless given."""
+    """Snapshot of ``market`` on ``date`` over the names listed by then; the risk model is
+    estimated from trailing returns unless given. Only the closes the day and its window need
+    are required (a missing one raises ``InputError`` naming the symbol and the date)."""
     t = market.day_index(date)
+    names = np.flatnonzero(market.listed_by(t))
+    _require_day(market, t, names)
     if model is None:
         model = estimate(market, t, factors=factors, window=window)
+    gone = market.delisted_by(t)
     return Snapshot(
         date=dt.date.fromisoformat(str(market.dates[t])),
-        symbols=market.symbols,
-        sectors=market.sectors,
-        prices=_readonly(market.prices[t]),
-        benchmark=_readonly(market.benchmark_weights(t)),
+        symbols=tuple(market.symbols[i] for i in names),
+        sectors=tuple(market.sectors[i] for i in names),
+        prices=_readonly(market.prices[t, names]),
+        benchmark=_readonly(market.benchmark_weights(t)[names]),
         model=model,
+        delisted=frozenset(market.symbols[i] for i in names if gone[i]),
     )
+
+
+def _require_day(market: Market, t: int, names: np.ndarray) -> None:
+    """Every name of the day's snapshot has a price: its close that day, or its last one."""
+    missing = names[np.isnan(market.prices[t, names])]
+    if not len(missing):
+        return
+    i = int(missing[0])
+    day = market.dates[t]
+    if market.delisted_by(t)[i]:
+        traded = np.flatnonzero(market.trading(0, t)[:, i])
+        last = market.dates[traded[-1]] if len(traded) else market.delisted[i]
+        why = f"it is delisted ({market.delisted[i]}) and every account sells it at its last close"
+        raise InputError("close", f"no close for {market.symbols[i]} on {last}: {why}")
+    raise InputError("close", f"no close for {market.symbols[i]} on {day}: the snapshot of {day} prices every name")
 
 
 def load_snapshot(market_dir: str | Path, date: dt.date | str, factors: int = 20) -> tuple[Market, Snapshot]:
@@ -68,5 +110,11 @@ def load_snapshot(market_dir: str | Path, date: dt.date | str, factors: int = 20
     ``riskmodel/`` when the directory has one, else one estimated from trailing returns."""
     market = read_market(market_dir)
     rm_dir = Path(market_dir) / "riskmodel"
-    model = read_riskmodel(rm_dir, market.symbols) if rm_dir.is_dir() else None
+    model = None
+    if rm_dir.is_dir():
+        t = market.day_index(date)
+        names = np.flatnonzero(market.listed_by(t))
+        symbols = tuple(market.symbols[i] for i in names)
+        delisted = frozenset(market.symbols[i] for i in names if market.delisted_by(t)[i])
+        model = read_riskmodel(rm_dir, symbols, delisted)
     return market, snapshot(market, date, model=model, factors=factors)

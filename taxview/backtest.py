@@ -109,7 +109,11 @@ def load_data(kind: str, seed: int = 7) -> Data:
     path = Path(kind)
     if not path.is_dir():
         raise InputError("data", f"{kind!r} is not sp500-20, synthetic or a market directory")
-    return Data(read_market(path), "cap-weighted")
+    market = read_market(path)
+    if market.changed:
+        raise InputError("data", f"{path}: names were listed or delisted (`market universe`): a backtest's is fixed")
+    market.require_closes(0, len(market.dates) - 1, "a backtest prices every name on every day")
+    return Data(market, "cap-weighted")
 
 
 # --- taxes (pure) ----------------------------------------------------------------------------

@@ -12,7 +12,14 @@ from taxview.core.errors import TaxviewError
 from .cmd_accounts import _cmd_accounts_import, _cmd_accounts_set, _cmd_accounts_show, _cmd_cash
 from .cmd_analysis import _cmd_backtest, _cmd_report, _cmd_transition
 from .cmd_ledger import _cmd_ledger_action, _cmd_ledger_export, _cmd_ledger_import, _cmd_ledger_show, _cmd_washsale
-from .cmd_run import _cmd_demo, _cmd_market_append, _cmd_market_synth, _cmd_rebalance, _cmd_solve
+from .cmd_run import (
+    _cmd_demo,
+    _cmd_market_append,
+    _cmd_market_synth,
+    _cmd_market_universe,
+    _cmd_rebalance,
+    _cmd_solve,
+)
 
 
 def _redis_options(p: argparse.ArgumentParser) -> None:
@@ -58,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     append.add_argument("--market", required=True, help="market directory (README: data formats)")
     append.add_argument("--prices", required=True, help="CSV or Parquet of date,symbol,close (README: data formats)")
     append.set_defaults(func=_cmd_market_append)
+    universe = market.add_parser("universe", help="list and delist names of a market directory")
+    universe.add_argument("--market", required=True, help="market directory (README: data formats)")
+    universe.add_argument(
+        "--file",
+        required=True,
+        help="CSV or Parquet of symbol,action,date[,sector,shares_outstanding] (README: universe updates)",
+    )
+    universe.set_defaults(func=_cmd_market_universe)
 
     solve = sub.add_parser("solve", help="rebalance one account")
     solve.add_argument("--market", required=True, help="market directory (README: data formats)")

@@ -211,6 +211,7 @@ def _account_values(store, market_dir: str, accounts: set[str]) -> dict[str, int
     from taxview.core.money import value_cents
 
     m = read_market(market_dir)
+    m.require_closes(len(m.dates) - 1, len(m.dates) - 1, "a withdrawal is valued at the market's last close")
     last = {s: float(p) for s, p in zip(m.symbols, m.prices[-1])}
     out = {}
     for a in accounts:

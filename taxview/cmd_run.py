@@ -1,4 +1,5 @@
-"""``taxview market synth`` and ``append``, ``solve``, ``rebalance`` and ``demo``: the solver and the nightly."""
+"""``taxview market synth``, ``append`` and ``universe``, ``solve``, ``rebalance`` and ``demo``: the solver and
+the nightly."""
 
 from __future__ import annotations
 
@@ -45,10 +46,30 @@ def _cmd_market_append(args: argparse.Namespace) -> int:
     return _added(before, after, args.market, t0)
 
 
+def _cmd_market_universe(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from solver.marketdir import update_universe
+
+    t0 = time.perf_counter()
+    _, after, changes = update_universe(args.market, args.file)
+    added = [f"{x.symbol} from {x.date}" for x in changes if x.action == "add"]
+    gone = [f"{x.symbol}, last day {x.date}" for x in changes if x.action == "delist"]
+    said = [f"listed {len(added)} ({', '.join(added)})"] if added else []
+    said += [f"delisted {len(gone)} ({', '.join(gone)})"] if gone else []
+    print(
+        f"{args.market}: {' and '.join(said)}; the universe has {after.n} names, "
+        f"{int(np.isnat(after.delisted).sum())} not delisted, in {time.perf_counter() - t0:.1f}s",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _added(before, after, market_dir: str, t0: float) -> int:
     new = after.dates[len(before.dates) :]
+    names = int(after.trading_on(new[-1]).sum())  # trading on the last new day
     print(
-        f"added {len(new)} days ({new[0]}..{new[-1]}) of {after.n} names to {market_dir}: now "
+        f"added {len(new)} days ({new[0]}..{new[-1]}) of {names} names to {market_dir}: now "
         f"{after.dates[0]}..{after.dates[-1]}, {len(after.dates)} days, in {time.perf_counter() - t0:.1f}s",
         file=sys.stderr,
     )
@@ -76,13 +97,14 @@ def _print_result(r, snap, account_id: str) -> None:
 
 def _cmd_solve(args: argparse.Namespace) -> int:
     from solver.io import check_against_universe, read_account_toml, read_lots_csv, result_to_dict
-    from solver.snapshot import load_snapshot
+    from solver.snapshot import load_snapshot, with_delisted
     from solver.solve import solve_account
 
     settings, cash, restrictions = read_account_toml(args.account)
     lots = read_lots_csv(args.lots)
     _, snap = load_snapshot(args.market, args.date, args.factors)
     check_against_universe(settings, restrictions, snap)
+    settings = with_delisted(settings, snap)
     r = solve_account(snap, lots, cash, settings, restrictions)
     if args.json:
         json.dump(result_to_dict(r), sys.stdout, indent=1)

@@ -56,15 +56,20 @@ def test_market_parquet_round_trip(tmp_path):
     assert np.array_equal(back.prices, m.prices) and np.array_equal(back.dates, m.dates)
 
 
-def test_market_with_a_nan_close_is_rejected(tmp_path):
+def test_a_nan_close_is_a_missing_close_refused_where_it_is_needed(tmp_path):
+    """The market reads; what needs the close names its symbol and date (tests/unit/test_universe.py
+    has the snapshots)."""
     m = synthesize(names=5, days=10, factors=2, seed=1)
     write_market(m, tmp_path)
     t = pq.read_table(tmp_path / "prices.parquet")
     close = t.column("close").to_numpy().copy()
-    close[7] = np.nan
+    close[7] = np.nan  # rows by date, then symbol: S002 on the second day
     pq.write_table(t.set_column(2, "close", pa.array(close)), tmp_path / "prices.parquet")
-    with pytest.raises(InputError, match="close"):
-        read_market(tmp_path)
+    back = read_market(tmp_path)
+    assert np.isnan(back.prices[1, 2]) and np.isnan(back.prices).sum() == 1
+    back.require_closes(2, 9, "the days after it")
+    with pytest.raises(InputError, match=rf"^close: no close for S002 on {m.dates[1]}: the second day$"):
+        back.require_closes(0, 9, "the second day")
 
 
 def test_malformed_market_file_is_rejected(tmp_path):
