@@ -1,20 +1,29 @@
-"""Orders from one account's trades (taxview/core/orders.py): known answers by hand;
-``taxview solve --json``'s orders."""
+"""Orders from one account's trades (taxview/core/orders.py): known answers by hand; the morning
+report reading orders.parquet; ``taxview solve --json``'s orders."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from cluster.worker import ORDER_SCHEMA, order_rows
 from solver.io import write_lots_csv
 from solver.market import synthesize, write_market
 from solver.synthetic import synth_lots
 from taxview.cli import main
 from taxview.core.orders import Allocation, Order, order_json, orders_of
 from taxview.core.records import Trade
+from taxview.morning import summary
+from taxview.morning.inputs import read_run
+from taxview.morning.page import page
+from tests.morning_fixture import write_run_dir
 
 D = Decimal
 
@@ -113,6 +122,43 @@ def test_the_json_form_keeps_exact_cents_and_whole_shares_as_integers():
             {"lot_id": "L12-1", "shares": 0.5, "basis": 20.0, "realized_gain": 4.05, "term": "long"},
         ],
     }
+
+
+def _orders_parquet(run_dir: Path) -> pa.Table:
+    """orders.parquet for the morning fixture's night, made as the worker makes it: its trades
+    (trades.parquet) through ``orders_of``, per account, into ``ORDER_SCHEMA`` rows."""
+    by_account: dict[tuple[str, str], list[Trade]] = {}
+    for r in pq.read_table(run_dir / "trades.parquet").to_pylist():
+        gain = None if r["realized_gain"] is None else int(r["realized_gain"] * 100)
+        by_account.setdefault((r["account"], r["household"]), []).append(
+            Trade(r["symbol"], r["side"], r["shares"], D(str(r["price"])), r["lot_id"], gain or 0, r["term"])
+        )
+    rows = [
+        row
+        for (account, household), trades in sorted(by_account.items())
+        for row in order_rows("run", dt.date(2024, 3, 1), household, orders_of(account, trades))
+    ]
+    table = pa.Table.from_pylist(rows, schema=ORDER_SCHEMA)
+    pq.write_table(table, run_dir / "orders.parquet")
+    return table
+
+
+def test_the_morning_report_counts_and_values_the_orders_of_orders_parquet(tmp_path):
+    run_dir = write_run_dir(tmp_path / "night", optional=True)
+    grouped = summary.orders(read_run(run_dir))  # a run without orders.parquet: the trades grouped
+    table = _orders_parquet(run_dir)
+    o = summary.orders(read_run(run_dir))
+    assert table.num_rows == o.count == grouped.count == 6 == read_run(run_dir).run["orders"]
+    assert (o.buys, o.sells) == (grouped.buys, grouped.sells) == (2, 4)
+    assert sorted(o.values.tolist()) == sorted(grouped.values.tolist()) == [100.0, 100.0, 200.0, 200.0, 600.0, 750.0]
+    assert sorted(o.per_account.tolist()) == [2.0, 4.0]
+    aaa = next(r for r in table.to_pylist() if (r["account"], r["symbol"]) == ("A1", "AAA"))
+    assert aaa["shares"] == D("15") and aaa["value"] == D("750.00")
+    assert [(a["lot_id"], a["shares"], a["basis"], a["realized_gain"]) for a in aaa["allocations"]] == [
+        ("A1-1", D("10"), D("800.00"), D("-300.00")),
+        ("A1-2", D("5"), D("500.00"), D("-250.00")),
+    ]
+    assert ">6<" in page(read_run(run_dir)).replace(",", "")
 
 
 def test_solve_json_has_one_order_per_symbol_and_side_matching_its_trades(tmp_path, capsys):
