@@ -44,7 +44,7 @@ from .night import write_night_files
 from .settings import RunSettings
 from .sharding import group_by_household, make_shards
 from .summary import OK_STATUSES, RunSummary
-from .worker import ACCOUNT_SCHEMA, TRADE_SCHEMA, RebalanceWorker
+from .worker import ACCOUNT_SCHEMA, ORDER_SCHEMA, TRADE_SCHEMA, RebalanceWorker
 
 IN_FLIGHT_PER_WORKER = 2
 
@@ -113,6 +113,7 @@ def _failed_rows(shard, reason: str) -> dict[str, Any]:
     rows = [RebalanceWorker._failed(a, hh, "error", reason) for hh, members in shard.households for a in members]
     return {
         "trades": pa.RecordBatch.from_pylist([], schema=TRADE_SCHEMA),
+        "orders": pa.RecordBatch.from_pylist([], schema=ORDER_SCHEMA),
         "accounts": pa.RecordBatch.from_pylist(rows, schema=ACCOUNT_SCHEMA),
         "stages": {},
     }
@@ -162,9 +163,9 @@ def rebalance(
     init_ray = not ray.is_initialized()
     undo_loopback = None
     actors: list = []
-    outputs = ("trades.parquet", "accounts.parquet", "blocked.parquet", "events.parquet")
+    outputs = ("trades.parquet", "orders.parquet", "accounts.parquet", "blocked.parquet", "events.parquet")
     temp = {name: out / f".{name}.{os.getpid()}.partial" for name in outputs}
-    orders: list[int] = []  # per account rebalanced
+    orders: list[int] = []  # per account rebalanced (accounts.parquet's column)
     writers: list[pq.ParquetWriter] = []
     complete = False
     bar = None
@@ -188,10 +189,12 @@ def rebalance(
         t = time.perf_counter()
         trades_writer = pq.ParquetWriter(temp["trades.parquet"], TRADE_SCHEMA)
         writers.append(trades_writer)
+        orders_writer = pq.ParquetWriter(temp["orders.parquet"], ORDER_SCHEMA)
+        writers.append(orders_writer)
         accounts_writer = pq.ParquetWriter(temp["accounts.parquet"], ACCOUNT_SCHEMA)
         writers.append(accounts_writer)
         worker_stages = {"ledger_read_s": 0.0, "solve_s": 0.0, "commit_s": 0.0}
-        counts = {"ok": 0, "failed": 0, "replayed": 0, "trades": 0}
+        counts = {"ok": 0, "failed": 0, "replayed": 0, "trades": 0, "orders": 0}
         money = {
             "harvested": pa.scalar(0, pa.decimal128(18, 2)).as_py(),
             "tax": pa.scalar(0, pa.decimal128(18, 2)).as_py(),
@@ -219,6 +222,7 @@ def rebalance(
             nonlocal output_s
             t_out = time.perf_counter()
             trades_writer.write_batch(result["trades"])
+            orders_writer.write_batch(result["orders"])
             accounts_writer.write_batch(result["accounts"])
             output_s += time.perf_counter() - t_out
             for k in worker_stages:
@@ -234,6 +238,7 @@ def rebalance(
                 money["harvested"] += h or 0
                 money["tax"] += tax or 0
             counts["trades"] += result["trades"].num_rows
+            counts["orders"] += result["orders"].num_rows  # run.json's count: the rows of orders.parquet
             bar.update(result["accounts"].num_rows)
             bar.set_postfix(failed=counts["failed"], refresh=False)
 
@@ -322,7 +327,7 @@ def rebalance(
         interrupted=stop.signum is not None,
         signal=signal.Signals(stop.signum).name if stop.signum is not None else None,
         not_run=n_accounts - rows,
-        orders=sum(orders),
+        orders=counts["orders"],
         orders_per_account_p50=round(float(np.percentile(orders, 50)), 1) if orders else 0.0,
         orders_per_account_p90=round(float(np.percentile(orders, 90)), 1) if orders else 0.0,
         **night,

@@ -60,7 +60,10 @@ def summary_table(s: RunSummary) -> str:
             f"{s.wall_s:.1f}s (rebalance {s.stages['rebalance_s']:.1f}s, Ray start {s.stages['ray_setup_s']:.1f}s)",
         ),
         ("throughput", f"{s.accounts_per_s:.1f} accounts/s on {s.workers} workers"),
-        ("output", f"{s.out}/trades.parquet, accounts.parquet, blocked.parquet, events.parquet, run.json"),
+        (
+            "output",
+            f"{s.out}/trades.parquet, orders.parquet, accounts.parquet, blocked.parquet, events.parquet, run.json",
+        ),
         ("morning report", s.report or "not written (see the warning above)"),
     ]
     width = max(len(k) for k, _ in rows)

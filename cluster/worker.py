@@ -11,6 +11,7 @@ applied before the connection broke answers with its stored result.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,8 @@ from ledger.errors import LedgerError
 from solver.problem import ProblemCache
 from solver.snapshot import Snapshot
 from solver.types import AccountSettings
+from taxview.core.orders import Order, orders_of
+from taxview.core.records import Trade
 
 from .sharding import Shard
 from .step import described, rebalance_account
@@ -42,6 +45,29 @@ TRADE_SCHEMA = pa.schema(
         ("price", pa.float64()),
         ("realized_gain", MONEY),
         ("term", pa.string()),
+    ]
+)
+ALLOCATION = pa.struct(
+    [
+        ("lot_id", pa.string()),
+        ("shares", SHARES),
+        ("basis", MONEY),
+        ("realized_gain", MONEY),
+        ("term", pa.string()),
+    ]
+)
+ORDER_SCHEMA = pa.schema(  # one row per account, symbol and side: taxview.core.orders
+    [
+        ("run_id", pa.string()),
+        ("date", pa.date32()),
+        ("account", pa.string()),
+        ("household", pa.string()),
+        ("symbol", pa.string()),
+        ("side", pa.string()),
+        ("shares", SHARES),
+        ("price", MONEY),
+        ("value", MONEY),
+        ("allocations", pa.list_(ALLOCATION)),
     ]
 )
 ACCOUNT_SCHEMA = pa.schema(
@@ -73,6 +99,34 @@ def _dollars(cents: int | None) -> Decimal | None:
     return None if cents is None else Decimal(cents) / 100
 
 
+def order_rows(run_id: str, date: dt.date, household: str, orders: list[Order]) -> list[dict]:
+    """``orders.parquet``'s rows (``ORDER_SCHEMA``) of one account's orders."""
+    return [
+        {
+            "run_id": run_id,
+            "date": date,
+            "account": o.account,
+            "household": household,
+            "symbol": o.symbol,
+            "side": o.side,
+            "shares": o.shares,
+            "price": o.price,
+            "value": _dollars(o.value_cents),
+            "allocations": [
+                {
+                    "lot_id": a.lot_id,
+                    "shares": a.shares,
+                    "basis": _dollars(a.basis_cents),
+                    "realized_gain": _dollars(a.gain_cents),
+                    "term": a.term,
+                }
+                for a in o.allocations
+            ],
+        }
+        for o in orders
+    ]
+
+
 class RebalanceWorker:
     def __init__(self, ledger: LedgerSettings, defaults: AccountSettings) -> None:
         self.store = ledger.open_store()
@@ -88,21 +142,25 @@ class RebalanceWorker:
         """Rebalance every account of the shard; one account's failure never stops the others."""
         stages = {"ledger_read_s": 0.0, "solve_s": 0.0, "commit_s": 0.0, "replayed": 0}
         trades: list[dict] = []
+        orders: list[dict] = []
         accounts: list[dict] = []
         for household, members in shard.households:
             held: dict[str, list] = {}  # the household's lots, read once (see rebalance_account)
             for account in members:
                 try:
-                    row, rows = self.rebalance_account(snap, run_id, household, account, stages, held)
+                    row, rows, order_list = self.rebalance_account(snap, run_id, household, account, stages, held)
                 except Exception as exc:  # a bug or bad data nobody foresaw: this account only
-                    row, rows = self._failed(account, household, "error", f"{type(exc).__name__}: {exc}"), []
+                    row = self._failed(account, household, "error", f"{type(exc).__name__}: {exc}")
+                    rows, order_list = [], []
                 stages["replayed"] += bool(row["replayed"])
                 accounts.append(row)
                 trades += rows
+                orders += order_list
                 self.accounts_done += 1
         return {
             "shard_id": shard.shard_id,
             "trades": pa.RecordBatch.from_pylist(trades, schema=TRADE_SCHEMA),
+            "orders": pa.RecordBatch.from_pylist(orders, schema=ORDER_SCHEMA),
             "accounts": pa.RecordBatch.from_pylist(accounts, schema=ACCOUNT_SCHEMA),
             "stages": stages,
         }
@@ -110,7 +168,8 @@ class RebalanceWorker:
     def rebalance_account(
         self, snap: Snapshot, run_id: str, household: str, account: str, stages: dict, held: dict | None = None
     ):
-        """One account through ``cluster.step`` (idempotent by run id and account), as output rows."""
+        """One account through ``cluster.step`` (idempotent by run id and account), as output rows:
+        its accounts.parquet row, its trades.parquet rows, its orders.parquet rows."""
         out = rebalance_account(
             self.store,
             snap,
@@ -127,7 +186,7 @@ class RebalanceWorker:
             row = self._failed(account, household, out.status, out.reason, out.solve_ms)
             if out.info is not None and out.settings is not None:
                 row.update(described(out.info, out.settings), cash_flow=_dollars(out.cash_flow_cents))
-            return row, []
+            return row, [], []
         return self._rows(run_id, household, out.committed, replayed=out.committed.replayed)
 
     def _ledger(self, call):
@@ -153,13 +212,17 @@ class RebalanceWorker:
     @staticmethod
     def _rows(run_id: str, household: str, c: CommitResult, replayed: bool):
         """Output rows from the committed result itself, so a replay reproduces them exactly: the
-        realized gains of both files come from the ledger's sales."""
+        realized gains of the three files come from the ledger's sales, the orders from the very
+        trades written to trades.parquet (``orders_of``)."""
         gains = {s["lot_id"]: s for s in c.sales}
         bought = iter(c.new_lots)  # the ids the ledger gave the buys, in order
-        trades = []
+        trades, booked = [], []
         for x in c.trades:
             sale = gains.get(x["lot_id"]) if x["side"] == "sell" else None
             lot_id = x["lot_id"] if x["side"] == "sell" else next(bought, None)
+            shares, price = Decimal(x["quantity"]), Decimal(x["price"])
+            gain, term = (sale["gain_cents"], sale["term"]) if sale else (0, None)
+            booked.append(Trade(x["symbol"], x["side"], shares, price, lot_id, gain, term))
             trades.append(
                 {
                     "run_id": run_id,
@@ -168,13 +231,14 @@ class RebalanceWorker:
                     "household": household,
                     "symbol": x["symbol"],
                     "side": x["side"],
-                    "shares": Decimal(x["quantity"]),
+                    "shares": shares,
                     "lot_id": lot_id,
-                    "price": float(x["price"]),
-                    "realized_gain": _dollars(sale["gain_cents"]) if sale else None,
-                    "term": sale["term"] if sale else None,
+                    "price": float(price),
+                    "realized_gain": _dollars(gain) if sale else None,
+                    "term": term,
                 }
             )
+        orders = orders_of(c.account, booked)
         st = sum(s["gain_cents"] for s in c.sales if s["term"] == "short")
         lt = sum(s["gain_cents"] for s in c.sales if s["term"] == "long")
         harvested = -sum(s["gain_cents"] for s in c.sales if s.get("recognized", True) and s["gain_cents"] < 0)
@@ -196,8 +260,8 @@ class RebalanceWorker:
             "account_type": m.get("account_type"),
             "te_budget": m.get("te_budget"),
             "mandate_version": m.get("mandate_version"),
-            "orders": len({(x["symbol"], x["side"]) for x in c.trades}),
+            "orders": len(orders),
             "notes": "; ".join(m.get("notes") or ()) or None,
             "cash_flow": _dollars(m.get("cash_flow_cents", 0)),
         }
-        return account, trades
+        return account, trades, order_rows(run_id, c.date, household, orders)

@@ -76,7 +76,7 @@ def _added(before, after, market_dir: str, t0: float) -> int:
     return 0
 
 
-def _print_result(r, snap, account_id: str) -> None:
+def _print_result(r, snap, account_id: str, orders: list) -> None:
     from taxview.core.money import cents_to_dollars as d
 
     print(f"account {account_id} on {snap.date}: {r.status}" + (f" ({r.reason})" if r.reason else ""))
@@ -84,7 +84,9 @@ def _print_result(r, snap, account_id: str) -> None:
         return
     sells = [t for t in r.trades if t.side == "sell"]
     buys = [t for t in r.trades if t.side == "buy"]
-    print(f"  trades        {len(sells)} lot sells, {len(buys)} buys; turnover {r.turnover:.1%}")
+    print(
+        f"  trades        {len(sells)} lot sells, {len(buys)} buys in {len(orders)} orders; turnover {r.turnover:.1%}"
+    )
     print(f"  harvested     ${d(r.harvested_loss_cents):,.2f} of losses")
     print(
         f"  realized      ST {d(r.realized.st_gain + r.realized.st_loss):,.2f}  "
@@ -99,6 +101,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     from solver.io import check_against_universe, read_account_toml, read_lots_csv, result_to_dict
     from solver.snapshot import load_snapshot, with_delisted
     from solver.solve import solve_account
+    from taxview.core.orders import order_json, orders_of
 
     settings, cash, restrictions = read_account_toml(args.account)
     lots = read_lots_csv(args.lots)
@@ -106,11 +109,17 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     check_against_universe(settings, restrictions, snap)
     settings = with_delisted(settings, snap)
     r = solve_account(snap, lots, cash, settings, restrictions)
+    orders = orders_of(settings.account_id, r.trades)  # what a custodian would receive
     if args.json:
-        json.dump(result_to_dict(r), sys.stdout, indent=1)
+        doc: dict = {}
+        for key, value in result_to_dict(r).items():
+            doc[key] = value
+            if key == "trades":
+                doc["orders"] = [order_json(o) for o in orders]
+        json.dump(doc, sys.stdout, indent=1)
         print()
     else:
-        _print_result(r, snap, settings.account_id)
+        _print_result(r, snap, settings.account_id, orders)
     return 0 if r.ok else 3
 
 

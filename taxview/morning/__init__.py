@@ -1,7 +1,7 @@
 """The nightly morning report: one self-contained HTML page a portfolio manager opens first.
 
 ``write_morning_report(run_dir)`` reads a nightly run's outputs (``run.json``, ``accounts.parquet``,
-``trades.parquet``, and where present ``blocked.parquet`` and ``events.parquet``) and writes
+``trades.parquet``, and where present ``orders.parquet``, ``blocked.parquet`` and ``events.parquet``) and writes
 ``report.html`` beside them: firm totals, harvests by account type, tracking error against budget,
 accounts that failed or gave way, wash-sale blocks, top harvested names, orders by size, mandate
 changes and cash flows. ``inputs`` reads and checks the directory, ``summary`` computes the

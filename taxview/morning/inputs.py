@@ -2,10 +2,10 @@
 
 ``run.json``, ``accounts.parquet`` and ``trades.parquet`` must be there (the coordinator writes
 ``run.json`` last, so its presence says the Parquet files are complete). Newer runs add optional
-columns to ``accounts.parquet``, optional keys to ``run.json`` and two optional files,
-``blocked.parquet`` and ``events.parquet``; each is ``None`` here when absent, and the report says
-"not recorded in this run". Anything present but malformed is an ``InputError`` naming the file
-and the column or key.
+columns to ``accounts.parquet``, optional keys to ``run.json`` and optional files:
+``blocked.parquet`` and ``events.parquet``, each ``None`` here when absent (the report says "not
+recorded in this run"), and ``orders.parquet`` (without it the report groups the trades).
+Anything present but malformed is an ``InputError`` naming the file and the column or key.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ TRADE_COLUMNS = {
     "price": "float",
     "realized_gain": "money",
 }
+ORDER_COLUMNS = {"account": "str", "symbol": "str", "side": "str", "value": "money"}
 BLOCKED_COLUMNS = {"household": "str", "symbol": "str", "restriction": "str", "until": "date"}
 EVENT_COLUMNS = {"time": "time", "account": "str", "kind": "str", "actor": "str", "detail": "str"}
 
@@ -87,7 +88,8 @@ RUN_OPTIONAL: dict[str, type | tuple[type, ...]] = {
 @dataclass(frozen=True)
 class RunInputs:
     """One night's outputs as the report reads them. ``accounts`` has every optional column, None
-    where the run did not record it; ``blocked`` and ``events`` are None where their file is absent."""
+    where the run did not record it; ``blocked``, ``events`` and ``orders`` are None where their
+    file is absent."""
 
     run_dir: Path
     run: dict[str, Any]
@@ -95,6 +97,7 @@ class RunInputs:
     trades: pa.Table
     blocked: pa.Table | None
     events: pa.Table | None
+    orders: pa.Table | None = None
 
     def recorded(self, column: str) -> bool:
         """Whether ``accounts.parquet`` has this optional column."""
@@ -113,6 +116,7 @@ def read_run(run_dir: Path) -> RunInputs:
         trades=_read_table(run_dir / "trades.parquet", TRADE_COLUMNS),
         blocked=_read_table(run_dir / "blocked.parquet", BLOCKED_COLUMNS, required=False),
         events=_read_table(run_dir / "events.parquet", EVENT_COLUMNS, required=False),
+        orders=_read_table(run_dir / "orders.parquet", ORDER_COLUMNS, required=False),
     )
 
 

@@ -153,14 +153,19 @@ def _column(inputs: RunInputs, name: str) -> list:
 
 
 def orders(inputs: RunInputs) -> Orders:
-    """Orders from trades.parquet (grouped by account, symbol and side)."""
-    t = inputs.trades
-    value = pc.multiply(pc.cast(t["shares"], pa.float64()), t["price"])
-    grouped = (
-        pa.table({"account": t["account"], "symbol": t["symbol"], "side": t["side"], "value": value})
-        .group_by(["account", "symbol", "side"])
-        .aggregate([("value", "sum")])
-    )
+    """The night's orders: orders.parquet's rows (the custodian's orders, exact values), or for a
+    run without that file trades.parquet grouped by account, symbol and side."""
+    if inputs.orders is not None:
+        o = inputs.orders
+        grouped = pa.table({"account": o["account"], "side": o["side"], "value_sum": pc.cast(o["value"], pa.float64())})
+    else:
+        t = inputs.trades
+        value = pc.multiply(pc.cast(t["shares"], pa.float64()), t["price"])
+        grouped = (
+            pa.table({"account": t["account"], "symbol": t["symbol"], "side": t["side"], "value": value})
+            .group_by(["account", "symbol", "side"])
+            .aggregate([("value", "sum")])
+        )
     sides = Counter(grouped["side"].to_pylist())
     if inputs.recorded("orders"):
         counts = dict(zip(_column(inputs, "account"), _column(inputs, "orders")))
