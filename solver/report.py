@@ -56,7 +56,8 @@ def report(account: Account, limits: Limits, rounded: Rounded, solution: Solutio
     trades: list[Trade] = []
     st_g = st_l = lt_g = lt_l = 0
     sold_shares = np.zeros(n)
-    for k, sh in rounded.sells:
+    # a name's sells back to back: the ledger books them as one sale (none washes another)
+    for k, sh in sorted(rounded.sells, key=lambda ks: int(la.name[ks[0]])):
         lot = lots[k]
         i = int(la.name[k])
         gain = realized_cents(lot, sh, cents[i])

@@ -47,6 +47,15 @@ def test_every_name_is_traded_by_at_least_the_minimum_or_not_at_all(small_market
         assert orders, "the account trades"
         small = {k: v for k, v in orders.items() if v < least}
         assert not small, f"orders under the minimum ${least:,.2f}: {small}"
+        _sells_back_to_back(r)
+
+
+def _sells_back_to_back(result) -> None:
+    """A name's sells follow each other: the ledger books consecutive sells as one sale (one
+    order, none of its lots washing another's loss)."""
+    names = [t.symbol for t in result.trades if t.side == "sell"]
+    runs = [s for i, s in enumerate(names) if i == 0 or names[i - 1] != s]
+    assert len(runs) == len(set(runs)), "a name's sells are split"
 
 
 def test_the_minimum_is_per_name_not_per_lot(small_snap):
@@ -116,6 +125,7 @@ def test_after_rounding_cash_and_caps_are_kept(small_market, small_snap):
         for sym, w in r.weights.items():
             assert w <= cap[small_snap.index[sym]] * (1 + 1e-6) + 1e-9, (sym, w, r.notes)
         assert not [n for n in r.notes if n.startswith("after rounding")], r.notes
+        _sells_back_to_back(r)
 
 
 def test_a_te_budget_only_wash_sale_windows_break_gives_way_with_a_note():
