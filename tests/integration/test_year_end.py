@@ -1,11 +1,12 @@
 """The year-end roll of a household's loss carry-forward (domain.md §2, §10), on both adapters (a
 real redis-server and the memory ledger): one household with short- and long-term gains and
 losses in two taxable accounts and an IRA, its numbers worked by hand; idempotent, re-runnable,
-journaled and rebuilt."""
+journaled and rebuilt; ``taxview ledger close-year``, ``accounts show`` and the nightly's roll."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import asdict
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from ledger.memory import MemoryLedger
 from ledger.records import OpenLot
 from ledger.store import LedgerStore
 from ledger.yearend import CarryBook, Roll, YearEnd, close_years
+from taxview.cli import main
 from taxview.core.records import Lot, Trade
 
 D = dt.date
@@ -229,6 +231,50 @@ def test_the_journal_rebuild_reproduces_the_rolls(redis_client):
     assert [e["entry"] for e in target.journal("H1")] == [e["entry"] for e in store.journal("H1")]
 
 
+def test_close_year_cli_rolls_every_household_and_accounts_show_prints_the_carry(redis_server, redis_client, capsys):
+    url = redis_server.url
+    store = LedgerStore(redis_client)
+    open_firm(store)
+    trade_2024(store)
+    capsys.readouterr()
+    assert main(["ledger", "close-year", "2024", "--redis", url, "--actor", "ops", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["counts"] == {"rolled": 3, "restated": 0, "unchanged": 0, "skipped": 0, "failed": 0}
+    h1 = next(r for r in doc["households"] if r["household"] == "H1")
+    assert h1["status"] == "rolled" and h1["roll"]["deduction"] == "3000.00"
+    assert h1["roll"]["carry_in"] == {"st": "0.00", "lt": "-1500.00", "opening": True}
+    assert h1["roll"]["carry_out"] == {"st": "-6400.00", "lt": "0.00"}
+    assert main(["ledger", "close-year", "2024", "--redis", url]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "tax year 2024 closed: 0 rolled, 0 restated, 3 unchanged, 0 skipped (never rolled, nothing realized), 0 failed"
+    )
+    assert main(["accounts", "show", "S", "--redis", url, "--json"]) == 0
+    carry = json.loads(capsys.readouterr().out)["carry_forward"]
+    assert carry["first_year"] == 2024 and carry["into"]["2025"] == {"st": "-6400.00", "lt": "0.00"}
+    assert carry["rolls"]["2024"]["realized"] == {"st": "-9900.00", "lt": "2000.00"}
+    assert main(["accounts", "show", "S", "--redis", url]) == 0
+    assert "household H1 carry-forward into 2025: ST -6400.00 LT 0.00 (rolled from 2024" in capsys.readouterr().out
+    assert main(["ledger", "close-year", "2999", "--redis", url]) == 2  # not over yet
+    assert "not over yet" in capsys.readouterr().err
+
+
+def test_the_first_night_of_a_year_closes_the_year_before_once(redis_client, capsys):
+    from cluster.coordinator import close_last_year
+
+    store = LedgerStore(redis_client)
+    open_firm(store)
+    trade_2024(store)
+    close_last_year(store, D(2025, 1, 2), retry_s=5)
+    assert "tax year 2024 closed: 2 rolled" in capsys.readouterr().err  # H3 never traded: left alone
+    assert store.year_closed(2024) and store.carry_book("H1").rolls[2024] == H1_2024
+    journal = store.journal("H1")
+    close_last_year(store, D(2025, 1, 3), retry_s=5)  # the next night reads one key
+    assert capsys.readouterr().err == "" and store.journal("H1") == journal
+    redis_client.hset("tv:hh:{hh:H1}", "carry_first", "not a year")  # a broken ledger: a warning, not a failed night
+    close_last_year(store, D(2026, 1, 2), retry_s=5)
+    assert "warning" in capsys.readouterr().err
+
+
 def test_a_trade_booked_while_the_roll_was_planned_is_in_the_roll(redis_client, monkeypatch):
     """The roll's write checks what it read (lua/yearend.lua): a commit into the year in between
     answers STALE and the roll is planned again with it."""
@@ -250,3 +296,57 @@ def test_a_trade_booked_while_the_roll_was_planned_is_in_the_roll(redis_client, 
     (done,) = store.close_year("H1", 2024, "ops", AT)
     assert len(calls) == 2 and done.roll.lt_cents == H1_2024.lt_cents - 100_00
     assert done.roll.carry_st == H1_2024.carry_st - 100_00 and len(entries(store, "H1")) == 1
+
+
+def test_the_nightly_run_on_the_first_night_of_a_year_rolls_the_year_before(redis_server, redis_client, tmp_path):
+    """A firm rebalanced on Dec 31 (it harvests losses), then on Jan 2: before the shards start
+    the night rolls the year before in every household that realized something in it, with the
+    numbers of §2's netting; a re-run of the night rolls nothing again."""
+    import ray
+
+    from cluster.coordinator import rebalance
+    from cluster.settings import RunSettings
+    from ledger.connection import LedgerSettings
+    from ledger.importer import import_lots
+    from solver.market import synthesize, write_market
+    from taxview.core.tax import net_year
+    from taxview.demo import synth_firm
+
+    m = synthesize(names=60, days=300, factors=8, seed=11, start="2023-11-15")  # through 2025-01-07
+    write_market(m, tmp_path / "market")
+    store = LedgerStore(redis_client)
+    t = sum(str(d) < "2024-12-01" for d in m.dates) - 1  # the firm's lots as of Nov 29
+    infos, lots = synth_firm(m, t, 8, seed=5)
+    store.add_accounts(infos)
+    import_lots(store, lots)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        for night in ("2024-12-31", "2025-01-02", "2025-01-02"):
+            out = tmp_path / night
+            settings = RunSettings(night, tmp_path / "market", out, workers=2, quiet=True, shard_size=4, factors=8)
+            summary = rebalance(settings, LedgerSettings(redis_server.url))
+            assert summary.failed == 0 and "year_end_s" in summary.stages
+            if night == "2024-12-31":
+                assert store.year_closed(2023) and all(not store.carry_book(a.household).rolls for a in infos)
+                journals = None
+            elif journals is None:  # the first January night
+                journals = {a.household: store.journal(a.household) for a in infos}
+    finally:
+        ray.shutdown()
+    assert store.year_closed(2024)
+    traded = 0
+    for hh in sorted({a.household for a in infos}):
+        realized = [store.account(a.account).realized for a in infos if a.household == hh]
+        st = sum(r.get("2024:st", 0) for r in realized)
+        lt = sum(r.get("2024:lt", 0) for r in realized)
+        book = store.carry_book(hh)
+        if st == lt == 0:
+            assert book == CarryBook()  # never traded: its opening carry waits
+            continue
+        traded += 1
+        n = net_year(st, lt)
+        want = Roll(2024, st, lt, 0, 0, True, n.st_cents, n.lt_cents, n.deduction_cents, n.carry_st_cents,
+                    n.carry_lt_cents, 3_000_00)  # fmt: skip
+        assert book.rolls == {2024: want} and book.latest() == (2025, n.carry_st_cents, n.carry_lt_cents)
+        assert store.journal(hh) == journals[hh]  # the re-run of the night rolled nothing again
+    assert traded > 0
