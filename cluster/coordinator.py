@@ -15,6 +15,7 @@ its accounts with the reason and the night goes on. A local Ray listens on 127.0
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -33,7 +34,9 @@ import ray
 from ray.exceptions import RayActorError, RayError
 from tqdm import tqdm
 
+from ledger.api import Ledger
 from ledger.connection import LedgerSettings, redact, retrying
+from ledger.yearend import close_years
 from solver.snapshot import load_snapshot
 from solver.types import AccountSettings
 from taxview.core.errors import InputError
@@ -119,6 +122,26 @@ def _failed_rows(shard, reason: str) -> dict[str, Any]:
     }
 
 
+def close_last_year(store: Ledger, date: dt.date, retry_s: float) -> float:
+    """The first night of a tax year closes the year before in every household (``ledger.yearend``),
+    before the shards start (a household never rolled that realized nothing in it waits: see
+    ``ledger.yearend``); afterwards the ledger says it is closed and this reads one key. A failure
+    is a warning and the next night tries again (tonight's gain budget does not read the carry).
+    Returns the seconds it took."""
+    t, year = time.perf_counter(), date.year - 1
+    try:
+        if not retrying(lambda: store.year_closed(year), retry_s):
+            at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            report = close_years(store, year, "nightly", at, start_idle=False)
+            if report.failed or any(r.status in ("rolled", "restated") for r in report.results):
+                print(f"taxview: {report.summary()}", file=sys.stderr)
+            for hh, why in sorted(report.failed.items()):
+                print(f"taxview: warning: household {hh}: {redact(why)}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001
+        print(f"taxview: warning: tax year {year} was not closed: {type(exc).__name__}: {redact(exc)}", file=sys.stderr)
+    return time.perf_counter() - t
+
+
 def rebalance(
     run: RunSettings,
     ledger: LedgerSettings,
@@ -152,6 +175,7 @@ def rebalance(
         stages["ledger_accounts_s"] = time.perf_counter() - t
         lease = RunLease(client, f"{ledger.prefix}:run:{run_id}", ledger.retry_s)
         stages["lease_wait_s"] = lease.acquire(run.run_wait_s, run_id)
+        stages["year_end_s"] = close_last_year(store, snap.date, ledger.retry_s)
     except BaseException:
         client.close()
         raise

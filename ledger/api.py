@@ -11,9 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from taxview.core.records import Restrictions, Trade
+
+if TYPE_CHECKING:
+    from .yearend import CarryBook, YearEnd
 
 MAX_CASH_CENTS = 10**15  # $10 trillion: any real account, and exact in Lua's doubles
 
@@ -60,7 +63,8 @@ class CommitResult:
 
 class Ledger(Protocol):
     """The calls one account's step makes (``cluster.step``); lots come back as the engine's
-    ``OpenLot`` (the solver reads ``lot_id, symbol, quantity, basis_cents, acquired, holding_from``)."""
+    ``OpenLot`` (the solver reads ``lot_id, symbol, quantity, basis_cents, acquired, holding_from``).
+    And the year end: a household's carry-forward rolled by §2's netting (``ledger.yearend``)."""
 
     def household_of(self, account: str) -> str: ...
 
@@ -84,6 +88,18 @@ class Ledger(Protocol):
         check_cash: bool = False,
         meta: Mapping[str, Any] | None = None,
     ) -> CommitResult: ...
+
+    def accounts(self) -> dict[str, str]: ...
+
+    def close_year(
+        self, household: str, year: int, actor: str, at: str, start_idle: bool = True, cap_cents: int | None = None
+    ) -> list[YearEnd]: ...
+
+    def carry_book(self, household: str) -> CarryBook: ...
+
+    def year_closed(self, year: int) -> bool: ...
+
+    def mark_year_closed(self, year: int, summary: Mapping[str, Any]) -> None: ...
 
 
 def identity_names(identical: Mapping[str, str]) -> dict[str, set[str]]:

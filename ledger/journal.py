@@ -2,8 +2,8 @@
 for comparisons and export, and a ledger rebuilt by replaying every journal in order.
 
 Each household's journal is a Redis Stream: account records (``add_accounts``), mandate changes
-(``lua/mandate.lua``), imports (``lua/import.lua``), corporate actions (``lua/corporate.lua``) and
-commits (``lua/commit.lua``) append to it.
+(``lua/mandate.lua``), imports (``lua/import.lua``), corporate actions (``lua/corporate.lua``),
+year-end rolls (``lua/yearend.lua``) and commits (``lua/commit.lua``) append to it.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from taxview.core.mandate import check
 from .api import AccountInfo
 from .codec import encode_lot, encode_sale, lot_field
 from .corporate import action_from_json
+from .errors import LedgerError
 from .keys import Keys
 from .plan import trades_from_wire
+from .yearend import Roll
 
 if TYPE_CHECKING:
     from .store import LedgerStore
@@ -47,13 +49,15 @@ class Journal:
             sales = [encode_sale(s) for s in self.sales(hh)]
             windows = {k.decode(): v.decode() for k, v in self.r.hgetall(self.k.windows(hh)).items()}
             pending = sorted(x.decode() for x in self.r.smembers(self.k.pending(hh)))
-            out[hh] = {"lots": lots, "sales": sales, "windows": windows, "pending": pending}
+            meta = {k.decode(): v.decode() for k, v in self.r.hgetall(self.k.meta(hh)).items()}
+            carry = {k: v for k, v in sorted(meta.items()) if k.startswith(("carry", "roll:"))}
+            out[hh] = {"lots": lots, "sales": sales, "windows": windows, "pending": pending, "carry": carry}
         return out
 
     def rebuild_from_journal(self, target: LedgerStore) -> int:
         """Replay every household's journal into ``target`` (an empty ledger), in order: account
-        records (created or restated), mandates, imports, corporate actions, commits. Returns
-        commits replayed."""
+        records (created or restated), mandates, imports, corporate actions, year-end rolls,
+        commits. Returns commits replayed."""
         homes = self.accounts()
         journals = {hh: self.journal(hh) for hh in sorted(set(homes.values()))}
         journaled = {e["account"] for entries in journals.values() for e in entries if "account" in e["entry"]}
@@ -98,6 +102,12 @@ class Journal:
                     )
                 elif "corporate" in entry:  # the same action in this household, planned on its state
                     target.apply_action_to(hh, action_from_json(entry["corporate"]))
+                elif "year_end" in entry:  # rolled again on the state replayed so far: the same numbers
+                    y = entry["year_end"]
+                    new = Roll.from_json(y["new"])
+                    done = target.close_year(hh, y["year"], y["actor"], y["at"], cap_cents=new.cap_cents)[0]
+                    if done.roll != new:
+                        raise LedgerError(f"journal of {hh}: the roll of {y['year']} replays as {done.roll}, not {new}")
                 else:
                     target.commit(
                         e["account"],

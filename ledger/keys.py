@@ -117,9 +117,13 @@ class Keys:
     def last_night(self) -> str:
         return f"{self.p}:nightly:last"  # the stream id up to which the last nightly reported events
 
+    def year_ends(self) -> str:
+        return f"{self.p}:yearend"  # hash tax year -> summary JSON: closed in every household
+
     # per household
     def meta(self, hh: str) -> str:
-        return f"{self.p}:hh:{self.tag(hh)}"  # version, last_date, seq, sale_seq
+        # version, last_date, seq, sale_seq; the carry-forward: carry_first, carry:<year>, roll:<year>
+        return f"{self.p}:hh:{self.tag(hh)}"
 
     def account(self, hh: str, account: str) -> str:
         check_id("account", account)

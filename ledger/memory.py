@@ -3,7 +3,8 @@
 The same ``Ledger`` protocol as the Redis store and the same planner (``ledger.plan``): a commit is
 planned on a copy of the household and replaces it only when the whole plan holds, so a refused
 commit (a wash sale, an overdraft, bad input) changes nothing, as in Redis. Windows, restrictions
-(the IRA rule included), idempotency keys and cash behave as the store's; there is no journal.
+(the IRA rule included), idempotency keys, cash and the year-end roll of the carry-forward
+(``ledger.yearend``) behave as the store's; there is no journal.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .plan import commit_digest, plan_commit, wire_trades
 from .records import Account, OpenLot, Sale
 from .washsale import Household
 from .windows import restrictions_from_windows
+from .yearend import AccountYear, CarryBook, Planned, YearEnd, book_of, mandate_carry, plan_roll, roll_chain
 
 
 class MemoryLedger:
@@ -36,6 +38,8 @@ class MemoryLedger:
         self._flows: dict[str, tuple] = {}  # flow id -> (account, date, cents, reason)
         self._flowed: dict[tuple[str, dt.date], int] = {}  # (account, night) -> cents booked
         self._actions: dict[str, dict[str, str]] = {}  # household -> corporate action id -> digest
+        self._carry: dict[str, dict[str, str]] = {}  # household -> its carry fields, as the store's meta hash
+        self._closed: dict[int, dict[str, Any]] = {}  # tax year -> summary: closed in every household
 
     # --- accounts and opening lots ------------------------------------------------------------
 
@@ -207,6 +211,44 @@ class MemoryLedger:
         )
         self._done[hh][idempotency_key] = (digest, result)
         return result
+
+    # --- the year-end roll (``ledger.yearend``: the store's planning) ----------------------------
+
+    def close_year(
+        self, household: str, year: int, actor: str, at: str, start_idle: bool = True, cap_cents: int | None = None
+    ) -> list[YearEnd]:
+        """``LedgerStore.close_year`` in memory (no journal)."""
+        return roll_chain(
+            lambda y, idle, cap: self._close_one(household, y, actor, at, idle, cap), year, start_idle, cap_cents
+        )
+
+    def _close_one(
+        self, household: str, year: int, actor: str, at: str, start_idle: bool, cap_cents: int | None
+    ) -> Planned:
+        accounts = [
+            AccountYear(
+                a.account,
+                a.mandate_version,
+                a.realized.get(f"{year}:st", 0),
+                a.realized.get(f"{year}:lt", 0),
+                *mandate_carry(a.mandate),
+            )
+            for a in sorted(self._accounts.values(), key=lambda a: a.account)
+            if a.household == household
+        ]
+        planned = plan_roll(household, year, self._carry.get(household, {}), accounts, actor, at, start_idle, cap_cents)
+        if planned.writes:
+            self._carry.setdefault(household, {}).update(planned.writes)
+        return planned
+
+    def carry_book(self, household: str) -> CarryBook:
+        return book_of(self._carry.get(household, {}))
+
+    def year_closed(self, year: int) -> bool:
+        return year in self._closed
+
+    def mark_year_closed(self, year: int, summary: Mapping[str, Any]) -> None:
+        self._closed[year] = dict(summary)
 
     # --- corporate actions (``ledger.corporate``: the store's rules) -----------------------------
 

@@ -13,7 +13,8 @@ metadata are proleptic ordinals (``date.toordinal()``).
 
 Here: the reads and the commit (the nightly's hot path). Account records and opening lots are
 ``ledger.bulk``'s, the journal read back and replayed ``ledger.journal``'s, mandates
-``ledger.mandates``' and corporate actions ``ledger.actions``': mixins of the store.
+``ledger.mandates``', corporate actions ``ledger.actions``' and the year-end roll of the
+households' carry-forward ``ledger.yearend``'s: mixins of the store.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from .plan import commit_digest, key_reused, plan_commit, wire_trades
 from .records import Account, OpenLot, Sale
 from .washsale import Household
 from .windows import WINDOW_DAYS, restrictions_from_windows
+from .yearend import YearEnds
 
 MAX_ATTEMPTS = 200
 
@@ -55,7 +57,7 @@ def _lua(name: str, *helpers: str) -> str:
     return lua_prelude() + "".join(lua.joinpath(h).read_text() for h in (*helpers, name))
 
 
-class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateActions):
+class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateActions, YearEnds):
     """The ledger on one Redis (or Redis Cluster: every script touches one hash slot)."""
 
     def __init__(self, client: redis.Redis, prefix: str = "tv", identical: Mapping[str, str] | None = None) -> None:
@@ -70,6 +72,7 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
         self._cashflow = client.register_script(_lua("cashflow.lua"))
         self._corporate = client.register_script(_lua("corporate.lua", "_replay.lua"))
         self._corporate_read = client.register_script(_lua("corporate_read.lua"))
+        self._yearend = client.register_script(_lua("yearend.lua"))
         self._homes: dict[str, str] = {}
         self._seq_hint: dict[str, int] = {}  # household -> its last purchase number seen (made ids)
 

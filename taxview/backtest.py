@@ -37,7 +37,7 @@ from solver.types import AccountSettings
 from taxview.core.errors import InputError
 from taxview.core.money import cents_of, dollars_to_cents, value_cents
 from taxview.core.records import Lot
-from taxview.core.tax import term_of
+from taxview.core.tax import ORDINARY_LOSS_CAP_CENTS, net_year, term_of
 
 SP500_20_SECTORS = {
     "AAPL": "Information Technology",
@@ -66,7 +66,7 @@ SP500_20_SECTORS = {
 @dataclass(frozen=True)
 class TaxConfig:
     outside_gains: bool = True  # net losses offset other gains in full; else $3,000 cap + carry-forward
-    ordinary_cap_cents: int = 300_000  # $3,000 ($1,500 married filing separately)
+    ordinary_cap_cents: int = ORDINARY_LOSS_CAP_CENTS  # $3,000 ($1,500 married filing separately)
 
 
 @dataclass
@@ -122,22 +122,14 @@ def load_data(kind: str, seed: int = 7) -> Data:
 def settle_year(
     st_cents: int, lt_cents: int, carry_st: int, carry_lt: int, st_rate: float, lt_rate: float, cfg: TaxConfig
 ) -> tuple[int, int, int]:
-    """Tax of one year (negative: a saving) after §2 netting; returns (tax, carry_st, carry_lt).
-
-    Carries are losses (≤ 0) that keep their character; ST losses are used first.
-    """
-    st, lt = st_cents + carry_st, lt_cents + carry_lt
-    if st < 0 < lt or lt < 0 < st:  # the two nets offset each other
-        net = st + lt
-        st, lt = (net, 0) if (net < 0 and st < 0) or (net >= 0 and st > 0) else (0, net)
-    tax = max(st, 0) * st_rate + max(lt, 0) * lt_rate
-    loss_st, loss_lt = min(st, 0), min(lt, 0)
+    """Tax of one year (negative: a saving) after §2 netting (``taxview.core.tax.net_year``);
+    returns (tax, carry_st, carry_lt). Carries are losses (≤ 0) that keep their character; ST
+    losses are used first. With outside gains a net loss saves its rate in full, nothing carried."""
+    n = net_year(st_cents, lt_cents, carry_st, carry_lt, cfg.ordinary_cap_cents)
+    tax = max(n.st_cents, 0) * st_rate + max(n.lt_cents, 0) * lt_rate
     if cfg.outside_gains:
-        return round(tax + loss_st * st_rate + loss_lt * lt_rate), 0, 0
-    deduct = min(cfg.ordinary_cap_cents, -(loss_st + loss_lt))
-    use_st = min(deduct, -loss_st)
-    use_lt = deduct - use_st
-    return round(tax - deduct * st_rate), loss_st + use_st, loss_lt + use_lt
+        return round(tax + min(n.st_cents, 0) * st_rate + min(n.lt_cents, 0) * lt_rate), 0, 0
+    return round(tax - n.deduction_cents * st_rate), n.carry_st_cents, n.carry_lt_cents
 
 
 # --- simulation ------------------------------------------------------------------------------

@@ -11,7 +11,14 @@ from taxview.core.errors import TaxviewError
 
 from .cmd_accounts import _cmd_accounts_import, _cmd_accounts_set, _cmd_accounts_show, _cmd_cash
 from .cmd_analysis import _cmd_backtest, _cmd_report, _cmd_transition
-from .cmd_ledger import _cmd_ledger_action, _cmd_ledger_export, _cmd_ledger_import, _cmd_ledger_show, _cmd_washsale
+from .cmd_ledger import (
+    _cmd_ledger_action,
+    _cmd_ledger_close_year,
+    _cmd_ledger_export,
+    _cmd_ledger_import,
+    _cmd_ledger_show,
+    _cmd_washsale,
+)
 from .cmd_run import (
     _cmd_demo,
     _cmd_market_append,
@@ -131,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("--identical", help="substantially identical symbols, as given to the import")
         _redis_options(action)
         action.set_defaults(func=_cmd_ledger_action)
+    close = ledger.add_parser(
+        "close-year", help="year end: roll every household's loss carry-forward from YEAR into the next (§2 netting)"
+    )
+    close.add_argument("year", metavar="YEAR", type=int, help="the tax year that ended, e.g. 2025")
+    close.add_argument("--actor", help="who closes it (default: the login name), journaled")
+    close.add_argument("--json", action="store_true")
+    _redis_options(close)
+    close.set_defaults(func=_cmd_ledger_close_year)
 
     acc = sub.add_parser("accounts", help="account mandates: import, set, show").add_subparsers(
         dest="accounts_cmd", required=True

@@ -13,7 +13,7 @@ import getpass
 import json
 import sys
 
-from .cmd_ledger import _Ledger
+from .cmd_ledger import _Ledger, roll_dollars
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -97,6 +97,7 @@ def _cmd_accounts_show(args: argparse.Namespace) -> int:
     with _Ledger(args) as store:
         info = store.account(args.account)
         history = [e for e in store.journal(info.household) if e["account"] == args.account and "mandate" in e["entry"]]
+        book = store.carry_book(info.household)
     effective = settings_for(defaults, info)
     out = {
         "account": info.account,
@@ -111,6 +112,11 @@ def _cmd_accounts_show(args: argparse.Namespace) -> int:
             if k != "account_id"
         },
         "history": [e["entry"]["mandate"] for e in history],
+        "carry_forward": {
+            "first_year": book.first,
+            "into": {str(y): {"st": money(st), "lt": money(lt)} for y, (st, lt) in book.carry.items()},
+            "rolls": {str(y): roll_dollars(r) for y, r in book.rolls.items()},
+        },
     }
     if args.json:
         json.dump(out, sys.stdout, indent=1, default=str)
@@ -122,6 +128,18 @@ def _cmd_accounts_show(args: argparse.Namespace) -> int:
     print(f"  cash {out['cash']}")
     print("  states: " + ", ".join(f"{k}={v}" for k, v in out["mandate"].items()))
     print("  effective: " + ", ".join(f"{k}={v}" for k, v in out["effective"].items()))
+    latest = book.latest()
+    if latest is None:
+        print(
+            f"  household {info.household} carry-forward: not rolled yet (the opening carry: the mandates' "
+            "carry_st/carry_lt)"
+        )
+    else:
+        year, st, lt = latest
+        print(
+            f"  household {info.household} carry-forward into {year}: ST {money(st)} LT {money(lt)} "
+            f"(rolled from {year - 1}; first rolled {book.first})"
+        )
     for h in out["history"]:
         changed = {k: (h["old"].get(k), h["new"].get(k)) for k in h["old"].keys() | h["new"].keys()}
         diff = ", ".join(f"{k}: {a} → {b}" for k, (a, b) in sorted(changed.items()) if a != b)

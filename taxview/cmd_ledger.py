@@ -1,5 +1,6 @@
 """``taxview washsale`` and ``taxview ledger``: the wash-sale report and the Redis ledger (import,
-export, show, and the corporate actions split and rename)."""
+export, show, the corporate actions split and rename, and close-year: the households'
+carry-forward rolled at year end)."""
 
 from __future__ import annotations
 
@@ -169,6 +170,79 @@ def _cmd_ledger_action(args: argparse.Namespace) -> int:
     for hh, why in sorted(report.failed.items()):
         print(f"taxview: household {hh} failed: {why} (run the command again to finish)", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def _cmd_ledger_close_year(args: argparse.Namespace) -> int:
+    """``ledger close-year YEAR``: roll YEAR in every household (``ledger.yearend``): each
+    household's realized ST/LT of the year and its carry in, netted; the carry into YEAR+1 stored,
+    journaled. Run again it changes nothing (or restates what changed since). A household that
+    failed is named and the command exits 1; a year not over yet exits 2."""
+    import datetime as dt
+
+    from ledger.yearend import close_years
+    from taxview.core.errors import InputError
+
+    from .cmd_accounts import _actor, _now
+
+    if args.year >= dt.date.today().year:
+        raise InputError("year", f"tax year {args.year} is not over yet (close a year from January 1 after it)")
+    with _Ledger(args) as store:
+        report = close_years(store, args.year, _actor(args), _now())
+    if args.json:
+        doc = {
+            "year": report.year,
+            "counts": report.counts(),
+            "households": [
+                {
+                    "household": r.household,
+                    "year": r.year,
+                    "status": r.status,
+                    "roll": roll_dollars(r.roll),
+                    **({"old": roll_dollars(r.old)} if r.old is not None else {}),
+                }
+                for r in report.results
+            ],
+            "failed": report.failed,
+        }
+        json.dump(doc, sys.stdout, indent=1)
+        print()
+    else:
+        for r in report.results:
+            if r.status in ("rolled", "restated"):
+                print(f"{r.household} {r.year} {r.status}: {roll_line(r.roll)}")
+        print(report.summary())
+    for hh, why in sorted(report.failed.items()):
+        print(f"taxview: household {hh} failed: {why}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def roll_dollars(roll) -> dict | None:
+    """A year's roll (``ledger.yearend.Roll``) in exact dollar strings, for --json."""
+    from ledger.trades import money
+
+    if roll is None:
+        return None
+    return {
+        "year": roll.year,
+        "realized": {"st": money(roll.st_cents), "lt": money(roll.lt_cents)},
+        "carry_in": {"st": money(roll.carry_in_st), "lt": money(roll.carry_in_lt), "opening": roll.opening},
+        "net": {"st": money(roll.net_st), "lt": money(roll.net_lt)},
+        "deduction": money(roll.deduction_cents),
+        "carry_out": {"st": money(roll.carry_st), "lt": money(roll.carry_lt)},
+        "cap": money(roll.cap_cents),
+    }
+
+
+def roll_line(roll) -> str:
+    """One line of a year's roll: what went in, the deduction, what carries into the next year."""
+    from ledger.trades import money
+
+    opening = " (opening)" if roll.opening else ""
+    return (
+        f"realized ST {money(roll.st_cents)} LT {money(roll.lt_cents)}; carry in ST {money(roll.carry_in_st)} "
+        f"LT {money(roll.carry_in_lt)}{opening}; deduction {money(roll.deduction_cents)}; "
+        f"carry into {roll.year + 1} ST {money(roll.carry_st)} LT {money(roll.carry_lt)}"
+    )
 
 
 def _date(text: str):

@@ -18,6 +18,8 @@ import pytest
         "ledger.memory",
         "ledger.plan",
         "ledger.corporate",
+        "ledger.yearend",
+        "taxview.core.tax",
         "solver.solve",
         "taxview.core.money",
     ],
