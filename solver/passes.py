@@ -176,10 +176,15 @@ def run_passes(account: Account, limits: Limits, cache: ProblemCache) -> Solutio
         sides = decide_sides(account, sides, coarse, res.x, need_loss=need_loss, forced=limits.excluded)
         # the relaxation's trades already show most names it trades by less than the minimum:
         # closed now, the fine pass starts near the answer and ``fewer_orders`` rarely re-solves
-        sides = minimums.closed_sides(
+        # (unless closing them leaves the account nothing to trade that its limits need)
+        closed = minimums.closed_sides(
             account, sides, *minimums.to_close(account, limits, coarse, la.coarse_slot, res.x)
         )
-    res = runner.run(Pass(fine, la.slot, sides))
+        res = runner.attempt(Pass(fine, la.slot, closed))
+        if res.status.ok:
+            sides = closed
+    if not harvestable or not res.status.ok:
+        res = runner.run(Pass(fine, la.slot, sides))
     if not res.status.ok:
         return runner.failed(res)
     te = snap.model.te(res.x[fine.oa : fine.oa + n])
