@@ -25,7 +25,18 @@ if TYPE_CHECKING:  # solver.limits and solver.data import solver.budget, which i
     from .data import Sides
     from .limits import Limits
 
-ROUNDS = 3  # re-solves at most; measured, the second round closes few names and the third fewer
+ROUNDS = 2  # re-solves at most; measured, with the side decision's closures one is rarely needed
+
+
+MATERIAL = 0.01  # weight traded under the minimum worth a re-solve rather than the rounding dropping it
+
+
+def worth_solving(under: float) -> bool:
+    """Is ``under`` (the weight the solution trades in sides under the minimum) enough to re-solve
+    for? Measured on first nights (docs/benchmarks.md): after the side decision's closures the
+    rest is a few basis points, and dropping it in rounding changed neither the tax benefit nor
+    the TE; a re-solve costs as much as the fine pass."""
+    return under > MATERIAL
 
 
 def traded(layout: Layout, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

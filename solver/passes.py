@@ -174,7 +174,17 @@ def run_passes(account: Account, limits: Limits, cache: ProblemCache) -> Solutio
             return runner.failed(res)
         need_loss = runner.gain_binds(side_pass, res.x)
         sides = decide_sides(account, sides, coarse, res.x, need_loss=need_loss, forced=limits.excluded)
-    res = runner.run(Pass(fine, la.slot, sides))
+        # the relaxation's trades already show most names it trades by less than the minimum:
+        # closed now, the fine pass starts near the answer and ``fewer_orders`` rarely re-solves
+        # (unless closing them leaves the account nothing to trade that its limits need)
+        closed = minimums.closed_sides(
+            account, sides, *minimums.to_close(account, limits, coarse, la.coarse_slot, res.x)
+        )
+        res = runner.attempt(Pass(fine, la.slot, closed))
+        if res.status.ok:
+            sides = closed
+    if not harvestable or not res.status.ok:
+        res = runner.run(Pass(fine, la.slot, sides))
     if not res.status.ok:
         return runner.failed(res)
     te = snap.model.te(res.x[fine.oa : fine.oa + n])
@@ -185,16 +195,21 @@ def run_passes(account: Account, limits: Limits, cache: ProblemCache) -> Solutio
 
 def fewer_orders(runner: _Runner, p: Pass, x: np.ndarray) -> np.ndarray:
     """``x`` with every name traded by at least the minimum or not at all, and at most
-    ``max_names_traded`` names (``solver.minimums``): sub-minimum sides closed, re-solved. A
-    re-solve that fails, or breaks the TE budget outside the cone, keeps the last solution (the
-    rounding then drops what is under the minimum), with a note."""
+    ``max_names_traded`` names (``solver.minimums``): sub-minimum sides closed, re-solved — when
+    the name limit binds, or what is under the minimum is worth a re-solve (else the rounding
+    drops it). A re-solve that fails, or breaks the TE budget outside the cone, keeps the last
+    solution (the rounding then drops what is under the minimum), with a note."""
     account, limits = runner.account, runner.limits
     te_max = account.settings.te_max * (1 + 1e-4)
     for _ in range(minimums.ROUNDS):
         sell, buy = minimums.to_close(account, limits, p.layout, p.slot, x)
+        sold, bought = minimums.traded(p.layout, x)
+        most = account.settings.max_names_traded
+        if not minimums.worth_solving(sold[sell & (sold > EPS_W)].sum() + bought[buy & (bought > EPS_W)].sum()) and (
+            most is None or int(((sold + bought) > EPS_W).sum()) <= most
+        ):
+            return x  # the rounding drops what is under the minimum and invests the cash it frees
         sides = minimums.closed_sides(account, p.sides, sell, buy)
-        if np.array_equal(sides.sellable, p.sides.sellable) and np.array_equal(sides.buy_ub, p.sides.buy_ub):
-            return x
         res = runner.attempt(replace(p, sides=sides))
         if not res.status.ok or account.snap.model.te(res.x[p.layout.oa : p.layout.oa + p.layout.n]) > te_max:
             runner.notes.append(
