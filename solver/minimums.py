@@ -72,7 +72,7 @@ def to_close(
     tax benefit (names that must be sold first), then by weight; buys by weight;
     a quarter of the names to buys (a harvest's proceeds must go somewhere) and the rest to sells,
     and a side that needs fewer gives the rest to the other. Measured on first nights, harvests
-    spread over ~200 names: 60 names keep ~60% of the tax benefit (docs/benchmarks.md)."""
+    spread over ~200 names: 60 names keep about half the tax benefit (docs/benchmarks.md)."""
     sold, bought = traded(layout, x)
     forced = must_trade(account, limits)
     least = account.min_trade

@@ -29,7 +29,7 @@ class AccountSettings:
     # A name is traded by at least the larger of these (its sells together, or its buy) or not at
     # all, decided inside the optimization (``solver.minimums``) and kept when rounding.
     min_trade_dollars: float = 100.0
-    min_trade_weight: float = 0.0005  # fraction of the account's value (5 bps: $500 of $1M)
+    min_trade_weight: float = 0.0003  # fraction of the account's value (3 bps: $300 of $1M)
     max_names_traded: int | None = None  # at most this many names traded a night (None: no limit)
     # A lot this many days or fewer from turning long-term is priced knowing it soon will be: a
     # short-term gain costs what waiting would save more, a short-term loss is worth more now.
