@@ -53,6 +53,7 @@ except ImportError:
     cvx = None
 
 CASH = "USDOLLAR"  # cvxportfolio's cash account, the last entry of its weights
+CVXPORTFOLIO_MISSING = "cvxportfolio is not installed (pip install -e .[bench])"
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -118,7 +119,7 @@ class CvxportfolioPolicy:
 
     Maximize 0·z − λ_te·(w⁺ − w_b)ᵀ(B F Bᵀ + diag D)(w⁺ − w_b) − cost·|z|, long-only, no cash
     (fully invested): our objective without lots and taxes, in the same units (annualized
-    variance, λ_te and cost_bps of ``AccountSettings``). ``solver``: None for CVXPY's choice."""
+    variance, λ_te and cost_bps of ``AccountSettings``). ``solver_name``: None for CVXPY's choice."""
 
     def __init__(self, snap: Snapshot, settings: AccountSettings, solver_name: str | None = None) -> None:
         M, names = snap.model, list(snap.symbols)
@@ -184,9 +185,6 @@ def cvxportfolio_policies(
         policies[key].rebalance(first)
         cold[key] = (time.perf_counter() - t0) * 1e3
     return policies, cold
-
-
-CVXPORTFOLIO_MISSING = "cvxportfolio is not installed (pip install -e .[bench])"
 
 
 def stage_figures(stages: list[dict[str, float]], warm: list[float]) -> dict:
