@@ -61,7 +61,8 @@ class LotArrays(NamedTuple):
 
 
 def validate_lots(lots: Sequence[Lot], snap: Snapshot) -> LotArrays:
-    """Every lot: unique id, a symbol of the universe, quantity > 0, basis ≥ 0, acquired ≤ date."""
+    """Every lot: unique id, a symbol of the universe, quantity > 0, basis ≥ 0, acquired and its
+    holding period's start ≤ date."""
     N = len(lots)
     name = np.fromiter((snap.index.get(lot.symbol, -1) for lot in lots), dtype=np.int64, count=N)
     try:
@@ -70,6 +71,7 @@ def validate_lots(lots: Sequence[Lot], snap: Snapshot) -> LotArrays:
     except (TypeError, ValueError) as exc:
         raise InputError("quantity/basis", f"a lot has a non-numeric quantity or basis: {exc}") from None
     acquired = np.fromiter((lot.acquired.toordinal() for lot in lots), dtype=np.int64, count=N)
+    holding = np.fromiter((lot.holding_from.toordinal() for lot in lots), dtype=np.int64, count=N)
     checks = (
         ("symbol", name < 0, lambda x: f"{x.symbol!r} is not in the universe"),
         (
@@ -79,6 +81,11 @@ def validate_lots(lots: Sequence[Lot], snap: Snapshot) -> LotArrays:
         ),
         ("basis", ~(basis >= 0), lambda x: f"basis must be >= 0 cents, got {x.basis_cents!r}"),
         ("acquired", acquired > snap.date.toordinal(), lambda x: f"acquired {x.acquired} after {snap.date}"),
+        (
+            "holding_start",
+            holding > snap.date.toordinal(),
+            lambda x: f"holding period starts {x.holding_from} after {snap.date}",
+        ),
     )
     for field, bad, message in checks:
         if bad.any():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from decimal import Decimal
 
 import numpy as np
@@ -290,6 +291,14 @@ def test_negative_quantity_is_rejected(small_snap):
     bad = dataclasses.replace(lot("x", small_snap.symbols[0], 1, 10, "2020-01-02"), quantity=Decimal(-5))
     with pytest.raises(InputError, match="quantity"):
         solve_account(small_snap, [bad], 0)
+
+
+def test_a_holding_period_starting_after_the_solve_date_is_rejected(small_snap):
+    after = small_snap.date + dt.timedelta(days=1)
+    bad = dataclasses.replace(lot("x", small_snap.symbols[0], 1, 10, "2015-01-02"), holding_start=after)
+    with pytest.raises(InputError, match="holding_start") as e:
+        solve_account(small_snap, [bad], 0)
+    assert "'x'" in str(e.value) and str(after) in str(e.value)
 
 
 def test_lot_outside_the_universe_is_rejected(small_snap):
