@@ -213,8 +213,8 @@ REBUY_CHARGE = 0.6
 # layout's lot slots), each one fine solve, one more for its base. A fine solve's time grows with
 # its slots (~5–8 ms at 500 names × 4), so the search costs at most about half of one such solve:
 # none at 500 names × 4 slots, 5 names at 50. On the tuning accounts 8 flips took the median from
-# 1.6 to 0.1 bps (p90 9.2 to 6.0); on benchmarks/solve_quality.py's from 0.37 to 0.18 (p90 2.3 to
-# 0.6). Off by default: the charged relaxation alone meets the targets there (median ≤ 0.5, p90 ≤ 3)
+# 1.6 to 0.1 bps (p90 9.2 to 6.0); on benchmarks/solve_quality.py's from 0.37 to 0.09 (p90 2.3 to
+# 0.5). Off by default: the charged relaxation alone meets the targets there (median ≤ 0.5, p90 ≤ 3)
 # at no extra solve, and in a 12-name weekly backtest (tests/unit/test_backtest.py) the deeper
 # harvests it finds left later weeks with too few names the wash-sale windows let it buy to meet
 # the TE budget (2 failed rebalances, none without it).
