@@ -117,11 +117,13 @@ def closed_sides(account: Account, sides: Sides, sell: np.ndarray, buy: np.ndarr
 
 
 def at_least_minimum(account: Account, limits: Limits, sells: list[tuple[int, Decimal]]) -> list[tuple[int, Decimal]]:
-    """The sells of names sold by at least the minimum in all (their lots together), or forced."""
+    """The sells of names sold by at least the minimum in all (their lots together), or that must
+    be sold (excluded, or held above the cap: the cap is a limit, the minimum a preference)."""
     la, cents = account.lot_slots, account.snap.price_cents
     value: dict[int, int] = {}
     for k, sh in sells:
         i = int(la.name[k])
         value[i] = value.get(i, 0) + cents_at(sh, cents[i])
     least = account.min_trade * account.value * 100
-    return [(k, sh) for k, sh in sells if value[int(la.name[k])] >= least or limits.excluded[la.name[k]]]
+    forced = must_trade(account, limits)
+    return [(k, sh) for k, sh in sells if value[int(la.name[k])] >= least or forced[la.name[k]]]

@@ -177,7 +177,8 @@ def test_solve_cli_prints_the_documented_json(tmp_path, capsys):
     assert set(out["realized"]) == {"st_gain", "st_loss", "lt_gain", "lt_loss"}
     sell = next(t for t in out["trades"] if t["side"] == "sell")
     assert set(sell) >= {"symbol", "side", "shares", "lot_id", "price", "realized_gain", "term"}
-    assert out["harvested_loss"] == -(out["realized"]["st_loss"] + out["realized"]["lt_loss"])
+    # dollars to the cent in JSON: summed as floats, compared to the cent
+    assert out["harvested_loss"] == round(-(out["realized"]["st_loss"] + out["realized"]["lt_loss"]), 2)
 
 
 def test_solve_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):
