@@ -40,7 +40,9 @@ WASH_RETRIES = 3
 # ``rebalance_household``: the household's IRAs buy no name its taxable accounts hold a lot of at
 # this fraction of its basis below it or more (unless the IRA's TE budget needs it: then noted).
 PROTECT_LOSS = 0.05
-FALLBACK_NOTE = "household: bought names its taxable accounts hold at a loss (its TE budget needs them)"
+# What an account's notes say when its TE budget overrode the household's sides.
+PROTECT_NOTE = "household: bought names its taxable accounts hold at a loss (its TE budget needs them)"
+SIDES_NOTE = "household: solved without the household's sides (its TE budget needs names others harvest)"
 T = TypeVar("T")
 
 
@@ -174,14 +176,15 @@ def rebalance_household(
     clock.lap("solve_s")
     for account in sides.order:
         r = ready[account]
+        fallbacks = [(Restrictions(), SIDES_NOTE)]  # the mandate's TE budget first, then the sides
         if r.settings.taxable:
-            extra, fallback = Restrictions(no_buy=sides.sell), None
+            extra = Restrictions(no_buy=sides.sell)
         else:  # an IRA: around the harvests, and around the losses still held when its budget allows
             extra = Restrictions(no_buy=sides.sell | sides.protect)
-            fallback = Restrictions(no_buy=sides.sell) if sides.protect else None
-        outcomes[account] = _solve_commit(
-            ledger, snap, r, cache, clock, call, extra, sides.first.get(account), fallback
-        )
+            if sides.protect:
+                fallbacks.insert(0, (Restrictions(no_buy=sides.sell), PROTECT_NOTE))
+        first = sides.first.get(account)
+        outcomes[account] = _solve_commit(ledger, snap, r, cache, clock, call, extra, first, tuple(fallbacks))
     return [outcomes[a] for a in accounts]
 
 
@@ -261,14 +264,15 @@ def _solve_commit(
     call: Callable[[Callable[[], Any]], Any],
     extra: Restrictions | None = None,
     first: SolveResult | None = None,
-    fallback: Restrictions | None = None,
+    fallbacks: Sequence[tuple[Restrictions, str]] = (),
 ) -> Outcome:
     """Solve ``ready`` on its household's restrictions as the ledger gives them now, ``extra``
     added (the household's sides), and commit; a wash conflict (another account moved first)
     re-reads them and solves again. ``first``: a solve made on restrictions no stricter, committed
-    as it is when it keeps these (the same optimum, one solve saved). ``fallback``: the extra
-    restrictions to solve with instead when ``extra``'s leave the account unsolved or over its TE
-    budget (said in the result's notes)."""
+    as it is when it keeps these (the same optimum, one solve saved). ``fallbacks``: (extra
+    restrictions, note), each tried in turn instead of ``extra`` while the account is left
+    unsolved or over its TE budget (the ledger's own restrictions always hold); the note goes in
+    the result's notes."""
     account, household, info, settings = ready.account, ready.household, ready.info, ready.settings
     for attempt in range(1, WASH_RETRIES + 1):
         try:
@@ -285,10 +289,12 @@ def _solve_commit(
                 result = first
             else:
                 result = solve_account(snap, ready.lots, info.cash_cents, settings, wanted, cache)
-            if fallback is not None and not within_budget(result, settings):
-                kept = solve_account(snap, ready.lots, info.cash_cents, settings, joined(restrictions, fallback), cache)
+            for relaxed, note in fallbacks:
+                if within_budget(result, settings):
+                    break
+                kept = solve_account(snap, ready.lots, info.cash_cents, settings, joined(restrictions, relaxed), cache)
                 if kept.ok:
-                    result = replace(kept, notes=(*kept.notes, FALLBACK_NOTE))
+                    result = replace(kept, notes=(*kept.notes, note))
         except TaxviewError as exc:
             return Outcome(account, household, "error", f"bad data: {exc}")
         finally:

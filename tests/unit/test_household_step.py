@@ -13,7 +13,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from cluster.step import FALLBACK_NOTE, loss_names, rebalance_account, rebalance_household
+from cluster.step import PROTECT_NOTE, loss_names, rebalance_account, rebalance_household
 from ledger.api import AccountInfo
 from ledger.errors import CommitRejected
 from ledger.memory import MemoryLedger
@@ -143,11 +143,11 @@ def test_the_ira_keeps_off_names_held_at_a_loss_until_its_te_budget_needs_them(s
     paused = {"H1-T": {"status": "paused"}}
     roomy = _ledger(accounts, paused)
     outs = rebalance_household(roomy, small_snap, "H1", sorted(accounts), "n", DEFAULTS, CACHE)
-    assert outs[0].ok and not _bought(outs[0]) & set(five) and FALLBACK_NOTE not in outs[0].result.notes
+    assert outs[0].ok and not _bought(outs[0]) & set(five) and PROTECT_NOTE not in outs[0].result.notes
     assert outs[0].result.te_ex_ante <= DEFAULTS.te_max
     tight = _ledger(accounts, {**paused, "H1-I": {"te_max": 0.005}})
     outs = rebalance_household(tight, small_snap, "H1", sorted(accounts), "n", DEFAULTS, CACHE)
-    assert outs[0].ok and _bought(outs[0]) >= set(five) and FALLBACK_NOTE in outs[0].result.notes
+    assert outs[0].ok and _bought(outs[0]) >= set(five) and PROTECT_NOTE in outs[0].result.notes
     assert outs[0].result.te_ex_ante <= 0.005
 
 
