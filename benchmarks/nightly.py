@@ -262,6 +262,7 @@ def main() -> None:
     ap.add_argument("--nights", type=int, default=1)
     ap.add_argument("--quality-accounts", type=int, default=100, help="accounts solved with and without the minimums")
     ap.add_argument("--household-sample", type=int, default=40, help="households run in process each way (0: none)")
+    ap.add_argument("--no-protect", action="store_true", help="households: the IRAs may buy names held at a loss")
     ap.add_argument("--json")
     args = ap.parse_args()
     counts = [int(x) for x in args.workers.split(",")]
@@ -293,7 +294,8 @@ def main() -> None:
             out["tax_benefit_vs_unconstrained"] = out["trade_lists"]["tax_benefit_vs_unconstrained"]
             print(json.dumps(out["trade_lists"]), flush=True)
         if args.household_sample:
-            gap = household_gap(market, t, infos, lots, args.household_sample, args.nights, args.factors)
+            protect = None if args.no_protect else PROTECT_LOSS
+            gap = household_gap(market, t, infos, lots, args.household_sample, args.nights, args.factors, protect)
             out["households"] = gap
             out["household_efficiency"] = gap["household_efficiency"]["first_night"]
             out["household_efficiency_nights_so_far"] = gap["household_efficiency"]["nights_so_far"]
