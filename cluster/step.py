@@ -1,6 +1,13 @@
-"""One account's rebalance: read its lots, cash and household restrictions from a ledger, solve,
-commit. The nightly worker, the backtest and the service all run this step, over the Redis store
-or the in-memory ledger (``ledger.api.Ledger``); they differ only in what they do with the outcome.
+"""One account's rebalance, and one household's: read the lots, cash and household restrictions
+from a ledger, solve, commit. The nightly worker, the backtest and the service all run these steps,
+over the Redis store or the in-memory ledger (``ledger.api.Ledger``); they differ only in what they
+do with the outcomes.
+
+``rebalance_account`` solves one account on the restrictions the ledger gives it now.
+``rebalance_household`` solves a household's accounts together: it decides the household's side
+per name first (a name a taxable account harvests is bought by no account; the IRAs keep off the
+names the taxable accounts hold at a loss), then solves and commits each account with those sides,
+the taxable accounts before the IRAs (issue 13).
 
 A commit is idempotent by ``key`` (a re-run of the same run id replays what was booked); a commit
 refused as a wash sale (another account of the household traded first) is solved again on fresh
@@ -11,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
@@ -30,6 +37,12 @@ from taxview.core.records import Restrictions, Trade
 from .settings import settings_with
 
 WASH_RETRIES = 3
+# ``rebalance_household``: the household's IRAs buy no name its taxable accounts hold a lot of at
+# this fraction of its basis below it or more (unless the IRA's TE budget needs it: then noted).
+PROTECT_LOSS = 0.05
+# What an account's notes say when its TE budget overrode the household's sides.
+PROTECT_NOTE = "household: bought names its taxable accounts hold at a loss (its TE budget needs them)"
+SIDES_NOTE = "household: solved without the household's sides (its TE budget needs names others harvest)"
 T = TypeVar("T")
 
 
@@ -93,6 +106,112 @@ def rebalance_account(
     worker retries through outages). ``meta``: stored with the commit, next to the solve's figures.
     """
     clock = _Clock(timings)
+    ready = _prepare(ledger, snap, account, key, defaults, household, held, clock, call, meta)
+    if isinstance(ready, Outcome):
+        return ready
+    if ready.status == "liquidate":
+        return _liquidate(ledger, snap, ready.info, ready.lots, key, ready.settings, clock, call, ready.meta)
+    return _solve_commit(ledger, snap, ready, cache, clock, call)
+
+
+def rebalance_household(
+    ledger: Ledger,
+    snap: Snapshot,
+    household: str,
+    accounts: Sequence[str],
+    key_prefix: str,
+    defaults: AccountSettings,
+    cache: ProblemCache,
+    *,
+    timings: dict[str, Any] | None = None,
+    call: Callable[[Callable[[], Any]], Any] = direct,
+    meta: dict[str, Any] | None = None,
+    protect_loss: float | None = PROTECT_LOSS,
+) -> list[Outcome]:
+    """Rebalance the ``accounts`` of ``household`` together on ``snap.date``: one outcome per
+    account, in the order given, each committed under ``f"{key_prefix}:{account}"`` (idempotent
+    as ``rebalance_account``; a re-run replays the accounts already booked).
+
+    The household's side per name is decided first (``household_sides``): a name a taxable
+    account harvests tonight is bought by no account of the household, and the IRAs buy no name
+    the taxable accounts hold at a loss of ``protect_loss`` or more (None: no such rule) unless
+    their TE budget needs it. Then each account is solved with those sides added to the ledger's
+    restrictions and committed: liquidations first, then the taxable accounts, then the IRAs,
+    each on the restrictions the ones before it left (the ledger's commit still checks). The
+    household's lots and its starting restrictions are read once. ``timings`` gets
+    ``household_sides_s`` besides ``rebalance_account``'s stages (whose ``solve_s`` includes it).
+    """
+    clock = _Clock(timings)
+    held: dict[str, list] = {}
+    outcomes: dict[str, Outcome] = {}
+    ready: dict[str, _Ready] = {}
+    for account in accounts:
+        key = f"{key_prefix}:{account}"
+        got = _prepare(ledger, snap, account, key, defaults, household, held, clock, call, meta)
+        if isinstance(got, Outcome):
+            outcomes[account] = got
+        else:
+            ready[account] = got
+    for r in ready.values():  # liquidations first: nothing bought tonight holds their loss sales back
+        if r.status == "liquidate":
+            outcomes[r.account] = _liquidate(ledger, snap, r.info, r.lots, r.key, r.settings, clock, call, r.meta)
+    active = [r for r in ready.values() if r.status != "liquidate"]
+    if not active:
+        return [outcomes[a] for a in accounts]
+    try:
+        start = call(lambda: ledger.restrictions(household, snap.date))
+    except LedgerUnavailable as exc:
+        outcomes.update({r.account: Outcome(r.account, household, "error", str(exc)) for r in active})
+        return [outcomes[a] for a in accounts]
+    except TaxviewError as exc:
+        outcomes.update({r.account: Outcome(r.account, household, "error", f"ledger: {exc}") for r in active})
+        return [outcomes[a] for a in accounts]
+    finally:
+        clock.lap("ledger_read_s")
+    taxable = {r.account: r.settings.taxable for r in ready.values()}
+    taxable.update({o.account: o.info.account_type != "ira" for o in outcomes.values() if o.info is not None})
+    held_lots = [held.get(a, []) for a, yes in taxable.items() if yes]  # paused accounts' too
+    sides = household_sides(snap, active, start, cache, protect_loss, held_lots)
+    clock.timings["household_sides_s"] = clock.timings.get("household_sides_s", 0.0) + time.perf_counter() - clock.t
+    clock.lap("solve_s")
+    for account in sides.order:
+        r = ready[account]
+        fallbacks = [(Restrictions(), SIDES_NOTE)]  # the mandate's TE budget first, then the sides
+        if r.settings.taxable:
+            extra = Restrictions(no_buy=sides.sell)
+        else:  # an IRA: around the harvests, and around the losses still held when its budget allows
+            extra = Restrictions(no_buy=sides.sell | sides.protect)
+            if sides.protect:
+                fallbacks.insert(0, (Restrictions(no_buy=sides.sell), PROTECT_NOTE))
+        first = sides.first.get(account)
+        outcomes[account] = _solve_commit(ledger, snap, r, cache, clock, call, extra, first, tuple(fallbacks))
+    return [outcomes[a] for a in accounts]
+
+
+@dataclass(slots=True)
+class _Ready:
+    """An account read and its cash flows booked: what its solve and commit need."""
+
+    key: str
+    info: AccountInfo
+    lots: list
+    settings: AccountSettings  # the mandate over the firm's defaults, the delisted names excluded
+    status: str  # active | liquidate (a paused account is an outcome already)
+    meta: dict[str, Any]  # stored with the commit
+
+    @property
+    def account(self) -> str:
+        return self.info.account
+
+    @property
+    def household(self) -> str:
+        return self.info.household
+
+
+def _prepare(ledger, snap, account, key, defaults, household, held, clock, call, meta) -> Outcome | _Ready:
+    """Read ``account`` (its lots from ``held`` when given) and book tonight's cash flows: an
+    ``Outcome`` when there is nothing to solve (replayed, paused, unreadable, a refused
+    withdrawal), else what the solve needs."""
     try:
         household = household or call(lambda: ledger.household_of(account))
         prior = call(lambda: ledger.committed(account, key))
@@ -100,6 +219,9 @@ def rebalance_account(
             clock.lap("ledger_read_s")
             return Outcome(account, household, "optimal", committed=prior)
         info = call(lambda: ledger.account(account))
+        if info.household != household:  # its lots are not in ``held``: solving it would be wrong
+            clock.lap("ledger_read_s")
+            return Outcome(account, household, "error", f"ledger: {account!r} is in household {info.household!r}")
         if held is None:
             lots = call(lambda: ledger.lots(account))
         else:
@@ -125,17 +247,36 @@ def rebalance_account(
     if refused:
         return Outcome(account, household, "rejected", refused, info=info, settings=settings)
     settings = with_delisted(settings_for(defaults, info, snap.date.year), snap)  # delisted: sold, never bought
-    meta = {**(meta or {}), "cash_flow_cents": flowed}
     if status == "paused":
         reason = "mandate: paused (no trades)" + (
             "; a withdrawal waits until it is active" if info.flows_due(snap.date) else ""
         )
         return Outcome(account, household, "paused", reason, info=info, settings=settings, cash_flow_cents=flowed)
-    if status == "liquidate":
-        return _liquidate(ledger, snap, info, lots, key, settings, clock, call, meta)
+    return _Ready(key, info, lots, settings, status, {**(meta or {}), "cash_flow_cents": flowed})
+
+
+def _solve_commit(
+    ledger: Ledger,
+    snap: Snapshot,
+    ready: _Ready,
+    cache: ProblemCache,
+    clock: _Clock,
+    call: Callable[[Callable[[], Any]], Any],
+    extra: Restrictions | None = None,
+    first: SolveResult | None = None,
+    fallbacks: Sequence[tuple[Restrictions, str]] = (),
+) -> Outcome:
+    """Solve ``ready`` on its household's restrictions as the ledger gives them now, ``extra``
+    added (the household's sides), and commit; a wash conflict (another account moved first)
+    re-reads them and solves again. ``first``: a solve made on restrictions no stricter, committed
+    as it is when it keeps these (the same optimum, one solve saved). ``fallbacks``: (extra
+    restrictions, note), each tried in turn instead of ``extra`` while the account is left
+    unsolved or over its TE budget (the ledger's own restrictions always hold); the note goes in
+    the result's notes."""
+    account, household, info, settings = ready.account, ready.household, ready.info, ready.settings
     for attempt in range(1, WASH_RETRIES + 1):
         try:
-            restrictions = call(lambda: ledger.restrictions(household, snap.date)).get(account)
+            restrictions = call(lambda: ledger.restrictions(household, snap.date)).get(account, Restrictions())
         except LedgerUnavailable as exc:
             return Outcome(account, household, "error", str(exc))
         except TaxviewError as exc:
@@ -143,7 +284,17 @@ def rebalance_account(
         finally:
             clock.lap("ledger_read_s")
         try:
-            result = solve_account(snap, lots, info.cash_cents, settings, restrictions, cache)
+            wanted = joined(restrictions, extra)
+            if first is not None and attempt == 1 and keeps(first, wanted):
+                result = first
+            else:
+                result = solve_account(snap, ready.lots, info.cash_cents, settings, wanted, cache)
+            for relaxed, note in fallbacks:
+                if within_budget(result, settings):
+                    break
+                kept = solve_account(snap, ready.lots, info.cash_cents, settings, joined(restrictions, relaxed), cache)
+                if kept.ok:
+                    result = replace(kept, notes=(*kept.notes, note))
         except TaxviewError as exc:
             return Outcome(account, household, "error", f"bad data: {exc}")
         finally:
@@ -167,11 +318,11 @@ def rebalance_account(
             "turnover": result.turnover,
             "solve_ms": result.solve_ms,
             "attempts": attempt,
-            **(meta or {}),
+            **ready.meta,
         }
         try:
             committed = call(
-                partial(ledger.commit, account, snap.date, result.trades, key, check_cash=True, meta=figures)
+                partial(ledger.commit, account, snap.date, result.trades, ready.key, check_cash=True, meta=figures)
             )
         except CommitRejected as exc:
             if exc.code == "WASH_CONFLICT" and attempt < WASH_RETRIES:
@@ -185,6 +336,101 @@ def rebalance_account(
             clock.lap("commit_s")
         return Outcome(account, household, "optimal", None, result, committed, result.solve_ms, info, settings)
     raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True, slots=True)
+class Sides:
+    """A household's side per name tonight (domain.md §3: loss sales or buys, never both).
+
+    ``sell``: the names a taxable account harvests (sells at a loss) when solved alone on the
+    household's restrictions: bought by no account tonight. ``protect``: the other names the
+    taxable accounts hold at a loss of ``protect_loss`` or more: not bought by the IRAs (a
+    purchase would forbid their harvest for 30 days). ``first``: those solves, committed as they
+    are when the sides leave them unchanged. ``order``: the accounts to solve, the taxable ones
+    by the loss each harvests (largest first), then the IRAs."""
+
+    sell: frozenset[str]
+    protect: frozenset[str]
+    first: Mapping[str, SolveResult]
+    order: tuple[str, ...]
+
+
+def household_sides(
+    snap: Snapshot,
+    accounts: Sequence[_Ready],
+    start: Mapping[str, Restrictions],
+    cache: ProblemCache,
+    protect_loss: float | None = PROTECT_LOSS,
+    taxable_lots: Sequence[Sequence] | None = None,
+) -> Sides:
+    """The household's sides (``Sides``) from each taxable account solved alone on the
+    restrictions the night starts with (``start``); pure, nothing committed. A name one account
+    harvests and another would buy goes to the harvest: the loss is worth its tax rate on every
+    dollar, the purchase only the tracking error a substitute leaves (the buyer is solved again
+    without it). ``taxable_lots``: the lots ``protect`` looks at, each taxable account's (default
+    those of ``accounts``; the household step adds its paused accounts')."""
+    sell: set[str] = set()
+    first: dict[str, SolveResult] = {}
+    harvested: dict[str, int] = {}
+    for r in accounts:
+        if not r.settings.taxable:
+            continue
+        restrictions = start.get(r.account, Restrictions())
+        try:
+            result = solve_account(snap, r.lots, r.info.cash_cents, r.settings, restrictions, cache)
+        except TaxviewError:
+            continue  # bad data: its own solve says so
+        if result.ok:
+            first[r.account] = result
+            sell |= loss_sales(result)
+            harvested[r.account] = result.harvested_loss_cents
+    protect: set[str] = set()
+    if protect_loss is not None:
+        if taxable_lots is None:
+            taxable_lots = [r.lots for r in accounts if r.settings.taxable]
+        for lots in taxable_lots:
+            protect |= loss_names(snap, lots, protect_loss)
+    taxable = sorted((r.account for r in accounts if r.settings.taxable), key=lambda a: (-harvested.get(a, 0), a))
+    others = [r.account for r in accounts if not r.settings.taxable]
+    return Sides(frozenset(sell), frozenset(protect - sell), first, (*taxable, *others))
+
+
+def loss_sales(result: SolveResult) -> set[str]:
+    """The names ``result`` sells at a loss."""
+    return {t.symbol for t in result.trades if t.side == "sell" and t.realized_gain_cents < 0}
+
+
+def loss_names(snap: Snapshot, lots: Sequence, fraction: float) -> set[str]:
+    """The names of ``lots`` with a lot priced today at least ``fraction`` of its basis below it."""
+    out = set()
+    for lot in lots:
+        i = snap.index.get(lot.symbol)
+        if i is not None and cents_at(lot.quantity, snap.price_cents[i]) <= lot.basis_cents * (1 - fraction):
+            out.add(lot.symbol)
+    return out
+
+
+def joined(a: Restrictions, b: Restrictions | None) -> Restrictions:
+    """Both restrictions at once."""
+    if b is None or (not b.no_buy and not b.no_loss_sale):
+        return a
+    return Restrictions(a.no_buy | b.no_buy, a.no_loss_sale | b.no_loss_sale)
+
+
+def keeps(result: SolveResult, restrictions: Restrictions) -> bool:
+    """Whether ``result`` buys nothing ``restrictions`` forbid buying and sells at a loss nothing
+    they forbid selling at a loss."""
+    for t in result.trades:
+        if t.side == "buy" and t.symbol in restrictions.no_buy:
+            return False
+        if t.side == "sell" and t.realized_gain_cents < 0 and t.symbol in restrictions.no_loss_sale:
+            return False
+    return True
+
+
+def within_budget(result: SolveResult, settings: AccountSettings) -> bool:
+    """Solved, with the tracking error within the account's budget (the rounding's tolerance)."""
+    return result.ok and result.te_ex_ante <= settings.te_max * (1 + 1e-3)
 
 
 def _book_flows(ledger, snap, info, lots, status, call) -> tuple[AccountInfo, int, str | None]:

@@ -12,6 +12,7 @@ applied before the connection broke answers with its stored result.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -28,7 +29,7 @@ from taxview.core.orders import Order, orders_of
 from taxview.core.records import Trade
 
 from .sharding import Shard
-from .step import described, rebalance_account
+from .step import Outcome, described, rebalance_account, rebalance_household
 
 MONEY = pa.decimal128(18, 2)
 SHARES = pa.decimal128(24, 6)
@@ -139,19 +140,20 @@ class RebalanceWorker:
         return True
 
     def run_shard(self, snap: Snapshot, run_id: str, shard: Shard) -> dict[str, Any]:
-        """Rebalance every account of the shard; one account's failure never stops the others."""
-        stages = {"ledger_read_s": 0.0, "solve_s": 0.0, "commit_s": 0.0, "replayed": 0}
+        """Rebalance every household of the shard together (``cluster.step.rebalance_household``);
+        one account's failure never stops the others."""
+        stages = {"ledger_read_s": 0.0, "solve_s": 0.0, "commit_s": 0.0, "household_sides_s": 0.0, "replayed": 0}
         trades: list[dict] = []
         orders: list[dict] = []
         accounts: list[dict] = []
         for household, members in shard.households:
-            held: dict[str, list] = {}  # the household's lots, read once (see rebalance_account)
-            for account in members:
-                try:
-                    row, rows, order_list = self.rebalance_account(snap, run_id, household, account, stages, held)
-                except Exception as exc:  # a bug or bad data nobody foresaw: this account only
-                    row = self._failed(account, household, "error", f"{type(exc).__name__}: {exc}")
-                    rows, order_list = [], []
+            try:
+                results = self.rebalance_household(snap, run_id, household, members, stages)
+            except Exception as exc:  # a bug nobody foresaw: its accounts one by one, each failing alone
+                print(f"taxview: warning: household {household}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                stages["household_fallbacks"] = stages.get("household_fallbacks", 0) + 1
+                results = [self._one(snap, run_id, household, account, stages) for account in members]
+            for row, rows, order_list in results:
                 stages["replayed"] += bool(row["replayed"])
                 accounts.append(row)
                 trades += rows
@@ -164,6 +166,22 @@ class RebalanceWorker:
             "accounts": pa.RecordBatch.from_pylist(accounts, schema=ACCOUNT_SCHEMA),
             "stages": stages,
         }
+
+    def rebalance_household(self, snap: Snapshot, run_id: str, household: str, members, stages: dict) -> list:
+        """A household's accounts through ``cluster.step.rebalance_household`` (each idempotent by
+        run id and account), as output rows per account, in ``members``' order."""
+        outs = rebalance_household(
+            self.store, snap, household, members, run_id, self.defaults, self.cache, timings=stages, call=self._ledger
+        )
+        return [self._outcome_rows(run_id, household, out) for out in outs]
+
+    def _one(self, snap: Snapshot, run_id: str, household: str, account: str, stages: dict):
+        """One account through ``rebalance_account``, a failure its own error row (what a shard
+        falls back on when the household step raised: the accounts booked replay)."""
+        try:
+            return self.rebalance_account(snap, run_id, household, account, stages)
+        except Exception as exc:  # a bug or bad data nobody foresaw: this account only
+            return self._failed(account, household, "error", f"{type(exc).__name__}: {exc}"), [], []
 
     def rebalance_account(
         self, snap: Snapshot, run_id: str, household: str, account: str, stages: dict, held: dict | None = None
@@ -182,8 +200,11 @@ class RebalanceWorker:
             timings=stages,
             call=self._ledger,
         )
+        return self._outcome_rows(run_id, household, out)
+
+    def _outcome_rows(self, run_id: str, household: str, out: Outcome):
         if not out.ok:
-            row = self._failed(account, household, out.status, out.reason, out.solve_ms)
+            row = self._failed(out.account, household, out.status, out.reason, out.solve_ms)
             if out.info is not None and out.settings is not None:
                 row.update(described(out.info, out.settings), cash_flow=_dollars(out.cash_flow_cents))
             return row, [], []

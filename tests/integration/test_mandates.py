@@ -141,7 +141,10 @@ def test_the_nightly_reads_each_accounts_mandate(local_ray, redis_server, redis_
     )
     assert len(kept) < lots.column("account").to_pylist().count(liquidating)
     assert {t["side"] for t in trades if t["account"] == liquidating} == {"sell"}
-    assert rows[tight]["te_budget"] == 0.005 and rows[tight]["te_ex_ante"] <= 0.005 + 1e-6
+    # within its budget, or over it by the rounding to whole shares alone, and then its notes say so (its
+    # household's liquidation goes first: the names it sold at a loss may not be bought tonight)
+    assert rows[tight]["te_budget"] == 0.005 and rows[tight]["te_ex_ante"] <= 0.005 * 1.01
+    assert rows[tight]["te_ex_ante"] <= 0.005 + 1e-6 or "after rounding to whole shares the TE" in rows[tight]["notes"]
     assert excluded and not [t for t in trades if t["account"] == tight and t["symbol"] in excluded]
     assert rows[tight]["mandate_version"] == store.account(tight).mandate_version == 2
     assert all(rows[a]["mandate_version"] == 1 for a in rows if a not in (paused, liquidating, tight))
