@@ -197,19 +197,6 @@ def read_universe_changes(path: Path | str, market: Market) -> list[UniverseChan
     return out
 
 
-def _shares(value: object, what: str) -> float:
-    """Shares outstanding: a finite number > 0 (text or a number)."""
-    x = math.nan
-    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-        x = float(value)
-    elif isinstance(value, str):
-        with suppress(ValueError):
-            x = float(value)
-    if not (math.isfinite(x) and x > 0):
-        raise InputError("shares_outstanding", f"{what} must be a finite number > 0")
-    return x
-
-
 def _listed_and_delisted(before: Market, rows: list[UniverseChange], path: Path) -> Market:
     """The market with the changes made: added names at the end (no closes yet)."""
     added = [x for x in rows if x.action == "add"]
@@ -429,8 +416,8 @@ def _date(value: object, where: str) -> dt.date:
     return value
 
 
-def _close(value: object, what: str) -> float:
-    """A close in dollars: a finite number > 0 (text or a number)."""
+def _positive(value: object, field: str, what: str) -> float:
+    """A finite number > 0 (text or a number), else ``InputError`` naming ``field``."""
     x = math.nan
     if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
         x = float(value)
@@ -438,8 +425,18 @@ def _close(value: object, what: str) -> float:
         with suppress(ValueError):
             x = float(value)
     if not (math.isfinite(x) and x > 0):
-        raise InputError("close", f"{what} must be a finite price > 0 (dollars)")
+        raise InputError(field, what)
     return x
+
+
+def _shares(value: object, what: str) -> float:
+    """Shares outstanding: a finite number > 0."""
+    return _positive(value, "shares_outstanding", f"{what} must be a finite number > 0")
+
+
+def _close(value: object, what: str) -> float:
+    """A close in dollars: a finite number > 0."""
+    return _positive(value, "close", f"{what} must be a finite price > 0 (dollars)")
 
 
 def _update(market_dir: Path, new_days: Callable[[Market], NewDays]) -> tuple[Market, Market]:
