@@ -255,7 +255,7 @@ def household_gap(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--accounts", type=int, default=2000)
-    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--workers", default="1,2", help="worker counts of the Ray nightly runs (0: none)")
     ap.add_argument("--names", type=int, default=500)
     ap.add_argument("--factors", type=int, default=20)
     ap.add_argument("--shard-size", type=int, default=8)
@@ -265,7 +265,7 @@ def main() -> None:
     ap.add_argument("--no-protect", action="store_true", help="households: the IRAs may buy names held at a loss")
     ap.add_argument("--json")
     args = ap.parse_args()
-    counts = [int(x) for x in args.workers.split(",")]
+    counts = [w for w in (int(x) for x in args.workers.split(",")) if w > 0]
 
     out = {
         "benchmark": "nightly",
@@ -363,9 +363,10 @@ def main() -> None:
             out["runs"].append(run)
             print(json.dumps(run), flush=True)
     by = {r["workers"]: r for r in out["runs"]}
-    most = by[max(by)]
-    out["accounts_per_s"] = most["accounts_per_s"]  # at the most workers
-    out["orders_per_account_p50"] = most["nights"][0]["orders_per_account_p50"]  # the first night
+    if by:
+        most = by[max(by)]
+        out["accounts_per_s"] = most["accounts_per_s"]  # at the most workers
+        out["orders_per_account_p50"] = most["nights"][0]["orders_per_account_p50"]  # the first night
     if 1 in by and len(by) > 1:
         out["scaling_efficiency"] = {
             str(w): round(by[w]["accounts_per_s"] / (w * by[1]["accounts_per_s"]), 3) for w in by if w != 1
