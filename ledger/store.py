@@ -180,6 +180,11 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
             out[hh] = (last, {a.decode(): t.decode() for a, t in members.items()})
         return out
 
+    def household_version(self, household: str) -> int:
+        """The household's version: it moves with every write to the household (commit, import,
+        mandate, cash flow, corporate action)."""
+        return int(self.r.hget(self.k.meta(household), "version") or 0)
+
     # --- commit ------------------------------------------------------------------------------
 
     def commit(
@@ -191,6 +196,7 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
         allow_wash: bool = False,
         check_cash: bool = False,
         meta: Mapping[str, Any] | None = None,
+        expect_version: int | None = None,
     ) -> CommitResult:
         """Apply one account's trades of ``date`` atomically and idempotently.
 
@@ -203,6 +209,9 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
         The account's cash moves by sell proceeds minus buy costs; ``check_cash`` refuses a commit
         that would take it below zero (``OVERDRAFT``). ``meta`` (JSON) is stored with the result.
         An empty ``trades`` records the key (an account that had nothing to trade in a run).
+        ``expect_version``: refuse (``CHANGED``) unless the household is still at that version (a
+        proposal made on it, the service's); commit.lua checks the version the plan was made on,
+        so a change in between answers STALE, the snapshot is read again and this refuses.
         """
         hh = self.household_of(account)
         if not idempotency_key:
@@ -253,6 +262,10 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
             ids = {x: v.decode() for x, v in zip(probe, snap[4]) if v is not None}
             while True:  # plan; when it made ids not looked up yet, look them up and plan again
                 house, version = self._household(hh, snap)
+                if expect_version is not None and version != expect_version:
+                    raise CommitRejected(
+                        "CHANGED", f"household {hh!r} changed since version {expect_version} (now {version})"
+                    )
                 house.ids = dict(ids)
                 acct_type = house.accounts.get(account)
                 if acct_type is None:
