@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -80,9 +81,24 @@ class Service:
     cache: ProblemCache = field(default_factory=ProblemCache)
     runs_dir: Path | None = None
     call: Callable[[Callable[[], Any]], Any] = direct
+    # one solve at a time: the cache's compiled CLARABEL problems are not thread safe
+    _solving: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _c(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         return self.call(partial(fn, *args, **kw))
+
+    def ready(self) -> dict[str, Any]:
+        """The ledger answers (a Redis ledger is pinged): the market day and the warm problems."""
+        client = getattr(self.ledger, "r", None)
+        if client is not None:
+            self._c(client.ping)
+        return {
+            "ready": True,
+            "date": self.snap.date.isoformat(),
+            "names": len(self.snap.symbols),
+            "problems_cached": len(self.cache),
+            "cache_hits": self.cache.hits,
+        }
 
     # --- identities ------------------------------------------------------------------------
 
@@ -144,7 +160,9 @@ class Service:
             figures = {"status": "liquidated", "te_ex_ante": None, "tax_estimate_cents": None, "solve_ms": 0.0}
         else:
             try:
-                result = solve_account(snap, lots, info.cash_cents - raise_cents, settings, restrictions, self.cache)
+                with self._solving:
+                    cash = info.cash_cents - raise_cents
+                    result = solve_account(snap, lots, cash, settings, restrictions, self.cache)
             except InputError:
                 raise
             except TaxviewError as exc:
