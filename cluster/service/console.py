@@ -310,16 +310,18 @@ def _proposal(p: Mapping[str, Any]) -> str:
             _usd(o["price"]),
             _usd(o["value"]),
             _signed(o["gain"]) if o["side"] == "sell" else "",
-            _signed(o["tax_effect"]) if o["side"] == "sell" else "",
+            _tax(o["tax_effect"]) if o["side"] == "sell" else "",
             str(len(o["allocations"])),
         ]
-        for o in p["orders"]
+        for o in sorted(  # sells first, the largest losses first; then buys, the largest first
+            p["orders"], key=lambda o: (o["side"] != "sell", Decimal(o["gain"]), -Decimal(o["value"]))
+        )
     ]
     cards = [
         ("orders", str(len(p["orders"]))),
         ("harvested losses", _usd(p["harvested_loss"])),
         ("realized ST / LT", f"{_signed(p['realized']['short'])} / {_signed(p['realized']['long'])}"),
-        ("tax effect", _signed(p["tax_estimate"])),
+        ("tax effect", _tax(p["tax_estimate"])),
         ("TE after", f"{_pct(p['te_ex_ante'])} (budget {_pct(p['te_budget'])})"),
         ("cash after", _usd(p["cash_after"])),
     ]
@@ -428,7 +430,7 @@ def _weights_chart(holdings: Sequence[Mapping[str, Any]], top: int = 20) -> str:
         f'<rect x="{label + 90}" y="4" width="10" height="8" class="bench"/>'
         f'<text x="{label + 104}" y="12">benchmark</text>'
     )
-    scale = (width - label - 70) / peak
+    scale = (width - label - 120) / peak
     for k, h in enumerate(rows):
         y = 24 + k * (2 * bar_h + gap)
         out.append(f'<text x="{label - 6}" y="{y + bar_h + 3}" text-anchor="end">{e(h["symbol"])}</text>')
@@ -478,6 +480,13 @@ def _usd(amount: Any) -> str:
 def _signed(amount: Any) -> str:
     d = Decimal(str(amount))
     cls = "neg" if d < 0 else "pos" if d > 0 else ""
+    return f"<span class='{cls}'>{_usd(d)}</span>"
+
+
+def _tax(amount: Any) -> str:
+    """A tax effect: a saving (negative) in green, a cost in red."""
+    d = Decimal(str(amount))
+    cls = "pos" if d < 0 else "neg" if d > 0 else ""
     return f"<span class='{cls}'>{_usd(d)}</span>"
 
 

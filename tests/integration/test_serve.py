@@ -53,7 +53,7 @@ def app(redis_server, tmp_path_factory):
             if shares:
                 basis = round(shares * snap.price_cents[i] / (1 + gain))
                 lots.append((account, Lot(f"{account}-{s}", s, Decimal(shares), basis, dt.date(2015, 3, 2))))
-    _open(store, lots)
+    import_lots(store, lots_table(lots))
     (work / "out" / "night-1").mkdir(parents=True)
     summary = RunSummary("nightly-1", str(snap.date), 3, 3, 0, 0, 12, 1.0, 3.0, 2, 1, 0)
     (work / "out" / "night-1" / "run.json").write_text(json.dumps(asdict(summary)))
@@ -73,9 +73,9 @@ def app(redis_server, tmp_path_factory):
         client.close()
 
 
-def _open(store, lots):
-    """Opening lots through the ledger's bulk import (the demo's path)."""
-    table = pa.table(
+def lots_table(lots) -> pa.Table:
+    """(account, Lot) pairs as the ledger's bulk import takes them (the demo's path)."""
+    return pa.table(
         {
             "account": [a for a, _ in lots],
             "lot_id": [x.lot_id for _, x in lots],
@@ -86,7 +86,6 @@ def _open(store, lots):
             "holding_start": pa.array([x.acquired.toordinal() for _, x in lots], pa.int64()),
         }
     )
-    import_lots(store, table)
 
 
 def test_health_needs_no_token_and_everything_else_does(app):
