@@ -5,6 +5,7 @@ loopback only); ``taxview serve token create NAME --tokens FILE``: a new bearer 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import socket
@@ -99,6 +100,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 log_to_driver=False,
             )
             signal.signal(signal.SIGTERM, before)  # ray.init installs its own
+            logging.getLogger("ray.serve").setLevel(logging.WARNING)
             start(settings, snap)
             url = f"http://127.0.0.1:{args.port}"
             print(
