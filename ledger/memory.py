@@ -163,6 +163,26 @@ class MemoryLedger:
         types = {a: acct.account_type for a, acct in house.accounts.items()}
         return restrictions_from_windows(windows, date, types, identity_names(self.identical))
 
+    def household_state(self, household: str, keys: Sequence[str]) -> dict[str, Any]:
+        """``LedgerStore.household_state``: copies (a dry run cannot reach the state)."""
+        house = self._houses.get(household)
+        if house is None:
+            return {"version": 0, "last_date": None, "seq": 0, "sale_seq": 0, "accounts": {}, "lots": [], "pending": []}
+        return {
+            "version": self.household_version(household),
+            "last_date": house.last_date,
+            "seq": house.seq,
+            "sale_seq": house.sale_seq,
+            "accounts": {a: x.account_type for a, x in house.accounts.items()},
+            "lots": [x.copy() for key in keys for x in house.by_key.get(key, {}).values()],
+            "pending": [
+                replace(s, replacements=list(s.replacements))
+                for key in keys
+                for s in house.pending_by_key.get(key, [])
+                if s.unmatched > 0
+            ],
+        }
+
     def windows_many(self, households: Sequence[str]) -> dict[str, tuple[list[tuple[str, int, int]], dict[str, str]]]:
         """``LedgerStore.windows_many``: per household its windows and its accounts' types (none: unknown)."""
         out = {}

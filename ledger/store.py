@@ -144,6 +144,39 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
                 return [decode_lot(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
         raise CommitRejected("BUSY", f"household {household!r} kept changing while its lots were read")
 
+    def household_state(self, household: str, keys: Sequence[str]) -> dict[str, Any]:
+        """What a dry run of trades in the identity ``keys`` needs (the service's wash-check), read
+        in one MULTI: the household's version, last trade date, purchase and sale numbers, its
+        accounts' types, its open lots of ``keys`` and its loss sales of them still pending."""
+        k = self.k
+        for _ in range(MAX_ATTEMPTS):
+            pending = sorted(x.decode() for x in self.r.smembers(k.pending(household)))
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hmget(k.meta(household), "version", "last_date", "seq", "sale_seq")
+            pipe.hgetall(k.members(household))
+            pipe.smembers(k.pending(household))
+            for key in keys:
+                pipe.hgetall(k.lots(household, key))
+            if pending:
+                pipe.hmget(k.sales(household), pending)
+            replies = pipe.execute()
+            if sorted(x.decode() for x in replies[2]) != pending:
+                continue  # a commit in between: read again
+            version, last, seq, sale_seq = (int(x or 0) for x in replies[0])
+            lots = [decode_lot(f.decode(), v.decode()) for h in replies[3 : 3 + len(keys)] for f, v in h.items()]
+            sales = [decode_sale(v.decode()) for v in (replies[3 + len(keys)] if pending else []) if v]
+            wanted = set(keys)
+            return {
+                "version": version,
+                "last_date": dt.date.fromordinal(last) if last else None,
+                "seq": seq,
+                "sale_seq": sale_seq,
+                "accounts": {a.decode(): t.decode() for a, t in replies[1].items()},
+                "lots": lots,
+                "pending": [s for s in sales if self.key_of(s.symbol) in wanted],
+            }
+        raise CommitRejected("BUSY", f"household {household!r} kept changing while it was read")
+
     def sales(self, household: str) -> list[Sale]:
         out = [decode_sale(v.decode()) for v in self.r.hvals(self.k.sales(household))]
         return sorted(out, key=lambda s: (s.date, int(s.sale_id.rsplit(":", 1)[1])))

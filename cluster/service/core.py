@@ -333,23 +333,27 @@ class Service:
         """What each intended trade would wash in ``household`` (``washcheck.wash_check``): rows of
         account, symbol, side, quantity (shares), optional price (default: the day's close),
         date (default: the day's), lot_id (a sell's lot)."""
-        types = self.members(household)
-        intended = [self._intended(i, row, types) for i, row in enumerate(trades)]
-        if not intended:
+        check_id("household", household)
+        if not trades:
             raise InputError("trades", "give at least one trade")
-        for _ in range(READ_TRIES):
-            version = self._c(self.ledger.household_version, household)
-            held = self._c(self.ledger.household_lots, household)
-            pending = [s for s in self._c(self.ledger.sales, household) if s.unmatched > 0]
-            if self._c(self.ledger.household_version, household) == version:
-                break
-        lots = [x for rows in held.values() for x in rows]
-        house = household_engine(household, types, lots, pending, getattr(self.ledger, "identical", None))
-        return {
-            "household": household,
-            "ledger_version": version,
-            "trades": wash_check(house, intended),
-        }
+        identical = getattr(self.ledger, "identical", None) or {}
+        keys = sorted({identical.get(str(row.get("symbol")), str(row.get("symbol"))) for row in trades})
+        state = self._c(self.ledger.household_state, household, keys if all(is_symbol(k) for k in keys) else [])
+        types = state["accounts"]
+        if not types:
+            raise NotFound("household", household)
+        intended = [self._intended(i, row, types) for i, row in enumerate(trades)]
+        house = household_engine(
+            household,
+            types,
+            state["lots"],
+            state["pending"],
+            identical,
+            state["seq"],
+            state["sale_seq"],
+            state["last_date"],
+        )
+        return {"household": household, "ledger_version": state["version"], "trades": wash_check(house, intended)}
 
     def _intended(self, i: int, row: Mapping[str, Any], types: Mapping[str, str]) -> Intended:
         account = row.get("account")

@@ -47,29 +47,28 @@ def household_engine(
     lots: Iterable[OpenLot],
     pending: Iterable[Sale],
     identical: Mapping[str, str] | None = None,
+    seq: int = 0,
+    sale_seq: int = 0,
+    last_date: dt.date | None = None,
 ) -> Household:
-    """The engine's state of ``household`` from what a ledger reads: its accounts' types, open
-    lots (copied) and loss sales still waiting for replacement shares. Purchase and sale numbers
-    continue after the highest ones seen, so new purchases never share an identity with a lot."""
+    """The engine's state of ``household`` from what a ledger reads (``household_state``): its
+    accounts' types, open lots and loss sales still waiting for replacement shares (copied), the
+    household's purchase and sale numbers and last trade date. The numbers go on after the highest
+    seen too, so a purchase made here never shares an identity with a loaded lot."""
     house = Household(household, identical)
     for account, kind in account_types.items():
         house.register(account, kind)
-    seq, last = 0, None
     for lot in lots:
         house.load(lot.copy())
         house.ids[lot.lot_id] = "1"
         seq = max(seq, lot.seq)
-        last = max(last or lot.acquired, lot.acquired)
     waiting = []
-    sale_seq = 0
     for s in pending:
         sale_seq = max(sale_seq, int(s.sale_id.rsplit(":", 1)[1]))
-        seq = max(seq, int(s.purchase_id[1:]) if s.purchase_id[1:].isdigit() else 0)
-        last = max(last or s.date, s.date)
         if s.unmatched > 0:
             waiting.append(replace(s, replacements=list(s.replacements)))
     house.pending = waiting
-    house.seq, house.sale_seq, house.last_date = seq, sale_seq, last
+    house.seq, house.sale_seq, house.last_date = seq, sale_seq, last_date
     return house
 
 
