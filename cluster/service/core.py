@@ -127,6 +127,7 @@ class Service:
         is written. A solved proposal gets an id bound to the household's version."""
         o = overrides or Overrides()
         snap = self.snap
+        self._overridden(self.defaults, o)  # bad input refused before the ledger is read
         household = self.household_of(account)
         for _ in range(READ_TRIES):  # one consistent read: the version did not move under it
             version = self._c(self.ledger.household_version, household)
@@ -158,6 +159,8 @@ class Service:
         if status == "liquidate":
             trades, notes = liquidation(snap, lots, restrictions)
             figures = {"status": "liquidated", "te_ex_ante": None, "tax_estimate_cents": None, "solve_ms": 0.0}
+            if settings.taxable:
+                figures["harvested_loss_cents"] = -sum(g for g, _ in self._gains(lots, trades).values() if g < 0)
         else:
             try:
                 with self._solving:
@@ -190,7 +193,7 @@ class Service:
             "trades": [[t.symbol, t.side, str(t.shares), str(t.price), t.lot_id] for t in trades],
             "meta": {**described(info, settings), **figures, "notes": notes, "proposal": proposal_id},
         }
-        self.proposals.put(proposal_id, doc)
+        self._c(self.proposals.put, proposal_id, doc)
         tax = figures.get("tax_estimate_cents")
         if tax is None:
             tax = sum(int(tk["tax_cents"]) for tk in tickets)
@@ -204,7 +207,7 @@ class Service:
             "te_ex_ante": figures.get("te_ex_ante"),
             "tax_estimate": dollars(tax),
             "realized": {term: dollars(sum(g for g, tm in gains.values() if tm == term)) for term in ("short", "long")},
-            "harvested_loss": dollars(-sum(g for g, _ in gains.values() if g < 0)),
+            "harvested_loss": dollars(figures.get("harvested_loss_cents", 0)),
             "turnover": figures.get("turnover"),
             "cash_after": dollars(info.cash_cents + delta),
             "solve_ms": figures.get("solve_ms"),
