@@ -291,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     before = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     reaper = None
     try:
-        if args.command in ("rebalance", "demo", "ledger", "serve"):  # they may start redis-server and Ray
+        serving = args.command == "serve" and args.serve_cmd is None
+        if args.command in ("rebalance", "demo", "ledger") or serving:  # they may start redis-server and Ray
             from cluster.reaper import Reaper
 
             reaper = Reaper.start()  # stops them if this process is killed without cleaning up

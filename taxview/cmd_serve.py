@@ -46,19 +46,10 @@ def _cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import ray
-
-    from cluster.coordinator import _loopback_ray
-    from cluster.serve import ServeSettings, start, stop
     from cluster.service.auth import create_token, read_tokens
     from cluster.settings import read_firm_defaults
-    from ledger.connection import redact
-    from solver.market import read_market
-    from solver.snapshot import load_snapshot
     from solver.types import AccountSettings
     from taxview.core.errors import InputError
-
-    from .cmd_ledger import _Ledger
 
     work = Path(args.workdir)
     market_dir = Path(args.market) if args.market else work / "market"
@@ -81,6 +72,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         first = create_token(tokens, "admin")
     elif not read_tokens(tokens):
         raise InputError("tokens", f"{tokens} has no tokens: add one with `taxview serve token create NAME`")
+    import ray
+
+    from cluster.coordinator import _loopback_ray
+    from cluster.serve import ServeSettings, start, stop
+    from ledger.connection import redact
+    from solver.market import read_market
+    from solver.snapshot import load_snapshot
+
+    from .cmd_ledger import _Ledger
+
     market = read_market(market_dir)
     _, snap = load_snapshot(market_dir, market.dates[-1], args.factors)
     runs = Path(args.runs) if args.runs else work / "out"

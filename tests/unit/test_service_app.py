@@ -139,3 +139,17 @@ def test_console_needs_sign_in_then_shows_the_firm_account_and_household(env):
     assert "has no close" in page
     assert client.get("/console/accounts/H9-Z").status_code == 404
     client.cookies.clear()
+
+
+def test_cli_token_create_prints_the_token_last_and_refuses_bad_input(tmp_path, capsys):
+    from taxview.cli import main
+
+    assert main(["serve", "token", "create", "desk-1", "--tokens", str(tmp_path / "tokens")]) == 0
+    token = capsys.readouterr().out.splitlines()[-1]
+    assert token.startswith("tv_") and Tokens(tmp_path / "tokens").who(token) == "desk-1"
+    assert main(["serve", "token", "create", "desk-1", "--tokens", str(tmp_path / "tokens")]) == 2
+    assert main(["serve", "token", "create", "a{b}", "--tokens", str(tmp_path / "tokens")]) == 2
+    err = capsys.readouterr().err
+    assert "desk-1" in err and "name" in err and "Traceback" not in err
+    assert main(["serve", "--workdir", str(tmp_path), "--port", "8000"]) == 2  # no market there
+    assert "no market in" in capsys.readouterr().err
