@@ -45,6 +45,7 @@ class ServeSettings:
     port: int = 8000
     ledger_retry_s: float = 2.0  # a ledger call retried this long, then 503 (Retry-After)
     max_ongoing_requests: int = 32  # per replica (solves queue behind one lock per replica)
+    warm: bool = True  # compile the day's problems before taking requests
 
 
 @serve.deployment(name="TaxviewService", ray_actor_options={"num_cpus": 0})
@@ -65,6 +66,8 @@ class TaxviewService:
             Path(settings.runs_dir) if settings.runs_dir else None,
             call=partial(retrying, bound_s=settings.ledger_retry_s),
         )
+        if settings.warm:
+            self.service.warm()  # the replica is ready once its problems are compiled
 
     def __serve_build_asgi_app__(self) -> Any:
         return make_app(lambda: self.service, self.tokens)

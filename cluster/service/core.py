@@ -40,7 +40,7 @@ from solver.types import AccountSettings
 from taxview.core.errors import InputError, TaxviewError
 from taxview.core.money import allocate_basis, cents_at, cents_of, dollars_to_cents
 from taxview.core.orders import orders_of
-from taxview.core.records import Restrictions, Trade
+from taxview.core.records import Lot, Restrictions, Trade
 from taxview.core.tax import add_one_year, term_of
 
 from .proposals import MemoryProposals, ProposalBook, new_proposal_id
@@ -99,6 +99,24 @@ class Service:
             "problems_cached": len(self.cache),
             "cache_hits": self.cache.hits,
         }
+
+    def warm(self, lots_per_name: Sequence[int] = (1, 2, 4, 8)) -> int:
+        """Compile the problems accounts of the day will need before the first request: one
+        synthetic account at benchmark weights per slot layout (a power of two of lots per name,
+        half of them at a loss), solved and thrown away. Returns the problems now cached."""
+        snap = self.snap
+        acquired = snap.date - dt.timedelta(days=800)
+        for per_name in lots_per_name:
+            lots = []
+            for i, s in enumerate(snap.symbols):
+                shares = int(1_000_000 * snap.benchmark[i] / snap.prices[i] / per_name)
+                for j in range(per_name if shares else 0):
+                    worth = shares * snap.price_cents[i]
+                    basis = round(worth * (1.25 if j % 2 else 0.8))
+                    lots.append(Lot(f"warm-{i}-{j}", s, Decimal(shares), basis, acquired))
+            with self._solving:
+                solve_account(snap, lots, 2_000_000, with_delisted(self.defaults, snap), Restrictions(), self.cache)
+        return len(self.cache)
 
     # --- identities ------------------------------------------------------------------------
 

@@ -288,3 +288,12 @@ def test_account_view_prices_lots_and_terms(setup, small_snap):
     assert 0 < v["te_now"] < 0.2
     with pytest.raises(NotFound):
         svc.account("nobody")
+
+
+def test_warm_compiles_the_problems_a_proposal_then_finds_in_its_cache(small_snap):
+    led = _ledger(small_snap, small_snap.symbols[3])
+    svc = Service(led, small_snap, cache=ProblemCache())
+    assert svc.warm() >= 2 and svc.cache.misses >= 2
+    misses = svc.cache.misses
+    p = svc.propose("H1-S")  # one lot per name: a layout warm() compiled
+    assert p["status"] == "optimal" and svc.cache.misses == misses and svc.cache.hits > 0
