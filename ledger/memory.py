@@ -40,6 +40,7 @@ class MemoryLedger:
         self._actions: dict[str, dict[str, str]] = {}  # household -> corporate action id -> digest
         self._carry: dict[str, dict[str, str]] = {}  # household -> its carry fields, as the store's meta hash
         self._closed: dict[int, dict[str, Any]] = {}  # tax year -> summary: closed in every household
+        self._version: dict[str, int] = {}  # household -> version, moved by every write (as the store's)
 
     # --- accounts and opening lots ------------------------------------------------------------
 
@@ -59,7 +60,15 @@ class MemoryLedger:
             self._actions.setdefault(a.household, {})
             known = self._accounts.get(a.account)
             self._accounts[a.account] = replace(a, mandate_version=(known.mandate_version if known else 0) + 1)
+            self._touch(a.household)
         return len(accounts)
+
+    def _touch(self, household: str) -> None:
+        self._version[household] = self._version.get(household, 0) + 1
+
+    def household_version(self, household: str) -> int:
+        """``LedgerStore.household_version``: moved by every write to the household."""
+        return self._version.get(household, 0)
 
     def open_lot(self, account: str, lot: Lot) -> OpenLot:
         """An opening lot (a legacy portfolio): a new purchase, counted in the wash-sale window of
@@ -70,6 +79,7 @@ class MemoryLedger:
         )
         win = self._windows[hh].setdefault(self._houses[hh].key(lot.symbol), [0, 0])
         win[0] = max(win[0], lot.acquired.toordinal())
+        self._touch(hh)
         return opened
 
     def set_mandate(self, account: str, changes: Mapping[str, Any], actor: str, at: str) -> AccountInfo:
@@ -79,6 +89,7 @@ class MemoryLedger:
         if new.account_type != info.account_type:
             self._houses[info.household].accounts[account] = Account(account, info.household, new.account_type)
         self._accounts[account] = new
+        self._touch(info.household)
         return new
 
     def add_cash_flow(
@@ -94,6 +105,7 @@ class MemoryLedger:
             return False
         self._flows[flow] = (account, date, cents, reason)
         self._accounts[account] = replace(info, pending_flows=(*info.pending_flows, (date, cents)))
+        self._touch(info.household)
         return True
 
     def apply_cash_flows(self, account: str, date: dt.date) -> int:
@@ -103,6 +115,7 @@ class MemoryLedger:
         left = tuple(f for f in info.pending_flows if f[0] > date)
         self._accounts[account] = replace(info, cash_cents=info.cash_cents + due, pending_flows=left)
         self._flowed[(account, date)] = self._flowed.get((account, date), 0) + due
+        self._touch(info.household)
         return self._flowed[(account, date)]
 
     def adjust_cash(self, account: str, cents: int) -> int:
@@ -112,6 +125,7 @@ class MemoryLedger:
         if abs(cash) > MAX_CASH_CENTS:
             raise LedgerInputError("cash", f"account {account!r}: cash would be {cash} cents, out of range")
         self._accounts[account] = _with_cash(info, cash)
+        self._touch(info.household)
         return cash
 
     # --- reads (the Ledger protocol) ----------------------------------------------------------
@@ -149,6 +163,35 @@ class MemoryLedger:
         types = {a: acct.account_type for a, acct in house.accounts.items()}
         return restrictions_from_windows(windows, date, types, identity_names(self.identical))
 
+    def household_state(self, household: str, keys: Sequence[str]) -> dict[str, Any]:
+        """``LedgerStore.household_state``: copies (a dry run cannot reach the state)."""
+        house = self._houses.get(household)
+        if house is None:
+            return {"version": 0, "last_date": None, "seq": 0, "sale_seq": 0, "accounts": {}, "lots": [], "pending": []}
+        return {
+            "version": self.household_version(household),
+            "last_date": house.last_date,
+            "seq": house.seq,
+            "sale_seq": house.sale_seq,
+            "accounts": {a: x.account_type for a, x in house.accounts.items()},
+            "lots": [x.copy() for key in keys for x in house.by_key.get(key, {}).values()],
+            "pending": [
+                replace(s, replacements=list(s.replacements))
+                for key in keys
+                for s in house.pending_by_key.get(key, [])
+                if s.unmatched > 0
+            ],
+        }
+
+    def windows_many(self, households: Sequence[str]) -> dict[str, tuple[list[tuple[str, int, int]], dict[str, str]]]:
+        """``LedgerStore.windows_many``: per household its windows and its accounts' types (none: unknown)."""
+        out = {}
+        for hh in households:
+            house = self._houses.get(hh)
+            windows = [(k, b, l) for k, (b, l) in self._windows.get(hh, {}).items()]
+            out[hh] = (windows, {a: x.account_type for a, x in house.accounts.items()} if house else {})
+        return out
+
     def committed(self, account: str, idempotency_key: str) -> CommitResult | None:
         done = self._done[self.household_of(account)].get(idempotency_key)
         return None if done is None else _replayed(done[1])
@@ -164,6 +207,7 @@ class MemoryLedger:
         allow_wash: bool = False,
         check_cash: bool = False,
         meta: Mapping[str, Any] | None = None,
+        expect_version: int | None = None,
     ) -> CommitResult:
         """``LedgerStore.commit`` in memory: the same checks, the same results, nothing changed
         when it raises."""
@@ -179,6 +223,9 @@ class MemoryLedger:
                     "KEY_REUSED", f"idempotency key {idempotency_key!r} was used for a different commit"
                 )
             return _replayed(done[1])
+        if expect_version is not None and self.household_version(hh) != expect_version:
+            now = self.household_version(hh)
+            raise CommitRejected("CHANGED", f"household {hh!r} changed since version {expect_version} (now {now})")
         master = self._houses[hh]
         house = master.clone({master.key(t["symbol"]) for t in request})
         info = self._accounts[account]
@@ -210,6 +257,7 @@ class MemoryLedger:
             dict(meta or {}),
         )
         self._done[hh][idempotency_key] = (digest, result)
+        self._touch(hh)
         return result
 
     # --- the year-end roll (``ledger.yearend``: the store's planning) ----------------------------
@@ -285,6 +333,7 @@ class MemoryLedger:
             windows[key] = [bought, lost]
         house.last_date = action.date
         self._actions[plan.household][action.action_id] = action.digest
+        self._touch(plan.household)
 
 
 def _with_cash(info: AccountInfo, cash: int) -> AccountInfo:

@@ -144,6 +144,39 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
                 return [decode_lot(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
         raise CommitRejected("BUSY", f"household {household!r} kept changing while its lots were read")
 
+    def household_state(self, household: str, keys: Sequence[str]) -> dict[str, Any]:
+        """What a dry run of trades in the identity ``keys`` needs (the service's wash-check), read
+        in one MULTI: the household's version, last trade date, purchase and sale numbers, its
+        accounts' types, its open lots of ``keys`` and its loss sales of them still pending."""
+        k = self.k
+        for _ in range(MAX_ATTEMPTS):
+            pending = sorted(x.decode() for x in self.r.smembers(k.pending(household)))
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hmget(k.meta(household), "version", "last_date", "seq", "sale_seq")
+            pipe.hgetall(k.members(household))
+            pipe.smembers(k.pending(household))
+            for key in keys:
+                pipe.hgetall(k.lots(household, key))
+            if pending:
+                pipe.hmget(k.sales(household), pending)
+            replies = pipe.execute()
+            if sorted(x.decode() for x in replies[2]) != pending:
+                continue  # a commit in between: read again
+            version, last, seq, sale_seq = (int(x or 0) for x in replies[0])
+            lots = [decode_lot(f.decode(), v.decode()) for h in replies[3 : 3 + len(keys)] for f, v in h.items()]
+            sales = [decode_sale(v.decode()) for v in (replies[3 + len(keys)] if pending else []) if v]
+            wanted = set(keys)
+            return {
+                "version": version,
+                "last_date": dt.date.fromordinal(last) if last else None,
+                "seq": seq,
+                "sale_seq": sale_seq,
+                "accounts": {a.decode(): t.decode() for a, t in replies[1].items()},
+                "lots": lots,
+                "pending": [s for s in sales if self.key_of(s.symbol) in wanted],
+            }
+        raise CommitRejected("BUSY", f"household {household!r} kept changing while it was read")
+
     def sales(self, household: str) -> list[Sale]:
         out = [decode_sale(v.decode()) for v in self.r.hvals(self.k.sales(household))]
         return sorted(out, key=lambda s: (s.date, int(s.sale_id.rsplit(":", 1)[1])))
@@ -180,6 +213,11 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
             out[hh] = (last, {a.decode(): t.decode() for a, t in members.items()})
         return out
 
+    def household_version(self, household: str) -> int:
+        """The household's version: it moves with every write to the household (commit, import,
+        mandate, cash flow, corporate action)."""
+        return int(self.r.hget(self.k.meta(household), "version") or 0)
+
     # --- commit ------------------------------------------------------------------------------
 
     def commit(
@@ -191,6 +229,7 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
         allow_wash: bool = False,
         check_cash: bool = False,
         meta: Mapping[str, Any] | None = None,
+        expect_version: int | None = None,
     ) -> CommitResult:
         """Apply one account's trades of ``date`` atomically and idempotently.
 
@@ -203,6 +242,9 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
         The account's cash moves by sell proceeds minus buy costs; ``check_cash`` refuses a commit
         that would take it below zero (``OVERDRAFT``). ``meta`` (JSON) is stored with the result.
         An empty ``trades`` records the key (an account that had nothing to trade in a run).
+        ``expect_version``: refuse (``CHANGED``) unless the household is still at that version (a
+        proposal made on it, the service's); commit.lua checks the version the plan was made on,
+        so a change in between answers STALE, the snapshot is read again and this refuses.
         """
         hh = self.household_of(account)
         if not idempotency_key:
@@ -253,6 +295,10 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
             ids = {x: v.decode() for x, v in zip(probe, snap[4]) if v is not None}
             while True:  # plan; when it made ids not looked up yet, look them up and plan again
                 house, version = self._household(hh, snap)
+                if expect_version is not None and version != expect_version:
+                    raise CommitRejected(
+                        "CHANGED", f"household {hh!r} changed since version {expect_version} (now {version})"
+                    )
                 house.ids = dict(ids)
                 acct_type = house.accounts.get(account)
                 if acct_type is None:

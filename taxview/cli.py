@@ -27,6 +27,7 @@ from .cmd_run import (
     _cmd_rebalance,
     _cmd_solve,
 )
+from .cmd_serve import add_serve_parser
 
 
 def _redis_options(p: argparse.ArgumentParser) -> None:
@@ -263,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int, help="worker actors (default: one per CPU)")
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(func=_cmd_demo)
+
+    add_serve_parser(sub, _redis_options)
     return p
 
 
@@ -288,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     before = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     reaper = None
     try:
-        if args.command in ("rebalance", "demo", "ledger"):  # they may start redis-server and Ray
+        serving = args.command == "serve" and args.serve_cmd is None
+        if args.command in ("rebalance", "demo", "ledger") or serving:  # they may start redis-server and Ray
             from cluster.reaper import Reaper
 
             reaper = Reaper.start()  # stops them if this process is killed without cleaning up

@@ -1,0 +1,187 @@
+"""The service's HTTP face: a FastAPI app over ``cluster.service.core.Service`` (no Ray here: Ray
+Serve runs it in ``cluster.serve``; tests run it in process).
+
+Every route but ``/healthz`` and ``/readyz`` needs a bearer token (``auth.Tokens``); a missing or
+wrong one is 401 and logged without the token. Errors are JSON, never a traceback: bad input 422
+naming the field, an unknown account, household, proposal or run 404, a refused commit 409 with its
+code and reason, a ledger that does not answer 503 with ``Retry-After``, anything else 500 (logged).
+"""
+
+# no `from __future__ import annotations`: FastAPI reads the routes' local annotations (Caller) at runtime
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.errors import CommitRejected, LedgerUnavailable
+from taxview.core.errors import InputError
+
+from .auth import Tokens
+from .core import NotFound, Overrides, Service
+
+log = logging.getLogger("taxview.serve")
+RETRY_AFTER_S = 5
+MAX_TRADES = 1000
+
+
+class ProposalRequest(BaseModel):
+    """Overrides of the account's mandate for this proposal only."""
+
+    model_config = ConfigDict(extra="forbid")
+    cash_to_raise: Decimal | None = Field(None, description='dollars of cash to raise (exact, e.g. "50000.00")')
+    te_max: float | None = Field(None, description="tracking-error budget for this proposal (annualized)")
+    exclude: list[str] = Field(default_factory=list, max_length=1000, description="names not to hold")
+
+
+class IntendedTrade(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    account: str
+    symbol: str
+    side: Literal["buy", "sell"]
+    quantity: Decimal = Field(description="shares")
+    price: Decimal | None = Field(None, description="dollars per share (default: the day's close)")
+    date: dt.date | None = Field(None, description="default: the service's market day")
+    lot_id: str | None = Field(None, description="a sell's lot (default: first in, first out)")
+
+
+class WashCheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    trades: list[IntendedTrade] = Field(min_length=1, max_length=MAX_TRADES)
+
+
+class Unauthorized(Exception):
+    pass
+
+
+def error_response(exc: BaseException, where: str = "") -> JSONResponse:
+    """The JSON answer for an error the service raised (see the module's docstring)."""
+    if isinstance(exc, NotFound):
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+    if isinstance(exc, InputError):
+        loc = [where, exc.field] if where else [exc.field]
+        return JSONResponse(
+            {"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]},
+            status_code=422,
+        )
+    if isinstance(exc, CommitRejected):
+        if exc.code == "BUSY":
+            return _unavailable(str(exc))
+        reason = str(exc).split(": ", 1)[-1]
+        if exc.code == "CHANGED":
+            reason += ": propose again"
+        return JSONResponse({"detail": str(exc), "code": exc.code, "reason": reason}, status_code=409)
+    if isinstance(exc, LedgerUnavailable) or _redis_down(exc):
+        return _unavailable("the ledger is unavailable; try again shortly")
+    log.exception("internal error%s", f" ({where})" if where else "", exc_info=exc)
+    return JSONResponse({"detail": "internal error (logged on the server)"}, status_code=500)
+
+
+def _unavailable(detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def _redis_down(exc: BaseException) -> bool:
+    try:
+        import redis
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError))
+
+
+def answer(call: Callable[[], Any], where: str = "") -> Any:
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001 - every error becomes JSON, never a traceback
+        return error_response(exc, where)
+
+
+def make_app(get_service: Callable[[], Service], tokens: Tokens, console: bool = True) -> FastAPI:
+    """The app over the service ``get_service()`` returns (a replica's), guarded by ``tokens``."""
+    app = FastAPI(
+        title="taxview",
+        version="1",
+        description="On-demand proposals, commits and household wash-sale checks over the tax-lot ledger "
+        "(money as decimal strings of dollars, shares as decimal strings).",
+    )
+    bearer = HTTPBearer(auto_error=False)
+
+    def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+        who = tokens.who(credentials.credentials if credentials else None)
+        if who is None:
+            why = "no bearer token" if credentials is None else "unknown token"
+            client = request.client.host if request.client else "?"
+            log.warning("401 %s %s from %s: %s", request.method, request.url.path, client, why)
+            raise Unauthorized
+        return who
+
+    @app.exception_handler(Unauthorized)
+    def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "a valid bearer token is required"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    Caller = Annotated[str, Depends(caller)]
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, Any]:
+        """The process answers (no auth)."""
+        return {"ok": True}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> Any:
+        """The replica has its service and the ledger answers (no auth)."""
+        return answer(lambda: get_service().ready())
+
+    @app.post("/v1/accounts/{account}/proposals", tags=["proposals"])
+    def propose(account: str, who: Caller, body: ProposalRequest | None = None) -> Any:
+        """Solve the account now with its mandate and these overrides; nothing is written. A solved
+        proposal has an id bound to the household's ledger version."""
+        body = body or ProposalRequest()
+        o = Overrides(body.cash_to_raise, body.te_max, tuple(body.exclude))
+        return answer(lambda: get_service().propose(account, o), "body")
+
+    @app.post("/v1/proposals/{proposal_id}/commit", tags=["proposals"])
+    def commit(proposal_id: str, who: Caller) -> Any:
+        """Book the proposal if its household has not changed since (else 409: propose again);
+        a repeat answers what was booked (``replayed``)."""
+        log.info("commit %s by %s", proposal_id, who)
+        return answer(lambda: get_service().commit(proposal_id), "path")
+
+    @app.post("/v1/households/{household}/wash-check", tags=["wash sales"])
+    def wash_check(household: str, body: WashCheckRequest, who: Caller) -> Any:
+        """For each intended trade (in any account of the household): whether it would wash, which
+        sales or purchases, how many shares, the amount disallowed (or lost for good to an IRA), and
+        until when the name is blocked — from the ledger's own wash-sale engine."""
+        rows = [t.model_dump() for t in body.trades]
+        return answer(lambda: get_service().wash_check(household, rows), "body")
+
+    @app.get("/v1/households/{household}/restrictions", tags=["wash sales"])
+    def restrictions(household: str, who: Caller, date: dt.date | None = None) -> Any:
+        """What the household's wash-sale windows block on ``date`` (default: the market day)."""
+        return answer(lambda: get_service().restrictions(household, date), "path")
+
+    @app.get("/v1/accounts/{account}", tags=["accounts"])
+    def account(account: str, who: Caller) -> Any:
+        """Lots with unrealized gain and term, holdings against the benchmark, mandate, YTD
+        realized, cash."""
+        return answer(lambda: get_service().account(account), "path")
+
+    @app.get("/v1/runs/{run_id}", tags=["runs"])
+    def run(run_id: str, who: Caller) -> Any:
+        """A nightly run's summary (its run.json)."""
+        return answer(lambda: get_service().run(run_id), "path")
+
+    if console:
+        from .console import add_console
+
+        add_console(app, get_service, tokens)
+    return app

@@ -1,0 +1,155 @@
+"""The service's HTTP face in process (FastAPI's TestClient, the in-memory ledger; no Ray): tokens
+(created once, stored hashed, 401 without one and logged without it), errors as JSON (422 naming
+the field, 404, 409 with the reason, 503 with Retry-After when the ledger is down, never a
+traceback), and the console's pages behind its sign-in."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import stat
+from decimal import Decimal
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from cluster.service.app import make_app
+from cluster.service.auth import Tokens, create_token, read_tokens
+from cluster.service.core import Service
+from ledger.api import AccountInfo
+from ledger.connection import client_from_url, retrying
+from ledger.memory import MemoryLedger
+from ledger.server import free_port
+from ledger.store import LedgerStore
+from solver.problem import ProblemCache
+from taxview.core.errors import InputError
+from taxview.core.records import Lot
+
+CACHE = ProblemCache()
+
+
+@pytest.fixture(scope="module")
+def env(small_snap, tmp_path_factory):
+    work = tmp_path_factory.mktemp("app")
+    led = MemoryLedger()
+    led.add_accounts(
+        [AccountInfo("H1-T", "H1", "taxable", cash_cents=1_000_000), AccountInfo("H1-I", "H1", "ira", cash_cents=0)]
+    )
+    for i, s in enumerate(small_snap.symbols):
+        shares = int(500_000 * small_snap.benchmark[i] / small_snap.prices[i])
+        if shares:
+            basis = round(shares * small_snap.price_cents[i] / (0.8 if i % 3 == 0 else 1.2))
+            led.open_lot("H1-T", Lot(f"T-{s}", s, Decimal(shares), basis, dt.date(2015, 2, 2)))
+    token = create_token(work / "tokens", "advisor")
+    svc = Service(led, small_snap, cache=CACHE)
+    client = TestClient(make_app(lambda: svc, Tokens(work / "tokens")), raise_server_exceptions=False)
+    return client, {"Authorization": f"Bearer {token}"}, token, work, led
+
+
+def test_token_file_keeps_only_hashes_and_refuses_a_second_token_of_one_name(env):
+    _, _, token, work, _ = env
+    text = (work / "tokens").read_text()
+    assert token not in text and text.startswith("advisor sha256:")
+    assert stat.S_IMODE(os.stat(work / "tokens").st_mode) == 0o600
+    assert list(read_tokens(work / "tokens").values()) == ["advisor"]
+    with pytest.raises(InputError):
+        create_token(work / "tokens", "advisor")
+    with pytest.raises(InputError):
+        create_token(work / "tokens", "bad name")
+
+
+def test_missing_or_wrong_token_is_401_and_logged_without_the_token(env, caplog):
+    client, auth, token, _, _ = env
+    assert client.get("/healthz").status_code == 200
+    with caplog.at_level(logging.WARNING, logger="taxview.serve"):
+        for headers in ({}, {"Authorization": "Bearer " + token[:-2] + "xx"}):
+            r = client.get("/v1/accounts/H1-T", headers=headers)
+            assert r.status_code == 401 and r.json() == {"detail": "a valid bearer token is required"}
+    assert "401 GET /v1/accounts/H1-T" in caplog.text and token[:-2] not in caplog.text
+    assert client.get("/v1/accounts/H1-T", headers=auth).status_code == 200
+
+
+def test_errors_are_json_with_the_field_never_a_traceback(env):
+    client, auth, _, _, _ = env
+    r = client.post("/v1/accounts/H1-T/proposals", headers=auth, json={"cash_to_raise": "12.345"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "cash_to_raise"]
+    r = client.post("/v1/accounts/H1-T/proposals", headers=auth, json={"colour": "red"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "colour"
+    r = client.post(
+        "/v1/households/H1/wash-check",
+        headers=auth,
+        json={"trades": [{"account": "H1-T", "symbol": "A^B{", "side": "buy", "quantity": "1"}]},
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "symbol"
+    assert client.get("/v1/accounts/H1-X", headers=auth).status_code == 404
+    assert client.get("/v1/households/H2/restrictions", headers=auth).status_code == 404
+    assert client.get("/v1/runs/nightly-1", headers=auth).status_code == 404
+
+
+def test_a_stale_proposal_is_409_with_its_reason_and_a_replay_is_200(env):
+    client, auth, _, _, led = env
+    a = client.post("/v1/accounts/H1-T/proposals", headers=auth).json()
+    b = client.post("/v1/accounts/H1-T/proposals", headers=auth, json={"te_max": 0.03}).json()
+    assert client.post(f"/v1/proposals/{a['proposal_id']}/commit", headers=auth).status_code == 200
+    r = client.post(f"/v1/proposals/{b['proposal_id']}/commit", headers=auth)
+    assert r.status_code == 409 and r.json()["code"] == "CHANGED" and r.json()["reason"].endswith("propose again")
+    r = client.post(f"/v1/proposals/{a['proposal_id']}/commit", headers=auth)
+    assert r.status_code == 200 and r.json()["replayed"] is True
+
+
+def test_a_ledger_that_is_down_is_503_with_retry_after(small_snap, tmp_path):
+    token = create_token(tmp_path / "tokens", "ops")
+    down = LedgerStore(client_from_url(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2))
+    svc = Service(down, small_snap, cache=CACHE, call=lambda fn: retrying(fn, 0.3))
+    client = TestClient(make_app(lambda: svc, Tokens(tmp_path / "tokens")), raise_server_exceptions=False)
+    auth = {"Authorization": f"Bearer {token}"}
+    for r in (
+        client.get("/readyz"),
+        client.get("/v1/accounts/H1-T", headers=auth),
+        client.post("/v1/accounts/H1-T/proposals", headers=auth),
+        client.get("/v1/households/H1/restrictions", headers=auth),
+    ):
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        assert "Traceback" not in r.text and "redis://" not in r.text
+    unretried = Service(down, small_snap, cache=CACHE)  # a raw redis error is a 503 too
+    client = TestClient(make_app(lambda: unretried, Tokens(tmp_path / "tokens")), raise_server_exceptions=False)
+    assert client.get("/v1/accounts/H1-T", headers=auth).status_code == 503
+    assert isinstance(redis.exceptions.ConnectionError(), redis.exceptions.RedisError)
+
+
+def test_console_needs_sign_in_then_shows_the_firm_account_and_household(env):
+    client, _, token, _, led = env
+    r = client.get("/console", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/console/login"
+    assert client.post("/console/login", data={"token": "tv_nope"}).status_code == 401
+    r = client.post("/console/login", data={"token": token}, follow_redirects=False)
+    assert r.status_code == 303 and "httponly" in r.headers["set-cookie"].lower()
+    assert "samesite=strict" in r.headers["set-cookie"].lower()
+    page = client.get("/console").text
+    assert "H1-T" in page and "Households" in page
+    page = client.get("/console/accounts/H1-T").text
+    assert "Holdings against the benchmark" in page and "<svg" in page and "Lots (" in page
+    page = client.post("/console/accounts/H1-T/propose", data={"cash_to_raise": "1000"}).text
+    assert "Proposal p-" in page and "Commit these trades" in page
+    page = client.post(
+        "/console/households/H1/wash-check", data={"account": "H1-I", "side": "buy", "symbol": "NOPE", "quantity": "1"}
+    ).text
+    assert "has no close" in page
+    assert client.get("/console/accounts/H9-Z").status_code == 404
+    client.cookies.clear()
+
+
+def test_cli_token_create_prints_the_token_last_and_refuses_bad_input(tmp_path, capsys):
+    from taxview.cli import main
+
+    assert main(["serve", "token", "create", "desk-1", "--tokens", str(tmp_path / "tokens")]) == 0
+    token = capsys.readouterr().out.splitlines()[-1]
+    assert token.startswith("tv_") and Tokens(tmp_path / "tokens").who(token) == "desk-1"
+    assert main(["serve", "token", "create", "desk-1", "--tokens", str(tmp_path / "tokens")]) == 2
+    assert main(["serve", "token", "create", "a{b}", "--tokens", str(tmp_path / "tokens")]) == 2
+    err = capsys.readouterr().err
+    assert "desk-1" in err and "name" in err and "Traceback" not in err
+    assert main(["serve", "--workdir", str(tmp_path), "--port", "8000"]) == 2  # no market there
+    assert "no market in" in capsys.readouterr().err
