@@ -48,7 +48,7 @@ class CorporateActions:
         """Check the action against every household (``LedgerInputError``: nothing written), then
         write it household by household; see ``ledger.corporate`` for the rules."""
         check_identity(action, self.identical)
-        households = sorted(x.decode() for x in self.r.smembers(self.k.households()))
+        households = self.households()
         states: dict[str, tuple[HouseholdState, int]] = {}
         for i in range(0, len(households), CHUNK):
             pipe = self.r.pipeline(transaction=False)

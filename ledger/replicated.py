@@ -1,0 +1,81 @@
+"""Writes a Redis Cluster acknowledges only once a replica holds them.
+
+Redis replicates asynchronously: a master that acknowledged a script and died before its replica
+copied it loses the write when the replica is promoted. On a cluster each write script of the
+store (commit, import, mandate, cash flow, corporate action, year-end) is therefore sent as
+``EVALSHA`` followed by ``WAIT 1 <ms>`` on one connection of the master of its household's slot
+(``WAIT`` counts the replicas that hold that connection's writes). With one replica per master
+that replica is the one a failover promotes, so a write the store returned survives the loss of
+its master. A write no replica confirmed in time raises ``LedgerUnavailable`` (it may stand: a
+retry with the same idempotency key replays it). A master the slot map lists without a replica
+(a cluster of masters only) is not waited for. On one redis-server the script is used as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import redis
+from redis.cluster import RedisCluster
+from redis.commands.core import Script
+from redis.exceptions import AskError, NoScriptError, TryAgainError
+
+from .errors import LedgerUnavailable
+
+ATTEMPTS = 5  # slot-map reloads (a MOVED or ASK answer) before the caller's retry takes over
+
+
+def replicated(client: redis.Redis, script: Script, wait_ms: int) -> Script | ReplicatedScript:
+    """``script`` as the store calls it: waiting for a replica on a cluster, as it is elsewhere."""
+    return ReplicatedScript(client, script, wait_ms) if isinstance(client, RedisCluster) else script
+
+
+class ReplicatedScript:
+    """A write script on a Redis Cluster; called like ``Script`` (``keys``, ``args``, ``client``).
+    Every key must be in one slot (the household's hash tag)."""
+
+    def __init__(self, cluster: RedisCluster, script: Script, wait_ms: int) -> None:
+        self.cluster, self.script, self.wait_ms = cluster, script, wait_ms
+
+    def __call__(self, keys: Sequence[Any] = (), args: Iterable[Any] = (), client: Any = None) -> Any:
+        if client is not None:  # queued in a pipeline: the pipeline's own rules
+            return self.script(keys=keys, args=args, client=client)
+        keys, args = list(keys), list(args)
+        c = self.cluster
+        slot = c.keyslot(keys[0])
+        for _ in range(ATTEMPTS):
+            nodes = c.nodes_manager.slots_cache.get(slot) or []
+            if not nodes:
+                c.nodes_manager.initialize()
+                continue
+            master, has_replica = nodes[0], len(nodes) > 1
+            node = c.get_redis_connection(master)
+            pipe = node.pipeline(transaction=False)
+            pipe.evalsha(self.script.sha, len(keys), *keys, *args)
+            if has_replica:
+                pipe.execute_command("WAIT", 1, self.wait_ms)
+            try:
+                out = pipe.execute(raise_on_error=False)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                c.nodes_manager.initialize()  # the master may be gone: the caller's retry finds its successor
+                raise
+            reply = out[0]
+            if isinstance(reply, NoScriptError):  # a promoted replica has not the script cache
+                node.script_load(self.script.script)
+                continue
+            if isinstance(reply, AskError):  # MOVED (a subclass) too: the slot is elsewhere now
+                c.nodes_manager.initialize()
+                continue
+            if isinstance(reply, Exception):
+                raise reply
+            if has_replica and int(out[1]) < 1:
+                raise LedgerUnavailable(
+                    f"the write to {keys[0]!r} was not confirmed by a replica of {master.name} within "
+                    f"{self.wait_ms} ms (it may stand: a retry with the same key replays it)"
+                )
+            return reply
+        raise TryAgainError(f"the slot of {keys[0]!r} kept moving")
+
+
+__all__ = ["ReplicatedScript", "replicated"]
