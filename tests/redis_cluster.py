@@ -13,6 +13,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,13 +136,15 @@ class LocalRedisCluster:
 
         self._wait(ok, timeout, "the cluster to be ok")
 
-    def master_with_replica(self) -> tuple[Node, int]:
-        """A master that has a live replica attached: (the master, its replica's port)."""
+    def master_with_replica(self, prefer: Mapping[int, int] | None = None) -> tuple[Node, int]:
+        """A master that has a live replica attached: (the master, its replica's port); of those,
+        the one with the highest ``prefer[port]``."""
         roles = self.roles()
-        for port, (role, master) in roles.items():
-            if role == "slave":
-                return next(n for n in self.nodes if n.port == master), port
-        raise AssertionError(f"no replica attached: {roles}")
+        pairs = [(master, port) for port, (role, master) in roles.items() if role == "slave"]
+        if not pairs:
+            raise AssertionError(f"no replica attached: {roles}")
+        master, replica = max(pairs, key=lambda x: (prefer or {}).get(x[0], 0))
+        return next(n for n in self.nodes if n.port == master), replica
 
     def kill(self, node: Node) -> None:
         """SIGKILL one node (a crash)."""
