@@ -9,6 +9,10 @@ that replica is the one a failover promotes, so a write the store returned survi
 its master. A write no replica confirmed in time raises ``LedgerUnavailable`` (it may stand: a
 retry with the same idempotency key replays it). A master the slot map lists without a replica
 (a cluster of masters only) is not waited for. On one redis-server the script is used as it is.
+
+Left open: a replay (``read.lua`` finding the stored result of a commit whose own reply was lost)
+is returned without a WAIT; in the moment between that write and its copy, a replay on the same
+master could report a commit that a failover right after would lose.
 """
 
 from __future__ import annotations
