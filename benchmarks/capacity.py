@@ -18,6 +18,7 @@ for a few consecutive nights on a local Ray, in one run. Measured:
   worker cores and nodes (``--cores-per-node``), each with the assumptions written into the JSON.
 
     python benchmarks/capacity.py [--accounts 200] [--nights 2] [--workers 2] [--json FILE]
+    python benchmarks/capacity.py --from-json FILE [--target-accounts N ...]   # the extrapolation again
 """
 
 from __future__ import annotations
@@ -91,7 +92,11 @@ def main() -> None:
     ap.add_argument("--redis-cpu-share", type=float, default=0.5, help="of the window, per master")
     ap.add_argument("--cores-per-node", type=int, default=16)
     ap.add_argument("--json")
+    ap.add_argument("--from-json", help="recompute the extrapolation from this earlier run's JSON (no run)")
     args = ap.parse_args()
+    if args.from_json:
+        emit(again(args.from_json, args), args.json)
+        return
     if args.nights < 2:
         ap.error("--nights must be at least 2: the first night is not the steady state")
 
@@ -168,55 +173,76 @@ def main() -> None:
                 print(json.dumps(night), flush=True)
             client.close()
     out["nights"] = nights
-    out["extrapolation"] = extrapolate(args, out["after_import"], nights[1:], out["firm"]["lots_per_account"])
+    out["extrapolation"] = extrapolate(args, out["after_import"], nights, out["firm"]["lots_per_account"])
     emit(out, args.json)
 
 
-def extrapolate(args, imported: dict, steady: list[dict], lots_per_account: float) -> dict:
-    """The target firm from the steady nights (the nights after the first), assumptions stated."""
-    per_lot = max(n["bytes_per_open_lot"] for n in steady)  # the ledger's bytes per open lot, journal included
-    per_lot_lots = imported["bytes_per_lot_lots_and_ids"]
+def extrapolate(args, imported: dict, nights: list[dict], lots_per_account: float) -> dict:
+    """The target firm from the measured nights (the first: the firm's rebuild, once; the others:
+    the steady state), assumptions stated. Memory with a retention policy keeping
+    ``--retained-nights`` of journal, idempotency records and sales, and without one after a year."""
+    first, steady = nights[0], nights[1:]
+    per_lot = imported["bytes_per_lot_lots_and_ids"]  # lot hashes + the lot-id registry
+    per_lot_journal = imported["bytes_per_lot_import_journal"]  # the import's journal copy of the lots
     per_night = max(n["bytes_per_account_night"] for n in steady)
     rate_core = min(n["accounts_per_s_per_core"] for n in steady)
     redis_ms = max(n["redis_cpu_ms_per_account"] for n in steady)
-    scale = args.target_lots / lots_per_account  # per-account work read and written grows with the lots
-    lots = args.target_accounts * args.target_lots
-    window_s = args.window_h * 3600
-    data_gb = (lots * per_lot + args.target_accounts * args.retained_nights * per_night) / 1e9
-    data_gb_lots_only = lots * per_lot_lots / 1e9
-    redis_cpu_s = args.target_accounts * redis_ms * scale / 1e3
-    shards_mem = math.ceil(data_gb / args.shard_gb)
-    shards_cpu = math.ceil(redis_cpu_s / (window_s * args.redis_cpu_share))
-    cores_low = math.ceil(args.target_accounts / (window_s * rate_core))
-    cores_high = math.ceil(args.target_accounts * scale / (window_s * rate_core))
-    return {
-        "target": {"accounts": args.target_accounts, "lots_per_account": args.target_lots, "lots": lots},
-        "window_h": args.window_h,
-        "assumptions": [
-            f"bytes per open lot as measured after the steady nights ({per_lot:.0f} B: lot hashes, the id "
-            "registry, and the import's journal copy, which retention would remove)",
-            f"{args.retained_nights} nights of journal, idempotency records and sales kept in Redis at "
-            f"{per_night:,} B per account-night (the steady nights' growth)",
-            f"ledger read, commit and Redis CPU per account grow with lots per account ({lots_per_account:.0f} "
-            f"measured → {args.target_lots}: ×{scale:.2f}); the solve does not (its size is names × slots)",
-            f"accounts/s per core as the slowest steady night on this machine ({rate_core}), no faster cores",
-            f"≤ {args.shard_gb:g} GB of ledger data per Redis master (room to fork for AOF rewrites on a "
-            f"64 GB host), Redis busy ≤ {args.redis_cpu_share:.0%} of the window; one replica per master",
-            f"{args.cores_per_node} worker cores per Ray node, one worker per core",
-        ],
-        "redis_data_gb": round(data_gb, 1),
-        "redis_data_gb_lot_hashes_only": round(data_gb_lots_only, 1),
-        "redis_cpu_s_per_night": round(redis_cpu_s),
-        "redis_masters": max(shards_mem, shards_cpu),
-        "redis_masters_for_memory": shards_mem,
-        "redis_masters_for_cpu": shards_cpu,
-        "redis_nodes_with_replicas": 2 * max(shards_mem, shards_cpu),
-        "worker_cores": {"solve_bound": cores_low, "lots_bound": cores_high},
-        "ray_nodes": {
-            "solve_bound": math.ceil(cores_low / args.cores_per_node),
-            "lots_bound": math.ceil(cores_high / args.cores_per_node),
-        },
+    scale = args.target_lots / lots_per_account  # ledger read, commit, Redis CPU grow with the lots
+    n, lots, window_s = args.target_accounts, args.target_accounts * args.target_lots, args.window_h * 3600
+    gb = {
+        "lots_and_ids": lots * per_lot / 1e9,
+        "import_journal_copy": lots * per_lot_journal / 1e9,
+        "first_night_once": n * first["bytes_per_account_night"] * scale / 1e9,
+        "per_night": n * per_night * scale / 1e9,
     }
+    retained = gb["lots_and_ids"] + args.retained_nights * gb["per_night"]
+    a_year = sum(gb[k] for k in ("lots_and_ids", "import_journal_copy", "first_night_once")) + 252 * gb["per_night"]
+    redis_cpu_s = n * redis_ms * scale / 1e3
+    masters_cpu = math.ceil(redis_cpu_s / (window_s * args.redis_cpu_share))
+    masters = max(math.ceil(retained / args.shard_gb), masters_cpu)
+
+    def cores(rate: float, lot_scaled: bool) -> int:
+        return math.ceil(n * (scale if lot_scaled else 1.0) / (window_s * rate))
+
+    worker_cores = {
+        "steady_night": cores(rate_core, False),
+        "steady_night_work_scaled_by_lots": cores(rate_core, True),
+        "first_night": cores(first["accounts_per_s_per_core"], True),
+    }
+    return {
+        "target": {"accounts": n, "lots_per_account": args.target_lots, "lots": lots, "window_h": args.window_h},
+        "assumptions": [
+            f"{per_lot:.0f} B per open lot (lot hashes and the lot-id registry, after the import), "
+            f"{per_lot_journal:.0f} B more per lot for the import's journal copy until retention replaces it",
+            f"{per_night:,} B per account-night at steady state and {first['bytes_per_account_night']:,} B on the "
+            f"firm's first night (idempotency records, journal, sales), both ×{scale:.2f} for "
+            f"{args.target_lots} lots per account against {lots_per_account:.0f} measured",
+            f"retention keeps {args.retained_nights} nights in Redis (without it: 252 nights a year, the import's "
+            "journal copy and the first night stay)",
+            f"Redis CPU {redis_ms} ms per account as measured ×{scale:.2f}, one master busy at most "
+            f"{args.redis_cpu_share:.0%} of the window; ≤ {args.shard_gb:g} GB of ledger data per master (room to "
+            "fork for AOF rewrites on a 64 GB host); one replica per master",
+            f"accounts/s per core as the slowest steady night on this machine ({rate_core}; the first night "
+            f"{first['accounts_per_s_per_core']}), one worker per core, {args.cores_per_node} cores per Ray node",
+        ],
+        "redis_gb": {k: round(v, 1) for k, v in gb.items()},
+        "redis_gb_with_retention": round(retained, 1),
+        "redis_gb_after_a_year_without_retention": round(a_year, 1),
+        "redis_cpu_s_per_night": round(redis_cpu_s),
+        "redis_masters": masters,
+        "redis_masters_for_cpu": masters_cpu,
+        "redis_nodes_with_replicas": 2 * masters,
+        "redis_masters_a_year_without_retention": math.ceil(a_year / args.shard_gb),
+        "worker_cores": worker_cores,
+        "ray_worker_nodes": {k: math.ceil(v / args.cores_per_node) for k, v in worker_cores.items()},
+    }
+
+
+def again(path: str, args) -> dict:
+    """The extrapolation recomputed from a run's JSON (other targets or assumptions, no new run)."""
+    doc = json.loads(Path(path).read_text())
+    doc["extrapolation"] = extrapolate(args, doc["after_import"], doc["nights"], doc["firm"]["lots_per_account"])
+    return doc
 
 
 if __name__ == "__main__":
