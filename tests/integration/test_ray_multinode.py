@@ -44,10 +44,13 @@ def two_nodes():
         assert not cluster.leftovers()
 
 
-def rebalance_cli(cluster: LocalRayCluster, redis_url: str, market_dir, out: Path, run_id: str) -> subprocess.Popen:
-    """``taxview rebalance --address <head>`` as a separate process (a driver of the cluster)."""
+def rebalance_cli(
+    cluster: LocalRayCluster, redis_url: str, market_dir, out: Path, run_id: str, address: str
+) -> subprocess.Popen:
+    """``taxview rebalance --address ADDRESS`` as a separate process (a driver of the cluster);
+    ``auto`` finds this cluster through its ``RAY_TMPDIR``."""
     date = str(read_market(market_dir).dates[-1])
-    args = ["rebalance", "--address", cluster.address, "--redis", redis_url, "--date", date, "--market"]
+    args = ["rebalance", "--address", address, "--redis", redis_url, "--date", date, "--market"]
     args += [str(market_dir), "--out", str(out), "--run-id", run_id, "--shard-size", "2", "--factors", "8", "--quiet"]
     code = "import sys; from taxview.cli import main; sys.exit(main(sys.argv[1:]))"
     env = {**cluster.env, "PYTHONPATH": str(ROOT)}
@@ -77,7 +80,7 @@ def test_shards_run_on_both_nodes_and_a_lost_node_leaves_every_account_done_once
     store = LedgerStore(redis_client)
     accounts = load_firm(store, market_dir, accounts=16)
 
-    proc = rebalance_cli(cluster, redis_server.url, market_dir, tmp_path / "one", "two-nodes")
+    proc = rebalance_cli(cluster, redis_server.url, market_dir, tmp_path / "one", "two-nodes", "auto")
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
     run = check_each_account_once(store, accounts, tmp_path / "one", "two-nodes")
@@ -90,7 +93,7 @@ def test_shards_run_on_both_nodes_and_a_lost_node_leaves_every_account_done_once
     redis_client.flushall()
     store = LedgerStore(redis_client)
     accounts = load_firm(store, market_dir, accounts=16)
-    proc = rebalance_cli(cluster, redis_server.url, market_dir, tmp_path / "two", "node-lost")
+    proc = rebalance_cli(cluster, redis_server.url, market_dir, tmp_path / "two", "node-lost", cluster.address)
     deadline = time.monotonic() + 240
     while committed(store, accounts, "node-lost") < 2:
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]

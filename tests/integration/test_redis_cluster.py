@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
+import signal
 from collections import Counter, defaultdict
 from decimal import Decimal
 
@@ -63,6 +66,27 @@ def test_households_spread_over_the_masters_and_each_keeps_to_one_slot(redis_clu
         assert len(keys) >= 4 and len({key_slot(k.encode()) for k in keys}) == 1, keys
         by_node[store.r.get_node_from_key(keys[0]).name].add(hh)
     assert len(by_node) >= 2  # more than one master holds households
+
+
+def test_a_write_no_replica_confirmed_fails_and_its_retry_replays_it(redis_cluster, redis_cluster_client):
+    from ledger.api import AccountInfo
+    from ledger.errors import LedgerUnavailable
+    from taxview.core.records import Trade
+
+    store = LedgerStore(redis_cluster_client, replica_wait_ms=300)
+    store.add_accounts([AccountInfo("A", "H1", "taxable", cash_cents=1_000_000)])
+    master = store.r.get_node_from_key(store.k.meta("H1")).port
+    replica = next(p for p, (role, of) in redis_cluster.roles().items() if role == "slave" and of == master)
+    node = next(n for n in redis_cluster.nodes if n.port == replica)
+    buy = [Trade("XYZ", "buy", Decimal(10), Decimal("12.50"))]
+    os.kill(node.proc.pid, signal.SIGSTOP)  # the replica stops copying
+    try:
+        with pytest.raises(LedgerUnavailable, match="not confirmed by a replica"):
+            store.commit("A", dt.date(2024, 3, 1), buy, "run:A")
+    finally:
+        os.kill(node.proc.pid, signal.SIGCONT)
+    again = store.commit("A", dt.date(2024, 3, 1), buy, "run:A")  # the write stood: the retry replays it
+    assert again.replayed and [x.quantity for x in store.lots("A")] == [Decimal(10)]
 
 
 def test_the_ledger_commands_run_unchanged_on_a_cluster(redis_cluster, redis_cluster_client, tmp_path, capsys):

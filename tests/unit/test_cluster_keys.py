@@ -3,9 +3,11 @@ keys do), and a ``redis+cluster://`` URL names a cluster."""
 
 from __future__ import annotations
 
+import pytest
 from redis.crc import key_slot
+from redis.exceptions import ClusterDownError, ResponseError, TryAgainError
 
-from ledger.connection import cluster_scheme, redact
+from ledger.connection import cluster_scheme, redact, retrying
 from ledger.keys import Keys
 
 
@@ -41,3 +43,17 @@ def test_a_cluster_url_is_named_by_its_scheme_and_read_as_a_plain_one():
     assert cluster_scheme("rediss+cluster://h:7000") == (True, "rediss://h:7000")
     assert cluster_scheme("redis://h:6379/0") == (False, "redis://h:6379/0")
     assert redact("redis+cluster://:s3cret@h:7000/0") == "redis+cluster://:***@h:7000/0"
+
+
+def test_a_failover_in_progress_is_retried_and_other_errors_are_not():
+    answers = [ClusterDownError("CLUSTERDOWN The cluster is down"), TryAgainError("TRYAGAIN"), "ok"]
+
+    def call():
+        x = answers.pop(0)
+        if isinstance(x, Exception):
+            raise x
+        return x
+
+    assert retrying(call, bound_s=5) == "ok" and not answers
+    with pytest.raises(ResponseError):
+        retrying(lambda: (_ for _ in ()).throw(ResponseError("WRONGTYPE")), bound_s=5)
