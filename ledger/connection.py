@@ -77,6 +77,8 @@ def is_cluster(url: str) -> bool:
     client = redis.Redis.from_url(plain, socket_connect_timeout=5.0, socket_timeout=10.0)
     try:
         return int(client.info("cluster").get("cluster_enabled", 0)) == 1
+    except redis.exceptions.ResponseError:  # INFO refused (an ACL without it): name a cluster by its scheme
+        return False
     finally:
         client.close()
 
