@@ -10,9 +10,10 @@ its master. A write no replica confirmed in time raises ``LedgerUnavailable`` (i
 retry with the same idempotency key replays it). A master the slot map lists without a replica
 (a cluster of masters only) is not waited for. On one redis-server the script is used as it is.
 
-Left open: a replay (``read.lua`` finding the stored result of a commit whose own reply was lost)
-is returned without a WAIT; in the moment between that write and its copy, a replay on the same
-master could report a commit that a failover right after would lose.
+A replay (``read.lua`` finding the stored result of a commit whose own reply was lost) is
+confirmed the same way before it is returned (``confirm``): ``WAIT`` counts only a connection's
+own writes, so it is sent after a one-field write to the household's meta hash (``synced``) —
+replication is one ordered stream, and a replica that has that write has the commit before it.
 """
 
 from __future__ import annotations
@@ -46,8 +47,17 @@ class ReplicatedScript:
         if client is not None:  # queued in a pipeline: the pipeline's own rules
             return self.script(keys=keys, args=args, client=client)
         keys, args = list(keys), list(args)
+        return self._on_master(keys[0], lambda pipe: pipe.evalsha(self.script.sha, len(keys), *keys, *args))
+
+    def confirm(self, key: str) -> None:
+        """Return once a replica of ``key``'s master has everything written there so far (a
+        ``synced`` field set on ``key``, a hash of the household, then ``WAIT``)."""
+        self._on_master(key, lambda pipe: pipe.hset(key, "synced", 1))
+
+    def _on_master(self, key: str, write) -> Any:
+        """``write(pipe)`` then ``WAIT 1`` on one connection of the master of ``key``'s slot."""
         c = self.cluster
-        slot = c.keyslot(keys[0])
+        slot = c.keyslot(key)
         for _ in range(ATTEMPTS):
             nodes = c.nodes_manager.slots_cache.get(slot) or []
             if not nodes:
@@ -56,7 +66,7 @@ class ReplicatedScript:
             master, has_replica = nodes[0], len(nodes) > 1
             node = c.get_redis_connection(master)
             pipe = node.pipeline(transaction=False)
-            pipe.evalsha(self.script.sha, len(keys), *keys, *args)
+            write(pipe)
             if has_replica:
                 pipe.execute_command("WAIT", 1, self.wait_ms)
             try:
@@ -75,11 +85,11 @@ class ReplicatedScript:
                 raise reply
             if has_replica and int(out[1]) < 1:
                 raise LedgerUnavailable(
-                    f"the write to {keys[0]!r} was not confirmed by a replica of {master.name} within "
+                    f"the write to {key!r} was not confirmed by a replica of {master.name} within "
                     f"{self.wait_ms} ms (it may stand: a retry with the same key replays it)"
                 )
             return reply
-        raise TryAgainError(f"the slot of {keys[0]!r} kept moving")
+        raise TryAgainError(f"the slot of {key!r} kept moving")
 
 
 __all__ = ["ReplicatedScript", "replicated"]

@@ -43,7 +43,7 @@ from .keys import Keys, dot_prefixes, made_lot_id, piece_order
 from .mandates import MandateWrites
 from .plan import commit_digest, key_reused, plan_commit, wire_trades
 from .records import Account, OpenLot, Sale
-from .replicated import replicated
+from .replicated import ReplicatedScript, replicated
 from .washsale import Household
 from .windows import WINDOW_DAYS, restrictions_from_windows
 from .yearend import YearEnds
@@ -268,6 +268,8 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
                 d, _, result = stored.decode().partition("|")
                 if d != digest:
                     raise key_reused(idempotency_key)
+                if isinstance(self._commit, ReplicatedScript):  # on a cluster: on a replica too
+                    self._commit.confirm(k.meta(hh))
                 return self._result(json.loads(result), replayed=True, attempts=attempt)
             ids = {x: v.decode() for x, v in zip(probe, snap[4]) if v is not None}
             while True:  # plan; when it made ids not looked up yet, look them up and plan again

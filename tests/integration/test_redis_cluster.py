@@ -83,6 +83,8 @@ def test_a_write_no_replica_confirmed_fails_and_its_retry_replays_it(redis_clust
     try:
         with pytest.raises(LedgerUnavailable, match="not confirmed by a replica"):
             store.commit("A", dt.date(2024, 3, 1), buy, "run:A")
+        with pytest.raises(LedgerUnavailable, match="not confirmed by a replica"):  # nor its replay
+            store.commit("A", dt.date(2024, 3, 1), buy, "run:A")
     finally:
         os.kill(node.proc.pid, signal.SIGCONT)
     again = store.commit("A", dt.date(2024, 3, 1), buy, "run:A")  # the write stood: the retry replays it
