@@ -7,8 +7,10 @@ store (commit, import, mandate, cash flow, corporate action, year-end) is theref
 (``WAIT`` counts the replicas that hold that connection's writes). With one replica per master
 that replica is the one a failover promotes, so a write the store returned survives the loss of
 its master. A write no replica confirmed in time raises ``LedgerUnavailable`` (it may stand: a
-retry with the same idempotency key replays it). A master the slot map lists without a replica
-(a cluster of masters only) is not waited for. On one redis-server the script is used as it is.
+retry with the same idempotency key replays it). A master with no replica connected (its ``INFO
+replication``, asked every ``REPLICA_CHECK_S`` and again when a WAIT falls short; not the client's
+slot map, which may not list replicas yet) is not waited for. On one redis-server the script is
+used as it is.
 
 A replay (``read.lua`` finding the stored result of a commit whose own reply was lost) is
 confirmed the same way before it is returned (``confirm``): ``WAIT`` counts only a connection's
@@ -18,6 +20,7 @@ replication is one ordered stream, and a replica that has that write has the com
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -29,6 +32,7 @@ from redis.exceptions import AskError, NoScriptError, TryAgainError
 from .errors import LedgerUnavailable
 
 ATTEMPTS = 5  # slot-map reloads (a MOVED or ASK answer) before the caller's retry takes over
+REPLICA_CHECK_S = 10.0  # how long a master's count of connected replicas is trusted
 
 
 def replicated(client: redis.Redis, script: Script, wait_ms: int) -> Script | ReplicatedScript:
@@ -42,6 +46,7 @@ class ReplicatedScript:
 
     def __init__(self, cluster: RedisCluster, script: Script, wait_ms: int) -> None:
         self.cluster, self.script, self.wait_ms = cluster, script, wait_ms
+        self._replicas: dict[str, tuple[int, float]] = {}  # master -> (connected replicas, when asked)
 
     def __call__(self, keys: Sequence[Any] = (), args: Iterable[Any] = (), client: Any = None) -> Any:
         if client is not None:  # queued in a pipeline: the pipeline's own rules
@@ -63,14 +68,17 @@ class ReplicatedScript:
             if not nodes:
                 c.nodes_manager.initialize()
                 continue
-            master, has_replica = nodes[0], len(nodes) > 1
+            master = nodes[0]
             node = c.get_redis_connection(master)
-            pipe = node.pipeline(transaction=False)
-            write(pipe)
-            if has_replica:
-                pipe.execute_command("WAIT", 1, self.wait_ms)
             try:
+                has_replica = self.replicas(master.name, node) > 0
+                pipe = node.pipeline(transaction=False)
+                write(pipe)
+                if has_replica:
+                    pipe.execute_command("WAIT", 1, self.wait_ms)
                 out = pipe.execute(raise_on_error=False)
+                if has_replica and not isinstance(out[0], Exception) and int(out[1]) < 1:
+                    has_replica = self.replicas(master.name, node, fresh=True) > 0  # or its replica left
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 c.nodes_manager.initialize()  # the master may be gone: the caller's retry finds its successor
                 raise
@@ -90,6 +98,15 @@ class ReplicatedScript:
                 )
             return reply
         raise TryAgainError(f"the slot of {key!r} kept moving")
+
+    def replicas(self, master: str, node: redis.Redis, fresh: bool = False) -> int:
+        """The replicas connected to ``master`` (``INFO replication``), asked at most every
+        ``REPLICA_CHECK_S`` unless ``fresh``."""
+        known = self._replicas.get(master)
+        if fresh or known is None or time.monotonic() - known[1] > REPLICA_CHECK_S:
+            known = (int(node.info("replication").get("connected_slaves", 0)), time.monotonic())
+            self._replicas[master] = known
+        return known[0]
 
 
 __all__ = ["ReplicatedScript", "replicated"]

@@ -369,9 +369,12 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
 
     def committed(self, account: str, idempotency_key: str) -> CommitResult | None:
         """The stored result of a commit made with this key, or None."""
-        stored = self.r.hget(self.k.idempotency(self.household_of(account)), idempotency_key)
+        hh = self.household_of(account)
+        stored = self.r.hget(self.k.idempotency(hh), idempotency_key)
         if stored is None:
             return None
+        if isinstance(self._commit, ReplicatedScript):  # on a cluster: on a replica too
+            self._commit.confirm(self.k.meta(hh))
         return self._result(json.loads(stored.decode().partition("|")[2]), replayed=True, attempts=0)
 
 
