@@ -112,6 +112,23 @@ def _reason(exc: BaseException) -> str:
     return redact(text)[:300]
 
 
+class _NodeWorker(RebalanceWorker):
+    """The worker as a Ray actor: each shard's result says which Ray node ran it."""
+
+    def run_shard(self, snap, run_id: str, shard) -> dict[str, Any]:
+        out = super().run_shard(snap, run_id, shard)
+        out["node_id"] = ray.get_runtime_context().get_node_id()
+        return out
+
+
+def _with_node(batch: pa.RecordBatch, node_id: str | None) -> pa.RecordBatch:
+    """accounts.parquet's rows of one shard with the Ray node that ran it (``node_id``)."""
+    i = batch.schema.get_field_index("node_id")
+    column = pa.array([node_id] * batch.num_rows, type=pa.string())
+    columns = [column if j == i else c for j, c in enumerate(batch.columns)]
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+
 def _failed_rows(shard, reason: str) -> dict[str, Any]:
     rows = [RebalanceWorker._failed(a, hh, "error", reason) for hh, members in shard.households for a in members]
     return {
@@ -205,7 +222,7 @@ def rebalance(
             signal.signal(s, stop)
         n_workers = run.workers or max(1, int(ray.available_resources().get("CPU", 1)))
         snap_ref = ray.put(snap)  # once; every worker reads the arrays zero-copy
-        actor_cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(RebalanceWorker)
+        actor_cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(_NodeWorker)
         actors = [actor_cls.remote(ledger, defaults or AccountSettings()) for _ in range(n_workers)]
         ray.get([a.ping.remote() for a in actors])
         stages["ray_setup_s"] = time.perf_counter() - t
@@ -226,6 +243,12 @@ def rebalance(
         output_s = 0.0
         queue = list(reversed(shards))
         in_flight: dict[Any, tuple[int, Any, int]] = {}  # ref -> (actor index, shard, attempt)
+        # Actors not known dead. A shard whose actor died goes to one of these (an actor on a lost
+        # node may never restart: its node's CPUs are gone); the dead one is pinged and takes
+        # shards again once Ray restarted it.
+        healthy = set(range(n_workers))
+        probes: dict[Any, int] = {}  # ping ref -> actor index
+        shard_nodes: dict[str, int] = {}  # Ray node id -> shards it ran
         retries = 0
         done = 0
         waited = 0.0  # time the coordinator spent waiting on workers (the rest is its own overhead)
@@ -242,12 +265,42 @@ def rebalance(
         def submit(i: int, shard, attempt: int) -> None:
             in_flight[actors[i].run_shard.remote(snap_ref, run_id, shard)] = (i, shard, attempt)
 
+        def least_busy(dead: int) -> int:
+            """The healthy actor with the fewest shards in flight (``dead`` itself when none is)."""
+            if not healthy:
+                return dead
+            busy = [i for i, _, _ in in_flight.values()]
+            return min(sorted(healthy), key=busy.count)
+
+        def probe(i: int) -> None:
+            if i not in probes.values():
+                probes[actors[i].ping.remote()] = i
+
+        def revive() -> None:
+            """Actors whose ping answered are healthy again and take shards."""
+            if not probes:
+                return
+            answered, _ = ray.wait(list(probes), num_returns=len(probes), timeout=0)
+            for ref in answered:
+                i = probes.pop(ref)
+                try:
+                    ray.get(ref)
+                except RayError:
+                    probe(i)  # still restarting
+                    continue
+                healthy.add(i)
+                for _ in range(IN_FLIGHT_PER_WORKER):
+                    if queue and stop.signum is None:
+                        submit(i, queue.pop(), 1)
+
         def record(result: dict[str, Any]) -> None:
             nonlocal output_s
             t_out = time.perf_counter()
             trades_writer.write_batch(result["trades"])
             orders_writer.write_batch(result["orders"])
-            accounts_writer.write_batch(result["accounts"])
+            accounts_writer.write_batch(_with_node(result["accounts"], result.get("node_id")))
+            if result.get("node_id"):
+                shard_nodes[result["node_id"]] = shard_nodes.get(result["node_id"], 0) + 1
             output_s += time.perf_counter() - t_out
             for k in worker_stages:
                 worker_stages[k] += result["stages"].get(k, 0.0)
@@ -276,6 +329,7 @@ def rebalance(
                 drain_until = drain_until or time.monotonic() + run.drain_s
                 if stop.now or time.monotonic() > drain_until:
                     break
+            revive()
             t_wait = time.perf_counter()
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
             waited += time.perf_counter() - t_wait
@@ -286,17 +340,21 @@ def rebalance(
             try:
                 result = ray.get(ref)
             except RayActorError as exc:  # the worker died (killed, OOM, node lost)
+                healthy.discard(i)
+                probe(i)  # Ray restarts it (where resources allow); it takes shards once it answers
                 if stop.signum is not None:
                     continue  # stopping: its accounts are not run (a re-run replays what it committed)
                 if attempt < run.max_shard_attempts:
                     retries += 1
-                    submit(i, shard, attempt + 1)  # Ray restarts the actor; the re-run replays its commits
+                    submit(least_busy(i), shard, attempt + 1)  # the re-run replays its commits
                     continue
                 result = _failed_rows(shard, f"worker died {attempt} times: {_reason(exc)}")
             except RayError as exc:  # the shard raised (RayTaskError) or its result was lost
                 result = _failed_rows(shard, f"worker error: {_reason(exc)}")
-            if queue and stop.signum is None:
-                submit(i, queue.pop(), 1)
+            else:
+                healthy.add(i)
+            if queue and stop.signum is None and (i in healthy or not in_flight):
+                submit(i if i in healthy else least_busy(i), queue.pop(), 1)
             record(result)
             done += 1
             if after_shard is not None:
@@ -343,6 +401,7 @@ def rebalance(
         workers=n_workers,
         shards=len(shards),
         shard_retries=retries,
+        shard_nodes=dict(sorted(shard_nodes.items())),
         stages={k: round(v, 3) for k, v in stages.items()},
         worker_stages={k: round(v, 3) for k, v in worker_stages.items()},
         harvested_loss=str(money["harvested"]),

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ledger.connection import used_memory
 from ledger.store import LedgerStore
 from ledger.windows import blocked_names
 
@@ -57,5 +58,5 @@ def write_night_files(
     return {
         "mandate_changes": sum(e["kind"] == "mandate" for e in events),
         "cash_flows": sum(e["kind"] == "cash_flow" for e in events),
-        "redis_used_memory_bytes": int(store.r.info("memory")["used_memory"]),
+        "redis_used_memory_bytes": used_memory(store.r),  # a cluster's: the sum over its masters
     }

@@ -21,6 +21,7 @@ class RunSummary:
     workers: int
     shards: int
     shard_retries: int
+    shard_nodes: dict[str, int] = field(default_factory=dict)  # Ray node id -> shards it ran
     stages: dict[str, float] = field(default_factory=dict)
     worker_stages: dict[str, float] = field(default_factory=dict)
     harvested_loss: str = "0"

@@ -92,6 +92,7 @@ ACCOUNT_SCHEMA = pa.schema(
         ("orders", pa.int32()),
         ("notes", pa.string()),
         ("cash_flow", MONEY),
+        ("node_id", pa.string()),  # the Ray node that ran the account's shard (set by the coordinator)
     ]
 )
 

@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 
 import redis
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 
 from .codec import decode_lot, decode_sale, encode_lot, encode_sale
@@ -48,15 +49,14 @@ class CorporateActions:
         """Check the action against every household (``LedgerInputError``: nothing written), then
         write it household by household; see ``ledger.corporate`` for the rules."""
         check_identity(action, self.identical)
-        households = sorted(x.decode() for x in self.r.smembers(self.k.households()))
+        households = self.households()
         states: dict[str, tuple[HouseholdState, int]] = {}
         for i in range(0, len(households), CHUNK):
-            pipe = self.r.pipeline(transaction=False)
-            chunk = households[i : i + CHUNK]
-            for hh in chunk:
-                self._read_state(action, hh, pipe)
-            for hh, snap in zip(chunk, pipe.execute()):
-                states[hh] = self._state(action, hh, snap)
+            for chunk, pipe in self._pipelines(households[i : i + CHUNK]):
+                for hh in chunk:
+                    self._read_state(action, hh, pipe)
+                for hh, snap in zip(chunk, pipe.execute()):
+                    states[hh] = self._state(action, hh, snap)
         plans, replayed = prepare(action, [st for st, _ in states.values()])
         report = ActionReport(action, replayed=replayed)
         for plan in plans:
@@ -80,6 +80,19 @@ class CorporateActions:
             prepare(action, [st])  # the same id for another action is refused
             return None
         return self._write(action, plan_household(action, st), version)
+
+    def _pipelines(self, households: list[str]) -> list[tuple[list[str], redis.client.Pipeline]]:
+        """Pipelines for reading ``households``: one on one server; on a Redis Cluster, whose
+        pipelines refuse scripts, one per master on its own connection, with its households."""
+        if not isinstance(self.r, RedisCluster):
+            return [(households, self.r.pipeline(transaction=False))]
+        by_node: dict[str, tuple[list[str], redis.client.Pipeline]] = {}
+        for hh in households:
+            node = self.r.get_node_from_key(self.k.meta(hh))
+            if node.name not in by_node:
+                by_node[node.name] = ([], self.r.get_redis_connection(node).pipeline(transaction=False))
+            by_node[node.name][0].append(hh)
+        return list(by_node.values())
 
     # --- one household ----------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ class Journal:
     def state(self) -> dict[str, Any]:
         """Everything the ledger holds about lots and sales, for comparisons and export."""
         out: dict[str, Any] = {}
-        for hh in sorted(x.decode() for x in self.r.smembers(self.k.households())):
+        for hh in self.households():
             lots = sorted((x.lot_id, encode_lot(x)) for held in self.household_lots(hh).values() for x in held)
             sales = [encode_sale(s) for s in self.sales(hh)]
             windows = {k.decode(): v.decode() for k, v in self.r.hgetall(self.k.windows(hh)).items()}

@@ -43,11 +43,13 @@ from .keys import Keys, dot_prefixes, made_lot_id, piece_order
 from .mandates import MandateWrites
 from .plan import commit_digest, key_reused, plan_commit, wire_trades
 from .records import Account, OpenLot, Sale
+from .replicated import ReplicatedScript, replicated
 from .washsale import Household
 from .windows import WINDOW_DAYS, restrictions_from_windows
 from .yearend import YearEnds
 
 MAX_ATTEMPTS = 200
+PAGE = 1000  # fields per HSCAN/SSCAN call and per HMGET of a global key
 
 
 def _lua(name: str, *helpers: str) -> str:
@@ -60,19 +62,31 @@ def _lua(name: str, *helpers: str) -> str:
 class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateActions, YearEnds):
     """The ledger on one Redis (or Redis Cluster: every script touches one hash slot)."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "tv", identical: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "tv",
+        identical: Mapping[str, str] | None = None,
+        replica_wait_ms: int = 2000,
+    ) -> None:
+        """``client``: a ``redis.Redis`` or a ``RedisCluster`` (``ledger.connection``); on a cluster
+        every write script waits up to ``replica_wait_ms`` for a replica (``ledger.replicated``)."""
         self.r = client
         self.k = Keys(prefix)
         self.identical = dict(identical or {})
+
+        def write(text: str):
+            return replicated(client, client.register_script(text), replica_wait_ms)
+
         self._read = client.register_script(_lua("read.lua"))
-        self._commit = client.register_script(_lua("commit.lua", "_replay.lua"))
+        self._commit = write(_lua("commit.lua", "_replay.lua"))
         self._account_lots = client.register_script(_lua("account_lots.lua"))
-        self._import = client.register_script(_lua("import.lua"))
-        self._mandate = client.register_script(_lua("mandate.lua"))
-        self._cashflow = client.register_script(_lua("cashflow.lua"))
-        self._corporate = client.register_script(_lua("corporate.lua", "_replay.lua"))
+        self._import = write(_lua("import.lua"))
+        self._mandate = write(_lua("mandate.lua"))
+        self._cashflow = write(_lua("cashflow.lua"))
+        self._corporate = write(_lua("corporate.lua", "_replay.lua"))
         self._corporate_read = client.register_script(_lua("corporate_read.lua"))
-        self._yearend = client.register_script(_lua("yearend.lua"))
+        self._yearend = write(_lua("yearend.lua"))
         self._homes: dict[str, str] = {}
         self._seq_hint: dict[str, int] = {}  # household -> its last purchase number seen (made ids)
 
@@ -111,8 +125,13 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
         )
 
     def accounts(self) -> dict[str, str]:
-        """account -> household, for every account."""
-        return {a.decode(): h.decode() for a, h in self.r.hgetall(self.k.account_index()).items()}
+        """account -> household, for every account: the index read in pages (HSCAN, ``PAGE``
+        fields a call), so 100,000 accounts never make one reply that holds their shard's master."""
+        return {a.decode(): h.decode() for a, h in self.r.hscan_iter(self.k.account_index(), count=PAGE)}
+
+    def households(self) -> list[str]:
+        """Every household id, sorted: the household set read in pages (SSCAN)."""
+        return sorted({x.decode() for x in self.r.sscan_iter(self.k.households(), count=PAGE)})
 
     # --- lots --------------------------------------------------------------------------------
 
@@ -291,6 +310,8 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
                 d, _, result = stored.decode().partition("|")
                 if d != digest:
                     raise key_reused(idempotency_key)
+                if isinstance(self._commit, ReplicatedScript):  # on a cluster: on a replica too
+                    self._commit.confirm(k.meta(hh))
                 return self._result(json.loads(result), replayed=True, attempts=attempt)
             ids = {x: v.decode() for x, v in zip(probe, snap[4]) if v is not None}
             while True:  # plan; when it made ids not looked up yet, look them up and plan again
@@ -394,9 +415,12 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
 
     def committed(self, account: str, idempotency_key: str) -> CommitResult | None:
         """The stored result of a commit made with this key, or None."""
-        stored = self.r.hget(self.k.idempotency(self.household_of(account)), idempotency_key)
+        hh = self.household_of(account)
+        stored = self.r.hget(self.k.idempotency(hh), idempotency_key)
         if stored is None:
             return None
+        if isinstance(self._commit, ReplicatedScript):  # on a cluster: on a replica too
+            self._commit.confirm(self.k.meta(hh))
         return self._result(json.loads(stored.decode().partition("|")[2]), replayed=True, attempts=0)
 
 

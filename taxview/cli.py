@@ -33,7 +33,8 @@ from .cmd_serve import add_serve_parser
 def _redis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--redis",
-        help="redis://[:password@]host:port/db or rediss:// (default: --redis-url-file, then $TAXVIEW_REDIS_URL, "
+        help="redis://[:password@]host:port/db or rediss://, a Redis Cluster by any node's URL or redis+cluster:// "
+        "(default: --redis-url-file, then $TAXVIEW_REDIS_URL, "
         "else a private redis-server with its data under --workdir); a password here shows in ps: prefer the file",
     )
     p.add_argument("--redis-url-file", help="a file (mode 0600) whose first line is the ledger's URL")

@@ -44,6 +44,8 @@ class _Ledger:
     how the rest of the command (the coordinator, each worker) reaches the same ledger."""
 
     def __init__(self, args: argparse.Namespace) -> None:
+        from redis.cluster import RedisCluster
+
         from ledger.connection import LedgerSettings, reach
         from ledger.server import PrivateLedger
         from ledger.store import LedgerStore
@@ -59,7 +61,10 @@ class _Ledger:
             self.client = reach(url)
         identical = _parse_identical(getattr(args, "identical", None))
         self.settings = LedgerSettings(
-            url, identical=tuple(sorted(identical.items())), retry_s=getattr(args, "redis_retry_s", 60.0)
+            url,
+            identical=tuple(sorted(identical.items())),
+            retry_s=getattr(args, "redis_retry_s", 60.0),
+            cluster=isinstance(self.client, RedisCluster),  # asked once here (reach): workers do not ask again
         )
         self.store = LedgerStore(self.client, identical=identical)
 

@@ -91,6 +91,27 @@ def redis_client(redis_server):
     client.close()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A real Redis Cluster (three masters, three replicas) on loopback, for the session; a test
+    that kills a node starts its own (``tests.redis_cluster.LocalRedisCluster``)."""
+    from tests.redis_cluster import LocalRedisCluster
+
+    with LocalRedisCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_cluster_client(redis_cluster):
+    """A ``RedisCluster`` client of an emptied cluster (FLUSHALL on every master)."""
+    from ledger.connection import reach
+
+    client = reach(redis_cluster.url)
+    client.flushall()
+    yield client
+    client.close()
+
+
 @pytest.fixture
 def store(redis_client):
     from ledger.store import LedgerStore

@@ -49,10 +49,13 @@ def _open(ledger, accounts=ACCOUNTS, lots=LOTS) -> None:
         )
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def ledger(request):
+    """Each adapter: in memory, on one redis-server, on a Redis Cluster of three masters."""
     if request.param == "memory":
         led = MemoryLedger()
+    elif request.param == "cluster":
+        led = LedgerStore(request.getfixturevalue("redis_cluster_client"))
     else:
         led = LedgerStore(request.getfixturevalue("redis_client"))
     _open(led)
