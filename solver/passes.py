@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import minimums
+from . import minimums, tilts
 from .account import Account
 from .budget import dollars, soft_target_note
 from .data import Pass, Sides, fill
@@ -130,7 +130,7 @@ class _Runner:
         if self.gain_ub >= GAIN_UNBOUND:
             return False
         g = self._fill(replace(p, relaxation=False))[2]  # the slots' mean gain, as the fine pass sees it
-        return float(g @ x[: p.layout.S]) > self.gain_ub - LOOSE_TOL
+        return float(g[: p.layout.S] @ x[: p.layout.S]) > self.gain_ub - LOOSE_TOL
 
     @property
     def allowance_cents(self) -> int | None:
@@ -156,7 +156,8 @@ class _Runner:
 
     def failed(self, res: PassResult, te_min: float | None = None) -> Solution:
         allowance = self.allowance_cents if self.gain_blocked else None
-        reason = _reason(res, self.account, self.limits, te_min, allowance)
+        tilted = tilts.unreachable(self.account, self.limits, self.cache) if res.status.infeasible else None
+        reason = tilted or _reason(res, self.account, self.limits, te_min, allowance)
         return Solution(res.status, reason, None, None, self.passes, self.iterations)
 
 
