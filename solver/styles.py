@@ -92,7 +92,7 @@ def read_styles(path: Path | str, symbols: tuple[str, ...]) -> Styles:
         bad = ~np.isfinite(col)
         if bad.any():
             r = int(np.argmax(bad))
-            raise InputError(c, f"{path} row {r + 1} ({given[r]}): {c} is {col[r]!r}; must be a finite number")
+            raise InputError(c, f"{path} row {r + 1} ({given[r]}): {c} is {float(col[r])!r}; must be a finite number")
         scores[rows, j] = col
     return Styles(names, _readonly(scores))
 
