@@ -232,7 +232,8 @@ def check(values: Mapping[str, Any], where: str, resets: bool = False) -> dict[s
     return out
 
 
-def _plain(key: str, v: Any) -> Any:
+def plain(key: str, v: Any) -> Any:
+    """A mandate value in its JSON form."""
     if isinstance(v, Decimal):
         return str(v)
     if isinstance(v, Outside):
@@ -245,7 +246,7 @@ def _plain(key: str, v: Any) -> Any:
 def to_json(mandate: Mapping[str, Any]) -> str:
     """The stored form: keys sorted, dollars as exact strings, names as lists, tilts and outside
     holdings as tables."""
-    return json.dumps({k: _plain(k, v) for k, v in mandate.items()}, sort_keys=True, separators=(",", ":"))
+    return json.dumps({k: plain(k, v) for k, v in mandate.items()}, sort_keys=True, separators=(",", ":"))
 
 
 def from_json(text: str | None) -> dict[str, Any]:

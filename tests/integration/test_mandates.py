@@ -51,6 +51,17 @@ def test_import_creates_accounts_with_their_mandates(imported, redis_server, cap
     assert shown(redis_server.url, "T", capsys)["mandate"]["gain_budget"] == "25000.50"
 
 
+def test_tilts_and_outside_holdings_round_trip_through_the_ledger(imported, redis_server, capsys):
+    url = redis_server.url
+    assert accounts(["set", "A", "tilts=value=0.5,momentum=-0.25", "outside=complete:S001=5000000"], url) == 0
+    a = shown(url, "A", capsys)
+    assert a["mandate"]["tilts"] == {"momentum": -0.25, "value": 0.5}
+    assert a["mandate"]["outside"] == {"mode": "complete", "holdings": {"S001": "5000000.00"}}
+    assert a["effective"]["tilts"] == a["mandate"]["tilts"] and a["effective"]["outside"] == a["mandate"]["outside"]
+    assert accounts(["set", "A", "tilts=value=9"], url) == 2  # refused, nothing written
+    assert shown(url, "A", capsys)["mandate"]["tilts"] == {"momentum": -0.25, "value": 0.5}
+
+
 def test_set_changes_the_mandate_at_the_next_version_and_journals_who_and_what(imported, redis_server, capsys):
     url = redis_server.url
     assert accounts(["set", "A", "te_max=0.015", "exclude_symbols=S001,S002", "--actor", "pm-jane"], url) == 0
