@@ -40,15 +40,15 @@ import numpy as np
 from _common import emit  # benchmarks/ is on sys.path when a script here runs
 
 import solver.solve
-from solver.market import synthesize, synthetic_process
+from solver.market import synthesize
 from solver.problem import CompiledProblem, ProblemCache
 from solver.reference import CvxpyCache, FreshCache
 from solver.snapshot import Snapshot, snapshot
 from solver.solve import solve_account
-from solver.styles import synthetic_styles
+from solver.styles import of_synthetic
 from solver.synthetic import synth_lots
 from solver.types import AccountSettings
-from taxview.core.mandate import SECTORS, check
+from taxview.core.mandate import check
 from taxview.core.records import Lot
 
 try:  # the cvxportfolio comparison is optional: pip install -e .[bench]
@@ -256,10 +256,7 @@ def main() -> None:
     t = len(market.dates) - 1
     styles = None
     if args.tilts:
-        process, _ = synthetic_process(args.names, 1260, args.factors, args.seed, "2015-01-02")
-        caps = market.shares_outstanding * market.prices[0]
-        n_sectors = min(len(SECTORS), max(args.factors - 1, 0))
-        styles = synthetic_styles(process.B, process.spec_vol, caps, n_sectors, args.seed)
+        styles = of_synthetic(market, args.names, 1260, args.factors, args.seed, "2015-01-02")
     tilts = check({"tilts": args.tilts}, "--tilts")["tilts"] if args.tilts else ()
     snap = snapshot(market, str(market.dates[t]), factors=args.factors, styles=styles)
     rng = np.random.default_rng(args.seed)

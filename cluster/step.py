@@ -471,7 +471,8 @@ def settings_for(defaults: AccountSettings, info: AccountInfo, year: int | None 
     settings = settings_with(base, info.mandate)
     budget = info.mandate.get("gain_budget")
     if budget is not None and year is not None:
-        settings = replace(settings, gain_allowance_cents=int(budget * 100) - info.realized_in(year))
+        cents = int(budget * 100)
+        settings = replace(settings, gain_allowance_cents=cents - info.realized_in(year), gain_budget_cents=cents)
     return settings
 
 

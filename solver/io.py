@@ -207,6 +207,7 @@ _ACCOUNT_KEYS: dict[str, dict[str, tuple[str, Callable[[Any], Any], tuple[Callab
         "st_rate": ("st_rate", _number, _RATE),
         "lt_rate": ("lt_rate", _number, _RATE),
         "gain_allowance": ("gain_allowance_cents", _cents, _ANY),  # tonight's, dollars (negative: a net loss)
+        "gain_budget": ("gain_budget_cents", _cents, _ANY),  # a year's, dollars (the backtest's)
     },
     "optimizer": {
         "te_max": ("te_max", _number, _POSITIVE),
@@ -220,6 +221,7 @@ _ACCOUNT_KEYS: dict[str, dict[str, tuple[str, Callable[[Any], Any], tuple[Callab
         "min_trade_weight": ("min_trade_weight", _number, _RATE),
         "max_names_traded": ("max_names_traded", _integer, (lambda x: x >= 1, ">= 1")),
         "term_horizon_days": ("term_horizon_days", _integer, (lambda x: 0 <= x <= 365, "in [0, 365]")),
+        "transition": ("transition", _boolean, _ANY),
     },
     "exclude": {
         "symbols": ("exclude_symbols", _names("symbols"), _ANY),

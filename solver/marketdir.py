@@ -47,7 +47,7 @@ from .market import (
     synthetic_process,
     write_market,
 )
-from .styles import STYLES_FILE, synthetic_styles, write_styles
+from .styles import STYLES_FILE, of_synthetic, write_styles
 
 CLOSES_COLUMNS = ("date", "symbol", "close")
 UNIVERSE_COLUMNS = ("symbol", "action", "date")
@@ -67,10 +67,7 @@ def write_synthetic(out: Path | str, names: int, days: int, factors: int, seed: 
     and ``styles.parquet`` (``solver.styles.synthetic_styles``: scores that move with its factors)."""
     market = synthesize(names=names, days=days, factors=factors, seed=seed, start=start)
     out = write_market(market, out)
-    process, _ = synthetic_process(names, days, factors, seed, start)
-    n_sectors = min(len(SECTORS), max(factors - 1, 0))
-    caps = market.shares_outstanding * market.prices[0]
-    styles = synthetic_styles(process.B, process.spec_vol, caps, n_sectors, seed)
+    styles = of_synthetic(market, names, days, factors, seed, start)
     _replace(out / STYLES_FILE, lambda tmp: write_styles(styles, market.symbols, tmp))
     recipe = {"names": names, "days": days, "factors": factors, "seed": seed, "start": start}
     text = json.dumps({"generator": GENERATOR, "version": 1, **recipe}, indent=1) + "\n"

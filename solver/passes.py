@@ -411,6 +411,12 @@ def _soc_pass(runner: _Runner, fine: Layout, sides: Sides, harvestable: bool, te
     if not res.status.ok:
         if res.status.infeasible:  # say how far the budget is: the least TE found wash-safe
             least = runner.least_te(Pass(fine, la.slot, te_sides or sides), tax=0.01)
+            if least is not None and runner.limits.paced and runner.gain_ub < GAIN_UNBOUND:  # a transition
+                runner.notes.append(
+                    f"TE budget {runner.account.settings.te_max:.2%} cannot be met within tonight's gain allowance "
+                    f"(a transition: the gain budget sets the pace); traded to the least TE it allows, {least[0]:.2%}"
+                )
+                return runner.solved(fine, least[1])
             if least is not None and _windows_bind(runner, fine):
                 runner.notes.append(
                     f"TE budget {runner.account.settings.te_max:.2%} cannot be met tonight: "

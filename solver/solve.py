@@ -56,6 +56,14 @@ def solve_account(
     account = read_account(snap, lots, cash_cents, settings, max_slots)
     limits = account_limits(account, restrictions)
     solution = run_passes(account, limits, cache)
+    if solution.status.infeasible and limits.paced and account.settings.cash_target > 0:
+        # a transition never fails on its cash target: fully invested in legacy gains, raising the
+        # cash would realize what the gain budget does not allow; the target waits
+        relaxed = replace(account, settings=replace(account.settings, cash_target=0.0))
+        retry = run_passes(relaxed, limits, cache)
+        if retry.status.ok:
+            note = "cash target gave way: raising it would realize gains past the transition's gain budget"
+            account, solution = relaxed, replace(retry, notes=(*retry.notes, note))
     if not solution.status.ok:
         result = failed(solution.status, solution.reason, t0, solution.passes, solution.iterations)
         return replace(result, reason=combined_reason(account, result.reason))

@@ -20,6 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from taxview.core.errors import InputError
+from taxview.core.mandate import SECTORS
+
+from .market import Market, synthetic_process
 
 STYLES_FILE = "styles.parquet"
 STYLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
@@ -125,3 +128,12 @@ def synthetic_styles(B: np.ndarray, spec_vol: np.ndarray, caps: np.ndarray, n_se
     out.append(standardized(-(standardized(B[:, 0]) + standardized(spec_vol))))
     out.append(standardized(np.log(caps)))
     return Styles(SYNTHETIC_STYLES, _readonly(np.column_stack(out)))
+
+
+def of_synthetic(market: Market, names: int, days: int, factors: int, seed: int, start: str) -> Styles:
+    """``synthetic_styles`` of the market ``synthesize(names, days, factors, seed, start)`` made
+    (its process replayed: the loadings and specific volatilities; its first day's caps)."""
+    process, _ = synthetic_process(names, days, factors, seed, start)
+    n_sectors = min(len(SECTORS), max(factors - 1, 0))
+    caps = market.shares_outstanding * market.prices[0]
+    return synthetic_styles(process.B, process.spec_vol, caps, n_sectors, seed)

@@ -41,6 +41,14 @@ class AccountSettings:
     # gain so far (the caller's, from the ledger). Negative: tonight should realize a net loss of at
     # least that much (a soft target, see ``solver.budget``). None: no budget. Taxable accounts only.
     gain_allowance_cents: int | None = None
+    # The annual net realized-gain budget, cents (the backtest sets tonight's allowance from it; the
+    # nightly takes the ledger mandate's ``gain_budget``). None: none.
+    gain_budget_cents: int | None = None
+    # A transition (a legacy portfolio moved toward the benchmark): the gain budget sets the pace.
+    # A TE budget the allowance cannot meet is traded toward (the least TE it allows, noted) rather
+    # than failed, and a name held over its cap is trimmed as the allowance lets it, not at once.
+    # Names outside the universe (benchmark weight 0, not delisted) are treated so whatever this says.
+    transition: bool = False
     # Style tilts ((style, t), ...): the active exposure sᵀ(w − w_b) at least t standard deviations
     # of the style's score (t < 0: at most t), the scores from the market's styles.parquet
     # (``solver.tilts``). At most ``taxview.core.mandate.MAX_TILTS``.

@@ -179,8 +179,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from solver.io import read_account_toml
-    from taxview.backtest import TaxConfig, load_data, metrics, simulate
+    from solver.io import read_account_toml, read_lots_csv
+    from taxview.backtest import TaxConfig, exposure_path, load_data, metrics, simulate, transition_metrics
     from taxview.report import charts, report_html, write_metrics, write_nav
 
     if args.capital <= 0:
@@ -192,6 +192,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     else:
         settings = default_settings(args.data)
     tax = TaxConfig(outside_gains=not args.no_outside_gains)
+    legacy = read_lots_csv(args.legacy) if args.legacy else None
+    outside = frozenset(x.strip() for x in args.outside_universe.split(",") if x.strip())
     data = load_data(args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -208,15 +210,22 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
                 args.capital,
                 s,
                 tax,
+                lots=legacy,
                 factors=args.factors,
                 progress=bar,
+                outside=outside,
             )
     run, base = runs["tax-aware"], runs["baseline"]
-    result = metrics(run, args.capital)
-    result["baseline"] = metrics(base, args.capital)
+    capital = args.capital if legacy is None else run.nav[0]  # a legacy portfolio starts at its value
+    result = metrics(run, capital)
+    result["baseline"] = metrics(base, capital)
     result["tax_awareness_alpha_bps"] = round(
         (result["ann_return_after_tax"] - result["baseline"]["ann_return_after_tax"]) * 1e4, 1
     )
+    if legacy is not None:
+        result["transition"] = transition_metrics(run, settings)
+    if settings.tilts:
+        result["exposures"] = exposure_path(run)
     assumptions = [
         f"data: {args.data}, {run.dates[0]} to {run.dates[-1]}, {args.rebalance} rebalancing, "
         f"${args.capital:,.0f} from cash",
@@ -246,6 +255,17 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         f"TE {result['tracking_error_bps']:.0f} bps; harvested {result['lifetime_harvested_pct']:.1f}% of capital; "
         f"wash sales created: {result['wash_sales_created']}; {result['days_per_second']:.0f} days/s"
     )
+    if legacy is not None:
+        tr = result["transition"]
+        print(
+            "legacy transition: TE by year "
+            + ", ".join(f"{y} {te:.2%}" for y, te in tr["te_by_year"].items())
+            + "; net realized gain by year "
+            + ", ".join(f"{y} ${g:,.0f}" for y, g in tr["realized_by_year"].items())
+            + (f" (budget ${tr['gain_budget']:,.0f}/yr)" if tr["gain_budget"] is not None else "")
+            + "; outside the universe at the end: "
+            + str(len(list(tr["outside_universe_left_by_year"].values())[-1]))
+        )
     print(f"wrote {out / 'metrics.json'}, {out / 'nav.parquet'}, {page} and {len(images)} PNG charts")
     return 0
 

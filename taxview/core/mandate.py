@@ -198,6 +198,7 @@ KEYS: dict[str, tuple[Callable[[Any], Any], tuple[Callable[[Any], bool], str]]] 
     "exclude_symbols": (_names, _ANY),
     "exclude_sectors": (_names, (lambda xs: set(xs) <= set(SECTORS), "GICS sectors: " + ", ".join(SECTORS))),
     "status": (_text, _one_of(STATUSES)),
+    "transition": (_boolean, _ANY),  # the gain budget sets the pace toward the benchmark (solver.limits)
     "tilts": (_tilts, _ANY),  # {style: t}, standard deviations of the style's score (``solver.tilts``)
     "outside": (_outside, _ANY),  # holdings elsewhere: mode exclude|complete, holdings {symbol: dollars}
     "gain_budget": (_dollars, _ANY),  # annual net realized gain allowed, dollars (negative: a net loss)
