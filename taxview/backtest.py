@@ -406,7 +406,7 @@ def transition_metrics(run: Run, settings: AccountSettings) -> dict[str, Any]:
     }
 
 
-def exposure_path(run: Run) -> dict[str, Any]:
+def exposure_path(run: Run) -> dict[str, Any]:  # metrics.json's form (dates as ISO text)
     """The tilted styles' achieved exposure at each rebalance with its target (standard deviations)."""
     out: dict[str, Any] = {}
     for d, exposures in run.exposures_by_date:

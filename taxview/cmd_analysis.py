@@ -246,7 +246,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     result["assumptions"] = assumptions
     write_metrics(out, result)
     write_nav(out / "nav.parquet", run, base)
-    images = charts(out, run, base, _align_index(data, run), data.index_name)
+    images = charts(out, run, base, _align_index(data, run), data.index_name, transition=legacy is not None)
     page = report_html(out, result, images, assumptions)
     print(
         f"after-tax {result['ann_return_after_tax']:.2%}/yr vs benchmark {result['benchmark_ann_return']:.2%}/yr "

@@ -57,8 +57,10 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def charts(out: Path, run, baseline, index=None, index_name=None) -> list[Path]:
-    """nav.png, harvested.png and tracking_error.png: each line for the strategy and the baseline."""
+def charts(out: Path, run, baseline, index=None, index_name=None, transition: bool = False) -> list[Path]:
+    """nav.png, harvested.png and tracking_error.png: each line for the strategy and the baseline;
+    with tilts exposures.png (each tilted style's achieved exposure against its target), with a
+    legacy portfolio ``transition`` te_path.png (the ex-ante TE after each rebalance)."""
     plt = pyplot()
     d, cap = run.dates, run.nav[0]
     nav = [
@@ -92,8 +94,26 @@ def charts(out: Path, run, baseline, index=None, index_name=None) -> list[Path]:
             ],
         ),
     ]
+    for style, path in _exposure_paths(run).items():
+        target = [path["target"]] * len(path["dates"])
+        plots.append(
+            (
+                f"exposure_{style}.png",
+                f"{style}: active exposure against its target",
+                "standard deviations of the score",
+                3,
+                [(path["achieved"], "achieved (tax-aware)", {}), (target, "target", {"ls": "--", "color": "black"})],
+                path["dates"],
+            )
+        )
+    if transition and run.te_by_date:
+        dates = [d for d, _ in run.te_by_date]
+        te = [(100 * np.array([x for _, x in run.te_by_date]), "ex-ante TE after each rebalance", {})]
+        title = "Legacy transition: tracking error toward the benchmark"
+        plots.append(("te_path.png", title, "%, annualized", 4, te, dates))
     files = []
-    for name, title, ylabel, height, lines in plots:
+    for name, title, ylabel, height, lines, *when in plots:
+        d = when[0] if when else run.dates
         fig, ax = plt.subplots(figsize=(10, height))
         for values, label, style in lines:
             ax.plot(d, values, label=label, **style)
@@ -106,6 +126,51 @@ def charts(out: Path, run, baseline, index=None, index_name=None) -> list[Path]:
         fig.savefig(files[-1], dpi=110)
         plt.close(fig)
     return files
+
+
+def _exposure_paths(run) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for d, exposures in run.exposures_by_date:
+        for style, (got, target) in exposures.items():
+            if target is not None:
+                row = out.setdefault(style, {"target": target, "dates": [], "achieved": []})
+                row["dates"].append(d)
+                row["achieved"].append(got)
+    return out
+
+
+def _sections(metrics: dict) -> str:
+    """The tilts' exposures against their targets and a transition's path, as tables."""
+    parts = []
+    exposures = metrics.get("exposures") or {}
+    if exposures:
+        rows = "".join(
+            f"<tr><th>{html.escape(style)}</th><td>{p['target']:+.3f}</td><td>{p['achieved'][-1]:+.3f}</td>"
+            f"<td>{min(p['achieved']):+.3f}</td><td>{float(np.mean(p['achieved'])):+.3f}</td></tr>"
+            for style, p in exposures.items()
+            if p["achieved"]
+        )
+        parts.append(
+            "<h2>Style tilts</h2><p>Active exposure in standard deviations of the style score, after each "
+            "rebalance.</p><table><tr><th>style</th><td><b>target</b></td><td><b>last</b></td>"
+            f"<td><b>lowest</b></td><td><b>mean</b></td></tr>{rows}</table>"
+        )
+    tr = metrics.get("transition")
+    if tr:
+        budget = tr.get("gain_budget")
+        rows = "".join(
+            f"<tr><th>{y}</th><td>{tr['te_by_year'].get(y, float('nan')):.2%}</td>"
+            f"<td>${tr['realized_by_year'].get(y, 0):,.0f}</td>"
+            f"<td>{'' if budget is None else f'${budget:,.0f}'}</td>"
+            f"<td>{len(tr['outside_universe_left_by_year'].get(y, []))}</td></tr>"
+            for y in tr["realized_by_year"]
+        )
+        parts.append(
+            "<h2>Legacy transition</h2><table><tr><th>year</th><td><b>ex-ante TE at year end</b></td>"
+            "<td><b>net realized gain</b></td><td><b>gain budget</b></td><td><b>names outside the universe "
+            f"held</b></td></tr>{rows}</table>"
+        )
+    return "".join(parts)
 
 
 def _fmt(key: str, v: Any) -> str:
@@ -121,7 +186,7 @@ def _fmt(key: str, v: Any) -> str:
 
 
 def report_html(out: Path, metrics: dict, images: list[Path], assumptions: list[str]) -> Path:
-    keys = [k for k in metrics if k not in ("baseline", "assumptions", "inputs")]
+    keys = [k for k in metrics if k not in ("baseline", "assumptions", "inputs", "exposures", "transition")]
     base = metrics["baseline"]
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{_fmt(k, metrics[k])}</td><td>{_fmt(k, base.get(k, ''))}</td></tr>"
@@ -137,6 +202,7 @@ text-align:left;font-weight:normal}}th{{color:#555}}</style>
 <p>Tax-aware direct indexing against its benchmark, and the same strategy without tax awareness.</p>
 {imgs}
 <h2>Metrics</h2><table><tr><th></th><td><b>tax-aware</b></td><td><b>not tax-aware</b></td></tr>{rows}</table>
+{_sections(metrics)}
 <h2>Assumptions</h2><ul>{notes}</ul></html>"""
     path = out / "report.html"
     path.write_text(page)

@@ -137,6 +137,9 @@ def test_backtest_cli_runs_a_legacy_transition(tmp_path, capsys):
     tr = result["transition"]
     assert tr["gain_budget"] == 20000 and all(g <= 20000 for g in tr["realized_by_year"].values())
     assert set(tr["te_by_year"]) == {"2019"} and "legacy transition: TE by year 2019" in capsys.readouterr().out
+    assert (tmp_path / "out" / "te_path.png").is_file()
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "<h2>Legacy transition</h2>" in page and "names outside the universe" in page
     bad = tmp_path / "bad.csv"
     write_lots_csv([replace(lots[0], symbol="NOPE")], bad)
     assert main([*args[:-3], "--legacy", str(bad), "--quiet", "--out", str(tmp_path / "o2")]) == 2

@@ -329,3 +329,25 @@ def test_market_synth_writes_styles_that_move_with_its_factors(tmp_path):
     assert np.corrcoef(styles.column("value"), first_style)[0, 1] > 0.6
     caps = market.shares_outstanding * market.prices[0]
     assert np.corrcoef(styles.column("size"), np.log(caps))[0, 1] > 0.99
+
+
+def test_a_tilted_backtest_keeps_its_exposure_and_reports_it(tmp_path, small_market, small_snap):
+    from taxview.backtest import Data, TaxConfig, exposure_path, metrics, simulate
+    from taxview.report import charts, report_html
+
+    styles = small_with_styles(small_snap).styles  # aligned to the market's names (all listed)
+    data = Data(small_market, "cap-weighted", styles=styles)
+    s = AccountSettings(te_max=0.05, tilts=(("value", 0.4),))
+    start, end = str(small_market.dates[300]), str(small_market.dates[-1])
+    run = simulate(data, start, end, "monthly", 1_000_000, s, TaxConfig(), factors=5)
+    assert run.solve_failures == 0 and len(run.exposures_by_date) == run.rebalances >= 4
+    for _, exposures in run.exposures_by_date:
+        achieved, target = exposures["value"]
+        assert target == 0.4 and achieved >= 0.4 - 0.01
+    path = exposure_path(run)
+    assert path["value"]["target"] == 0.4 and len(path["value"]["achieved"]) == run.rebalances
+    result = metrics(run, 1_000_000) | {"baseline": {}, "exposures": path}
+    images = charts(tmp_path, run, run)
+    assert (tmp_path / "exposure_value.png") in images
+    page = report_html(tmp_path, result, images, []).read_text()
+    assert "<h2>Style tilts</h2>" in page and "+0.400" in page
