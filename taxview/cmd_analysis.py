@@ -42,7 +42,7 @@ def _transition_inputs(args: argparse.Namespace, profile: str | None):
 def _cmd_transition(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from taxview.transition import analyze, gradual
+    from taxview.transition import analyze, gradual, te_path_from_metrics
 
     if args.mode == "sweep":
         return _cmd_transition_sweep(args)
@@ -52,6 +52,10 @@ def _cmd_transition(args: argparse.Namespace) -> int:
     out = asdict(r)
     if args.gradual_budget:
         out["gradual"] = gradual(x, args.gradual_budget)
+    if args.harvest_from:  # a legacy backtest's path toward the benchmark, beside the numbers it fed
+        te_path = te_path_from_metrics(json.loads(Path(args.harvest_from).read_text()))
+        if te_path is not None:
+            out["te_path"] = te_path
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         print()
@@ -83,6 +87,11 @@ def _cmd_transition(args: argparse.Namespace) -> int:
     print("  tax alpha by year                            " + ", ".join(f"{v:,.0f}" for v in r.tax_alpha_by_year))
     print(r.verdict_pre_tax)
     print(r.verdict_post_tax)
+    if "te_path" in out:
+        print(
+            "TE of the backtest's legacy transition, by year: "
+            + ", ".join(f"{y} {te:.2%}" for y, te in out["te_path"].items())
+        )
     if "gradual" in out:
         gr = out["gradual"]
         print(
