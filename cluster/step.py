@@ -314,6 +314,7 @@ def _solve_commit(
             **described(info, settings),
             "notes": list(result.notes),
             "te_ex_ante": result.te_ex_ante,
+            "tilts": {k: [got, t] for k, (got, t) in result.active_exposures.items() if t is not None} or None,
             "tax_estimate_cents": result.tax_estimate_cents,
             "turnover": result.turnover,
             "solve_ms": result.solve_ms,

@@ -12,6 +12,7 @@ applied before the connection broke answers with its stored result.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from decimal import Decimal
 from typing import Any
@@ -92,6 +93,7 @@ ACCOUNT_SCHEMA = pa.schema(
         ("orders", pa.int32()),
         ("notes", pa.string()),
         ("cash_flow", MONEY),
+        ("tilts", pa.string()),  # JSON {style: [achieved, target]} (standard deviations); null: no tilts
     ]
 )
 
@@ -284,5 +286,6 @@ class RebalanceWorker:
             "orders": len(orders),
             "notes": "; ".join(m.get("notes") or ()) or None,
             "cash_flow": _dollars(m.get("cash_flow_cents", 0)),
+            "tilts": json.dumps(m["tilts"], sort_keys=True) if m.get("tilts") else None,
         }
         return account, trades, order_rows(run_id, c.date, household, orders)

@@ -8,6 +8,7 @@ back whole and sorted, most important first; the page decides how many rows to s
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cluster.summary import OK_STATUSES
+from taxview.core.errors import InputError
 
 from .inputs import RunInputs
 
@@ -317,6 +319,47 @@ def harvested_names(inputs: RunInputs) -> list[HarvestedName]:
         )
     ]
     return sorted(out, key=lambda x: (-x.loss, x.symbol))
+
+
+@dataclass(frozen=True)
+class TiltRow:
+    """One style the accounts tilt: how many, their mean target and achieved exposure, and those
+    short of their target by more than ``TILT_TOLERANCE`` (the worst first)."""
+
+    style: str
+    accounts: int
+    target_mean: float
+    achieved_mean: float
+    short: list[tuple[str, float, float]]  # (account, achieved, target)
+
+
+TILT_TOLERANCE = 0.001  # standard deviations (solver.tilts.TOLERANCE)
+
+
+def tilts(inputs: RunInputs) -> list[TiltRow] | None:
+    """The tilted styles' exposures against their targets tonight; None: not recorded."""
+    if not inputs.recorded("tilts"):
+        return None
+    by_style: dict[str, list[tuple[str, float, float]]] = {}
+    for account, text in zip(_column(inputs, "account"), _column(inputs, "tilts")):
+        if not text:
+            continue
+        try:
+            styles = json.loads(text)
+            rows = [(style, float(got), float(target)) for style, (got, target) in styles.items()]
+        except (ValueError, TypeError) as exc:
+            raise InputError("tilts", f"accounts.parquet: account {account}: tilts {text!r} is not JSON of "
+                             f"style: [achieved, target] ({exc})") from None  # fmt: skip
+        for style, got, target in rows:
+            by_style.setdefault(style, []).append((account, got, target))
+    out = []
+    for style, rows in sorted(by_style.items()):
+        short = [r for r in rows if (r[1] - r[2]) * (1 if r[2] >= 0 else -1) < -TILT_TOLERANCE]
+        short.sort(key=lambda r: -abs(r[1] - r[2]))
+        out.append(
+            TiltRow(style, len(rows), float(np.mean([r[2] for r in rows])), float(np.mean([r[1] for r in rows])), short)
+        )
+    return out
 
 
 def cash_flows(inputs: RunInputs) -> CashFlows | None:
