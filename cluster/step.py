@@ -315,6 +315,7 @@ def _solve_commit(
             "notes": list(result.notes),
             "te_ex_ante": result.te_ex_ante,
             "tilts": {k: [got, t] for k, (got, t) in result.active_exposures.items() if t is not None} or None,
+            "te_combined": result.te_combined,
             "tax_estimate_cents": result.tax_estimate_cents,
             "turnover": result.turnover,
             "solve_ms": result.solve_ms,
@@ -430,8 +431,10 @@ def keeps(result: SolveResult, restrictions: Restrictions) -> bool:
 
 
 def within_budget(result: SolveResult, settings: AccountSettings) -> bool:
-    """Solved, with the tracking error within the account's budget (the rounding's tolerance)."""
-    return result.ok and result.te_ex_ante <= settings.te_max * (1 + 1e-3)
+    """Solved, with the tracking error within the account's budget (the rounding's tolerance; with
+    outside holdings ``complete``, the TE of the account and them together)."""
+    te = result.te_ex_ante if result.te_combined is None else result.te_combined
+    return result.ok and te <= settings.te_max * (1 + 1e-3)
 
 
 def _book_flows(ledger, snap, info, lots, status, call) -> tuple[AccountInfo, int, str | None]:

@@ -94,6 +94,7 @@ ACCOUNT_SCHEMA = pa.schema(
         ("notes", pa.string()),
         ("cash_flow", MONEY),
         ("tilts", pa.string()),  # JSON {style: [achieved, target]} (standard deviations); null: no tilts
+        ("te_combined", pa.float64()),  # outside holdings complete: the TE of the account and them together
     ]
 )
 
@@ -287,5 +288,6 @@ class RebalanceWorker:
             "notes": "; ".join(m.get("notes") or ()) or None,
             "cash_flow": _dollars(m.get("cash_flow_cents", 0)),
             "tilts": json.dumps(m["tilts"], sort_keys=True) if m.get("tilts") else None,
+            "te_combined": m.get("te_combined"),
         }
         return account, trades, order_rows(run_id, c.date, household, orders)

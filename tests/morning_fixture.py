@@ -40,6 +40,7 @@ OPTIONAL_ACCOUNT_FIELDS = [
     ("notes", pa.string()),
     ("orders", pa.int32()),
     ("tilts", pa.string()),
+    ("te_combined", pa.float64()),
 ]
 
 

@@ -50,6 +50,7 @@ ACCOUNT_OPTIONAL = {
     "notes": "str",  # the solver's notes joined by "; "
     "orders": "int",
     "tilts": "str",  # JSON {style: [achieved, target]}, standard deviations of the style score
+    "te_combined": "float",  # outside holdings complete: the TE its budget applies to
 }
 TRADE_COLUMNS = {
     "account": "str",

@@ -234,16 +234,19 @@ def by_account_type(inputs: RunInputs) -> list[TypeRow] | None:
 
 
 def tracking_error(inputs: RunInputs) -> TrackingError:
-    """Every account's ex-ante TE against its own budget (accounts without a TE, failed ones, left out)."""
+    """Every account's ex-ante TE against its own budget (accounts without a TE, failed ones, left
+    out); an account with outside holdings ``complete``: the TE of it and them together."""
     against_budget = inputs.recorded("te_budget")
     values, over, without = [], [], 0
-    for account, household, kind, te, budget in zip(
+    for account, household, kind, own, combined, budget in zip(
         _column(inputs, "account"),
         _column(inputs, "household"),
         _column(inputs, "account_type"),
         _column(inputs, "te_ex_ante"),
+        _column(inputs, "te_combined"),
         _column(inputs, "te_budget"),
     ):
+        te = own if combined is None else combined
         if te is None or not np.isfinite(te):
             continue
         if not against_budget:

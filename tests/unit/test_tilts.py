@@ -216,6 +216,16 @@ def test_outside_complete_underweights_the_held_name_and_its_correlated_twin():
     assert doc["te_combined"] == r.te_combined and doc["te_ex_ante"] == r.te_ex_ante
 
 
+def test_the_budget_of_an_account_with_outside_holdings_is_on_the_combined_te():
+    from cluster.step import within_budget
+    from solver.types import SolveResult
+
+    s = AccountSettings(te_max=0.02)
+    assert within_budget(SolveResult("optimal", None, 1.0, te_ex_ante=0.05, te_combined=0.019), s)
+    assert not within_budget(SolveResult("optimal", None, 1.0, te_ex_ante=0.01, te_combined=0.03), s)
+    assert within_budget(SolveResult("optimal", None, 1.0, te_ex_ante=0.019), s)
+
+
 def test_outside_exclude_does_not_buy_the_name_here():
     snap = twin_snapshot()
     lots = benchmark_lots(snap, VALUE)
