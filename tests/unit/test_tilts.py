@@ -139,6 +139,22 @@ def test_explain_reports_the_te_the_tilts_cost_and_the_orders_they_turned(small_
     assert {t["reason"] for t in doc["trades"] if "reason" in t} == {"tilt:value"}
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_rounded_trades_keep_every_tilt_or_say_so(small_snap, small_market, seed):
+    snap = small_with_styles(small_snap)
+    rng = np.random.default_rng(40 + seed)
+    lots = synth_lots(small_market, len(small_market.dates) - 1, rng, value=float(rng.uniform(2e5, 2e6)))
+    tilts = (("momentum", float(rng.uniform(-0.4, -0.1))), ("value", float(rng.uniform(0.1, 0.4))))
+    r = solve_account(snap, lots, 10_000_00, AccountSettings(te_max=0.05, tilts=tilts))
+    assert r.ok, r.reason
+    for style, target in tilts:
+        achieved, said = r.active_exposures[style]
+        assert said == target and achieved == pytest.approx(exposure(snap, r, style), abs=1e-9)
+        kept = (achieved - target) * np.sign(target) >= -TOLERANCE
+        assert kept or any(note.startswith(f"after rounding the {style} exposure") for note in r.notes)
+        assert (achieved - target) * np.sign(target) >= -0.02  # and never far off
+
+
 def test_rounding_that_misses_a_tilt_is_noted():
     s = np.array([1.0, -1.0])
     tilt = Tilt("value", 0.5, s, 1.0, 1.0)
