@@ -61,7 +61,7 @@ def fill(
     b[layout.r_sub : layout.r_sub + S] = np.bincount(slot, weights=la.weight * p.sides.sellable, minlength=S)
     b[layout.r_bub : layout.r_bub + n] = p.sides.buy_ub
     b[layout.r_cap : layout.r_cap + n] = limits.cap - snap.benchmark
-    if shift or (d is not None and d.any()):
+    if shift or (d is not None and d.any()):  # outside holdings ``complete`` (solver.outside)
         b[:n] += d
         b[layout.r_cap : layout.r_cap + n] += d
     b[layout.r_budget] = 1.0 - settings.cash_target - snap.benchmark.sum() + shift
