@@ -16,6 +16,7 @@ problem sees is the combined TE ÷ α: the optimizer's TE budget is te_max / α 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from taxview.core.errors import InputError
 
 from .snapshot import Snapshot
 from .types import AccountSettings
+
+if TYPE_CHECKING:
+    from .account import Account
 
 
 def check_outside(settings: AccountSettings, snap: Snapshot) -> None:
@@ -61,3 +65,15 @@ def solver_settings(settings: AccountSettings, alpha: float) -> AccountSettings:
     if alpha == 1.0:
         return settings
     return replace(settings, te_max=settings.te_max / alpha, lambda_te=settings.lambda_te * alpha**2)
+
+
+def combined_reason(account: Account, reason: str | None) -> str | None:
+    """A failed account's reason, with outside holdings ``complete`` saying the TE figures in it
+    are in the account's own units (the combined TE ÷ the account's share)."""
+    if reason is None or account.alpha == 1.0 or "TE" not in reason:
+        return reason
+    return (
+        f"{reason} (outside holdings, complete: the TE figures are the TE of account + outside holdings "
+        f"÷ {account.alpha:.3f}, the account's share of the two; the mandate's budget is "
+        f"{account.mandate.te_max:.2%} on the combined value)"
+    )

@@ -36,6 +36,8 @@ from .types import AccountSettings
 if TYPE_CHECKING:
     from .account import Account
     from .limits import Limits
+    from .rounding import Rounded
+    from .types import SolveResult
 
 MARGIN = 0.002  # standard deviations asked beyond the target (rounding's room)
 TOLERANCE = 0.001  # standard deviations a rounded exposure may fall short before a note
@@ -206,3 +208,18 @@ def reasons(
         if pull[i, j] < 0:
             out[(account.snap.symbols[i], "sell")] = f"tilt:{account.tilts[j].style}"
     return out
+
+
+def explained(result: SolveResult, account: Account, limits: Limits, cache: ProblemCache, rounded: Rounded):
+    """``result`` with ``te_from_tilts`` and the orders the tilts turned (``order_reasons``)."""
+    la, p, V = account.lot_slots, account.snap.prices, account.value
+    bought, sold = np.zeros(account.n), np.zeros(account.n)
+    for i, sh in rounded.buys:
+        bought[i] += float(sh) * p[i] / V
+    for k, sh in rounded.sells:
+        sold[la.name[k]] += float(sh) * p[la.name[k]] / V
+    return replace(
+        result,
+        te_from_tilts=te_from_tilts(account, limits, cache),
+        order_reasons=reasons(account, limits, cache, bought, sold),
+    )
