@@ -12,6 +12,10 @@ from taxview.core.records import Restrictions
 from .account import Account
 from .budget import gain_bound
 
+# In the note of a paced account traded to the least TE its gain allowance allows (solver.passes):
+# over its TE budget on purpose, which the household step does not try to fix (cluster.step).
+PACED = "a transition: the gain budget sets the pace"
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:

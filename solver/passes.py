@@ -25,7 +25,7 @@ from . import minimums, tilts
 from .account import Account
 from .budget import dollars, soft_target_note
 from .data import Pass, Sides, fill
-from .limits import Limits
+from .limits import PACED, Limits
 from .problem import EPS_W, GAIN_UNBOUND, LOOSE_TOL, OBJ_SCALE, Layout, ProblemCache
 from .status import SolveStatus, from_clarabel
 
@@ -414,7 +414,7 @@ def _soc_pass(runner: _Runner, fine: Layout, sides: Sides, harvestable: bool, te
             if least is not None and runner.limits.paced and runner.gain_ub < GAIN_UNBOUND:  # a transition
                 runner.notes.append(
                     f"TE budget {runner.account.settings.te_max:.2%} cannot be met within tonight's gain allowance "
-                    f"(a transition: the gain budget sets the pace); traded to the least TE it allows, {least[0]:.2%}"
+                    f"({PACED}); traded to the least TE it allows, {least[0]:.2%}"
                 )
                 return runner.solved(fine, least[1])
             if least is not None and _windows_bind(runner, fine):
