@@ -62,6 +62,8 @@ def charts(out: Path, run, baseline, index=None, index_name=None, transition: bo
     with tilts exposures.png (each tilted style's achieved exposure against its target), with a
     legacy portfolio ``transition`` te_path.png (the ex-ante TE after each rebalance)."""
     plt = pyplot()
+    from matplotlib.ticker import StrMethodFormatter
+
     d, cap = run.dates, run.nav[0]
     nav = [
         (run.after_tax_nav, "tax-aware, after tax", {"lw": 1.6}),
@@ -71,8 +73,17 @@ def charts(out: Path, run, baseline, index=None, index_name=None, transition: bo
     ]
     if index is not None:
         nav.append((index / index[0] * run.benchmark_nav[0], f"{index_name} (context)", {"lw": 0.8, "ls": ":"}))
+    excess = [
+        (np.asarray(run.after_tax_nav) - np.asarray(run.benchmark_nav), "tax-aware − benchmark", {"lw": 1.6}),
+        (
+            np.asarray(run.after_tax_nav) - np.asarray(baseline.after_tax_nav),
+            "tax-aware − not tax-aware (both after tax)",
+            {"lw": 1.2},
+        ),
+    ]
     plots = [
-        ("nav.png", "After-tax NAV against the benchmark", "value ($)", 5, nav),
+        ("nav.png", "After-tax NAV against the benchmark (log scale)", "value ($, log scale)", 5, nav),
+        ("excess.png", "Cumulative after-tax excess wealth", "$", 4, excess),
         (
             "harvested.png",
             "Cumulative harvested losses",
@@ -118,6 +129,11 @@ def charts(out: Path, run, baseline, index=None, index_name=None, transition: bo
         for values, label, style in lines:
             ax.plot(d, values, label=label, **style)
         ax.set_ylabel(ylabel)
+        if name == "nav.png":
+            ax.set_yscale("log")
+        if name == "excess.png":
+            ax.axhline(0, color="black", lw=0.8)
+            ax.yaxis.set_major_formatter(StrMethodFormatter("${x:,.0f}"))
         ax.set_title(title)
         ax.legend()
         ax.grid(alpha=0.3)
@@ -173,12 +189,40 @@ def _sections(metrics: dict) -> str:
     return "".join(parts)
 
 
+# metrics.json's keys as a reader says them, with their units
+LABELS = {
+    "ann_return_pre_tax": "annualized return, pre-tax",
+    "ann_return_after_tax": "annualized return, after tax",
+    "benchmark_ann_return": "benchmark annualized return",
+    "after_tax_alpha_bps": "after-tax alpha (bps a year)",
+    "tracking_error_bps": "realized tracking error (bps, annualized)",
+    "avg_turnover": "average turnover (one-way, a year)",
+    "lifetime_harvested_pct": "harvested losses (% of initial value)",
+    "harvested_by_year_pct": "harvested losses by year (% of initial value)",
+    "tax_alpha_by_year": "tax alpha by year (% of the year's starting value)",
+    "taxes_by_year": "tax by year ($; negative: saved)",
+    "final_nav": "final value, pre-tax ($)",
+    "final_after_tax_nav": "final value, after tax ($)",
+    "liquidation_after_tax_nav": "final value if liquidated, after tax ($)",
+    "benchmark_final_nav": "benchmark final value ($)",
+    "wash_sales_created": "wash sales created",
+    "realized_total": "net realized gain ($)",
+    "rebalances": "rebalances",
+    "solve_failures": "rebalances left untraded",
+    "days": "trading days",
+    "days_per_second": "simulated days per second",
+    "tax_awareness_alpha_bps": "after-tax alpha of tax awareness (bps a year)",
+}
+
+
 def _fmt(key: str, v: Any) -> str:
     if isinstance(v, dict):
         return ", ".join(f"{k}: {_fmt(key, x)}" for k, x in v.items())
     if isinstance(v, float):
-        if key.startswith("ann_return") or key == "benchmark_ann_return" or key.startswith("tax_alpha"):
+        if key.startswith("ann_return") or key == "benchmark_ann_return" or key.startswith("tax_alpha_by"):
             return f"{v:.2%}"
+        if key == "avg_turnover":
+            return f"{v:.1%}"
         if "nav" in key:
             return f"${v:,.0f}"
         return f"{v:,.2f}"
@@ -189,7 +233,8 @@ def report_html(out: Path, metrics: dict, images: list[Path], assumptions: list[
     keys = [k for k in metrics if k not in ("baseline", "assumptions", "inputs", "exposures", "transition")]
     base = metrics["baseline"]
     rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{_fmt(k, metrics[k])}</td><td>{_fmt(k, base.get(k, ''))}</td></tr>"
+        f"<tr><th title='{html.escape(k)}'>{html.escape(LABELS.get(k, k))}</th><td>{_fmt(k, metrics[k])}</td>"
+        f"<td>{_fmt(k, base.get(k, ''))}</td></tr>"
         for k in keys
     )
     imgs = "".join(f"<figure><img src='{png_data_uri(p.read_bytes())}' alt='{p.stem}'></figure>" for p in images)

@@ -54,4 +54,6 @@ def test_a_tilted_transition_report_shows_exposures_and_the_te_path(browser, tmp
         natural = browser.execute_script("return arguments[0].naturalWidth", img)
         assert natural > 0, img.get_attribute("alt")
     tables = browser.find_elements(By.TAG_NAME, "table")
+    assert "annualized return, after tax" in tables[0].text and "ann_return_after_tax" not in tables[0].text
+    assert {"excess"} <= alts
     assert "+0.300" in tables[1].text and "$20,000" in tables[2].text
