@@ -20,6 +20,9 @@ timed right after ours, the order rotating. Without cvxportfolio this part is sk
 
 ``--gain-allowance-bps B`` gives every account a net realized-gain allowance of B basis points of
 its value (0: no net gain tonight; negative: a net loss to realize); without it, no gain budget.
+``--tilts value=0.3,momentum=-0.2`` (issue 15) also solves every account with those style tilts
+(the market's synthetic styles, as ``taxview market synth`` writes them) right after its plain
+solve, on the same cache: ``tilted_p50_ms`` and the ratio of the medians, ``tilted_vs_plain``.
 """
 
 from __future__ import annotations
@@ -42,8 +45,10 @@ from solver.problem import CompiledProblem, ProblemCache
 from solver.reference import CvxpyCache, FreshCache
 from solver.snapshot import Snapshot, snapshot
 from solver.solve import solve_account
+from solver.styles import of_synthetic
 from solver.synthetic import synth_lots
 from solver.types import AccountSettings
+from taxview.core.mandate import check
 from taxview.core.records import Lot
 
 try:  # the cvxportfolio comparison is optional: pip install -e .[bench]
@@ -243,12 +248,17 @@ def main() -> None:
     ap.add_argument("--naive-accounts", type=int, default=100)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--gain-allowance-bps", type=float, help="every account's gain allowance, bps of its value")
+    ap.add_argument("--tilts", help="also solve each account with these style tilts: value=0.3,momentum=-0.2")
     ap.add_argument("--json", help="write the results here (also printed)")
     args = ap.parse_args()
 
     market = synthesize(names=args.names, days=1260, factors=args.factors, seed=args.seed)
     t = len(market.dates) - 1
-    snap = snapshot(market, str(market.dates[t]), factors=args.factors)
+    styles = None
+    if args.tilts:
+        styles = of_synthetic(market, args.names, 1260, args.factors, args.seed, "2015-01-02")
+    tilts = check({"tilts": args.tilts}, "--tilts")["tilts"] if args.tilts else ()
+    snap = snapshot(market, str(market.dates[t]), factors=args.factors, styles=styles)
     rng = np.random.default_rng(args.seed)
     accounts = [
         (
@@ -277,6 +287,7 @@ def main() -> None:
 
     # wall time, and the process's CPU time beside it (less sensitive to a busy machine's other work)
     warm, warm_cpu, iters, passes, statuses, noted, stages = [], [], [], [], {}, 0, []
+    tilted, tilted_statuses = [], {}
     with StageClock() as clock:
         for i, (lots, cash) in enumerate(accounts[1:]):
             runs: list[str | None] = [None, *policies]  # None: ours; the order rotates by account
@@ -299,6 +310,13 @@ def main() -> None:
                 passes.append(r.passes)
                 statuses[r.status] = statuses.get(r.status, 0) + 1
                 noted += bool(r.notes)
+                if tilts:  # the same account with the tilts, right after (not in the stage figures)
+                    t0 = time.perf_counter()
+                    with_tilts = dataclasses.replace(account_settings, tilts=tilts)
+                    rt = solve_account(snap, lots, cash, with_tilts, cache=cache)
+                    tilted.append((time.perf_counter() - t0) * 1e3)
+                    tilted_statuses[rt.status] = tilted_statuses.get(rt.status, 0) + 1
+                    clock.take()
     # cvxportfolio's online entry point (``execute``) compiles anew on each call: a few, for scale
     cvxp_execute = [policies["default"].execute_ms(h) for h in held[1:4]] if policies else []
 
@@ -341,6 +359,17 @@ def main() -> None:
         "passes_counts": {str(k): passes.count(k) for k in sorted(set(passes))},
         **stage_figures(stages, warm),
         "iterations_median": float(np.median(iters)),
+        **(
+            {
+                "tilts": dict(tilts),
+                "tilted_statuses": tilted_statuses,
+                "tilted_p50_ms": pct(tilted, 50),
+                "tilted_p90_ms": pct(tilted, 90),
+                "tilted_vs_plain": round(float(np.median(tilted) / np.median(warm)), 3),
+            }
+            if tilts
+            else {}
+        ),
         "cache": {"hits": cache.hits, "misses": cache.misses, "size": len(cache)},
         **cvxportfolio_figures(policies, cvxp_cold, cvxp_warm, cvxp_cpu, cvxp_weights, cvxp_execute, warm, warm_cpu),
         "machine": {

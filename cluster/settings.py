@@ -56,7 +56,7 @@ def read_firm_defaults(path: str | Path) -> AccountSettings:
     if not isinstance(table, dict):
         raise InputError("defaults", f"{path}: [defaults] must be a table")
     values = check(table, f"{path} [defaults]")
-    per_account = sorted(set(values) - SOLVER_KEYS)
+    per_account = sorted((set(values) - SOLVER_KEYS) | (set(values) & {"outside"}))  # holdings are one owner's
     if per_account:
         raise InputError(per_account[0], f"{path}: {per_account[0]} is set per account, not for the firm")
     return settings_with(AccountSettings(), values)

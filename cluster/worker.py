@@ -12,6 +12,7 @@ applied before the connection broke answers with its stored result.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from decimal import Decimal
 from typing import Any
@@ -93,6 +94,8 @@ ACCOUNT_SCHEMA = pa.schema(
         ("notes", pa.string()),
         ("cash_flow", MONEY),
         ("node_id", pa.string()),  # the Ray node that ran the account's shard (set by the coordinator)
+        ("tilts", pa.string()),  # JSON {style: [achieved, target]} (standard deviations); null: no tilts
+        ("te_combined", pa.float64()),  # outside holdings complete: the TE of the account and them together
     ]
 )
 
@@ -285,5 +288,7 @@ class RebalanceWorker:
             "orders": len(orders),
             "notes": "; ".join(m.get("notes") or ()) or None,
             "cash_flow": _dollars(m.get("cash_flow_cents", 0)),
+            "tilts": json.dumps(m["tilts"], sort_keys=True) if m.get("tilts") else None,
+            "te_combined": m.get("te_combined"),
         }
         return account, trades, order_rows(run_id, c.date, household, orders)

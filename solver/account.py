@@ -17,8 +17,10 @@ from taxview.core.errors import InputError
 from taxview.core.records import Lot
 from taxview.core.tax import add_one_year
 
+from . import outside
 from .slots import LotSlots, assign_slots
 from .snapshot import Snapshot
+from .tilts import Tilt, account_tilts
 from .types import AccountSettings
 
 
@@ -50,6 +52,13 @@ def validate_settings(s: AccountSettings) -> None:
     allowance = s.gain_allowance_cents
     if allowance is not None and (isinstance(allowance, bool) or not isinstance(allowance, int)):
         raise InputError("gain_allowance_cents", f"must be integer cents or None, got {allowance!r}")
+    for style, t in s.tilts:
+        if not isinstance(style, str) or isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+            raise InputError("tilts", f"a tilt is (style, standard deviations), got {(style, t)!r}")
+    if len({style for style, _ in s.tilts}) != len(s.tilts):
+        raise InputError("tilts", "a style is tilted twice")
+    if s.outside is not None and s.outside.mode not in ("exclude", "complete"):
+        raise InputError("outside", f"mode must be exclude|complete, got {s.outside.mode!r}")
 
 
 class LotArrays(NamedTuple):
@@ -136,6 +145,12 @@ class Account:
     lot_slots: LotSlots
     w0: np.ndarray  # (n,) held weight per name
     gain: np.ndarray  # (N,) net gain per dollar sold of each lot (1 − basis/value, ≤ 1), any account type
+    # the mandate's settings as given (``settings`` is what the optimizer sees: outside holdings
+    # ``complete`` scale its te_max and lambda_te, ``exclude`` adds exclusions: ``solver.outside``)
+    mandate: AccountSettings | None = None
+    tilts: tuple[Tilt, ...] = ()
+    offset: np.ndarray | None = None  # (n,) outside holdings' active-weight offset d (zeros: none)
+    alpha: float = 1.0  # the account's share of account + outside holdings (``complete``)
 
     @property
     def n(self) -> int:
@@ -153,6 +168,9 @@ def read_account(
 ) -> Account:
     """Validate, price each lot's tax per dollar sold today, and lay the lots out in slots."""
     validate_settings(settings)
+    outside.check_outside(settings, snap)
+    tilts = account_tilts(settings, snap)
+    mandate, settings = settings, outside.excluded(settings)
     arrays = validate_lots(lots, snap)
     if not isinstance(cash_cents, int) or isinstance(cash_cents, bool):
         raise InputError("cash", f"cash must be integer cents, got {cash_cents!r}")
@@ -176,4 +194,6 @@ def read_account(
         tax, max_slots = np.zeros(len(lots)), 1
     slots = assign_slots(name, value / V, tax, gain_frac < 0, n=n, max_slots=max_slots)
     w0 = np.bincount(slots.name, weights=slots.weight, minlength=n)
-    return Account(snap, lots, cash_cents, settings, V, slots, w0, gain_frac)
+    d, alpha = outside.offset(settings, snap, V)
+    settings = outside.solver_settings(settings, alpha)
+    return Account(snap, lots, cash_cents, settings, V, slots, w0, gain_frac, mandate, tilts, d, alpha)

@@ -11,7 +11,8 @@ import numpy as np
 
 from .account import Account
 from .limits import Limits
-from .problem import GAIN_UNBOUND, OBJ_SCALE, Layout
+from .problem import GAIN_UNBOUND, MAX_TILTS, OBJ_SCALE, Layout
+from .tilts import rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,9 @@ def fill(
     account: Account, limits: Limits, p: Pass, cash_max: float, gain_ub: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(q, b, g) of ``p``; ``cash_max`` is the settings' or 1.0 once the cash limit gave way,
-    ``gain_ub`` the limits' or 0 once a negative gain allowance gave way (``solver.budget``)."""
+    ``gain_ub`` the limits' or 0 once a negative gain allowance gave way (``solver.budget``).
+    ``g``: the updatable A values (the gain row, then the tilt rows: ``solver.tilts``). The
+    outside holdings' offset d (``solver.outside``) moves the bounds on a = w − w_b + d."""
     snap, settings, la, n = account.snap, account.settings, account.lot_slots, account.n
     layout, slot = p.layout, p.slot
     cost = settings.cost_bps / 1e4
@@ -51,15 +54,22 @@ def fill(
     q[:S] = settings.lambda_tax * np.divide(tax, held, out=np.zeros(S), where=held > 0) + cost
     q[layout.ob : layout.ob + n] = cost
     q *= OBJ_SCALE / settings.lambda_te
+    d = account.offset
+    shift = 0.0 if d is None else float(d.sum())
     b = np.zeros(layout.m)
     b[:n] = account.w0 - snap.benchmark
     b[layout.r_sub : layout.r_sub + S] = np.bincount(slot, weights=la.weight * p.sides.sellable, minlength=S)
     b[layout.r_bub : layout.r_bub + n] = p.sides.buy_ub
     b[layout.r_cap : layout.r_cap + n] = limits.cap - snap.benchmark
-    b[layout.r_budget] = 1.0 - settings.cash_target - snap.benchmark.sum()
-    b[layout.r_budget + 1] = -(1.0 - cash_max - snap.benchmark.sum())
+    if shift or (d is not None and d.any()):  # outside holdings ``complete`` (solver.outside)
+        b[:n] += d
+        b[layout.r_cap : layout.r_cap + n] += d
+    b[layout.r_budget] = 1.0 - settings.cash_target - snap.benchmark.sum() + shift
+    b[layout.r_budget + 1] = -(1.0 - cash_max - snap.benchmark.sum() + shift)
     b[layout.r_gain] = gain_ub
-    g = np.zeros(S)  # without a budget the row reads 0 ≤ GAIN_UNBOUND
+    g_all = np.zeros(layout.G)
+    g_all[S:], b[layout.r_tilt : layout.r_tilt + MAX_TILTS] = rows(account.tilts, np.zeros(n) if d is None else d, n)
+    g = g_all[:S]  # without a budget the row reads 0 ≤ GAIN_UNBOUND
     if gain_ub < GAIN_UNBOUND and p.relaxation:  # never stricter than the fine pass it decides for
         order = np.lexsort((account.gain, slot))
         least = np.r_[True, slot[order][1:] != slot[order][:-1]]  # each slot's first: its least gain
@@ -69,4 +79,4 @@ def fill(
         np.divide(gain, held, out=g, where=held > 0)
     if layout.cone:
         b[layout.r_soc] = settings.te_max
-    return q, b, g
+    return q, b, g_all

@@ -21,8 +21,9 @@ from typing import Any
 
 from taxview.core.csvfile import csv_rows
 from taxview.core.errors import InputError
+from taxview.core.mandate import MAX_TILT, MAX_TILTS, OUTSIDE_MODES
 from taxview.core.money import cents_to_dollars, dollars_to_cents
-from taxview.core.records import Lot, Restrictions
+from taxview.core.records import Lot, Outside, Restrictions
 
 from .types import AccountSettings, SolveResult
 
@@ -206,6 +207,7 @@ _ACCOUNT_KEYS: dict[str, dict[str, tuple[str, Callable[[Any], Any], tuple[Callab
         "st_rate": ("st_rate", _number, _RATE),
         "lt_rate": ("lt_rate", _number, _RATE),
         "gain_allowance": ("gain_allowance_cents", _cents, _ANY),  # tonight's, dollars (negative: a net loss)
+        "gain_budget": ("gain_budget_cents", _cents, _ANY),  # a year's, dollars (the backtest's)
     },
     "optimizer": {
         "te_max": ("te_max", _number, _POSITIVE),
@@ -219,6 +221,7 @@ _ACCOUNT_KEYS: dict[str, dict[str, tuple[str, Callable[[Any], Any], tuple[Callab
         "min_trade_weight": ("min_trade_weight", _number, _RATE),
         "max_names_traded": ("max_names_traded", _integer, (lambda x: x >= 1, ">= 1")),
         "term_horizon_days": ("term_horizon_days", _integer, (lambda x: 0 <= x <= 365, "in [0, 365]")),
+        "transition": ("transition", _boolean, _ANY),
     },
     "exclude": {
         "symbols": ("exclude_symbols", _names("symbols"), _ANY),
@@ -231,11 +234,53 @@ _ACCOUNT_KEYS: dict[str, dict[str, tuple[str, Callable[[Any], Any], tuple[Callab
 }
 
 
+def _read_tilts(table: dict, path: Path) -> tuple[tuple[str, float], ...]:
+    """``[tilts]``: style = standard deviations of its score (negative: a lean away)."""
+    out = []
+    for style, value in table.items():
+        name = f"tilts.{style}"
+        try:
+            t = _number(value)
+        except _Refused as exc:
+            raise InputError(name, f"{exc} ({path})") from None
+        if abs(t) > MAX_TILT:
+            raise InputError(name, f"must be within ±{MAX_TILT:g} standard deviations, got {t} ({path})")
+        out.append((style, t))
+    if len(out) > MAX_TILTS:
+        raise InputError("tilts", f"at most {MAX_TILTS} styles may be tilted, got {len(out)} ({path})")
+    return tuple(sorted(out))
+
+
+def _read_outside(table: dict, path: Path) -> Outside:
+    """``[outside]``: mode = "exclude" | "complete", and ``[outside.holdings]`` SYMBOL = dollars."""
+    unknown = sorted(set(table) - {"mode", "holdings"})
+    if unknown:
+        raise InputError(f"outside.{unknown[0]}", f"unknown key (known: ['mode', 'holdings']) ({path})")
+    mode = table.get("mode", "exclude")
+    if mode not in OUTSIDE_MODES:
+        raise InputError("outside.mode", f"must be one of {'|'.join(OUTSIDE_MODES)}, got {mode!r} ({path})")
+    holdings = table.get("holdings")
+    if not isinstance(holdings, dict) or not holdings:
+        raise InputError("outside.holdings", f"needs a table [outside.holdings] of SYMBOL = dollars ({path})")
+    out = []
+    for symbol, value in holdings.items():
+        name = f"outside.holdings.{symbol}"
+        try:
+            cents = _cents(value)
+        except _Refused as exc:
+            raise InputError(name, f"{exc} ({path})") from None
+        if cents <= 0:
+            raise InputError(name, f"must be dollars > 0, got {value} ({path})")
+        out.append((symbol.strip(), Decimal(cents) / 100))
+    return Outside(mode, tuple(sorted(out)))
+
+
 def read_account_toml(path: Path | str) -> tuple[AccountSettings, int, Restrictions]:
     """Account settings, cash (cents) and wash-sale restrictions from a TOML file (README).
 
     Every key is optional; an unknown key, a value of the wrong type or out of range raises
-    ``InputError`` naming it as ``section.key``."""
+    ``InputError`` naming it as ``section.key``. ``[tilts]`` and ``[outside]`` (with
+    ``[outside.holdings]``) name styles and symbols, checked against the market once it is loaded."""
     path = Path(path)
     try:
         doc = tomllib.loads(path.read_bytes().decode("utf-8"))
@@ -247,10 +292,16 @@ def read_account_toml(path: Path | str) -> tuple[AccountSettings, int, Restricti
         raise InputError("account", f"{path} is not valid TOML: {exc}") from exc
     kw: dict[str, Any] = {}
     for section, table in doc.items():
-        if section not in _ACCOUNT_KEYS:
-            raise InputError(section, f"unknown section (known: {list(_ACCOUNT_KEYS)}) ({path})")
+        if section not in _ACCOUNT_KEYS and section not in ("tilts", "outside"):
+            raise InputError(section, f"unknown section (known: {[*_ACCOUNT_KEYS, 'tilts', 'outside']}) ({path})")
         if not isinstance(table, dict):
             raise InputError(section, f"must be a table [{section}], got {_a(table)} ({path})")
+        if section == "tilts":
+            kw["tilts"] = _read_tilts(table, path)
+            continue
+        if section == "outside":
+            kw["outside"] = _read_outside(table, path)
+            continue
         for key, value in table.items():
             name = f"{section}.{key}"
             if key not in _ACCOUNT_KEYS[section]:
@@ -282,7 +333,9 @@ def check_against_universe(settings: AccountSettings, restrictions: Restrictions
     exclude or restrict nothing). ``universe``: a ``Snapshot`` or ``Market`` (``symbols``,
     ``sectors``); the error names the account-file key and the unknown names."""
     symbols, sectors = set(universe.symbols), set(universe.sectors)
+    outside = settings.outside.symbols if settings.outside is not None else frozenset()
     for name, given, known, what in (
+        ("outside.holdings", outside, symbols, "symbol"),
         ("exclude.symbols", settings.exclude_symbols, symbols, "symbol"),
         ("exclude.sectors", settings.exclude_sectors, sectors, "sector"),
         ("restrictions.no_buy", restrictions.no_buy, symbols, "symbol"),
@@ -322,4 +375,13 @@ def result_to_dict(r: SolveResult) -> dict[str, Any]:
     out["passes"] = r.passes
     out["iterations"] = r.iterations
     out["notes"] = list(r.notes)
+    out["active_exposures"] = {
+        style: {"achieved": round(got, 6), "target": target} for style, (got, target) in r.active_exposures.items()
+    }
+    out["te_combined"] = r.te_combined
+    out["te_from_tilts"] = r.te_from_tilts
+    for t in out["trades"]:
+        reason = r.order_reasons.get((t["symbol"], t["side"]))
+        if reason:
+            t["reason"] = reason
     return out

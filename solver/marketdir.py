@@ -47,6 +47,7 @@ from .market import (
     synthetic_process,
     write_market,
 )
+from .styles import STYLES_FILE, of_synthetic, write_styles
 
 CLOSES_COLUMNS = ("date", "symbol", "close")
 UNIVERSE_COLUMNS = ("symbol", "action", "date")
@@ -62,9 +63,12 @@ NewDays = tuple[np.ndarray, np.ndarray]  # dates (k,) datetime64[D], closes (k, 
 
 
 def write_synthetic(out: Path | str, names: int, days: int, factors: int, seed: int, start: str) -> Market:
-    """``synthesize`` written as a market directory, with ``synthetic.json`` saying how it was made."""
+    """``synthesize`` written as a market directory, with ``synthetic.json`` saying how it was made
+    and ``styles.parquet`` (``solver.styles.synthetic_styles``: scores that move with its factors)."""
     market = synthesize(names=names, days=days, factors=factors, seed=seed, start=start)
     out = write_market(market, out)
+    styles = of_synthetic(market, names, days, factors, seed, start)
+    _replace(out / STYLES_FILE, lambda tmp: write_styles(styles, market.symbols, tmp))
     recipe = {"names": names, "days": days, "factors": factors, "seed": seed, "start": start}
     text = json.dumps({"generator": GENERATOR, "version": 1, **recipe}, indent=1) + "\n"
     _replace(out / SYNTHETIC, lambda tmp: tmp.write_text(text))

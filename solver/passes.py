@@ -21,11 +21,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import minimums
+from . import minimums, tilts
 from .account import Account
 from .budget import dollars, soft_target_note
 from .data import Pass, Sides, fill
-from .limits import Limits
+from .limits import PACED, Limits
 from .problem import EPS_W, GAIN_UNBOUND, LOOSE_TOL, OBJ_SCALE, Layout, ProblemCache
 from .status import SolveStatus, from_clarabel
 
@@ -130,7 +130,7 @@ class _Runner:
         if self.gain_ub >= GAIN_UNBOUND:
             return False
         g = self._fill(replace(p, relaxation=False))[2]  # the slots' mean gain, as the fine pass sees it
-        return float(g @ x[: p.layout.S]) > self.gain_ub - LOOSE_TOL
+        return float(g[: p.layout.S] @ x[: p.layout.S]) > self.gain_ub - LOOSE_TOL
 
     @property
     def allowance_cents(self) -> int | None:
@@ -156,7 +156,8 @@ class _Runner:
 
     def failed(self, res: PassResult, te_min: float | None = None) -> Solution:
         allowance = self.allowance_cents if self.gain_blocked else None
-        reason = _reason(res, self.account, self.limits, te_min, allowance)
+        tilted = tilts.unreachable(self.account, self.limits, self.cache) if res.status.infeasible else None
+        reason = tilted or _reason(res, self.account, self.limits, te_min, allowance)
         return Solution(res.status, reason, None, None, self.passes, self.iterations)
 
 
@@ -410,6 +411,12 @@ def _soc_pass(runner: _Runner, fine: Layout, sides: Sides, harvestable: bool, te
     if not res.status.ok:
         if res.status.infeasible:  # say how far the budget is: the least TE found wash-safe
             least = runner.least_te(Pass(fine, la.slot, te_sides or sides), tax=0.01)
+            if least is not None and runner.limits.paced and runner.gain_ub < GAIN_UNBOUND:  # a transition
+                runner.notes.append(
+                    f"TE budget {runner.account.settings.te_max:.2%} cannot be met within tonight's gain allowance "
+                    f"({PACED}); traded to the least TE it allows, {least[0]:.2%}"
+                )
+                return runner.solved(fine, least[1])
             if least is not None and _windows_bind(runner, fine):
                 runner.notes.append(
                     f"TE budget {runner.account.settings.te_max:.2%} cannot be met tonight: "

@@ -8,11 +8,14 @@ Layout (weights are fractions of account value, TE is annualized):
              0 ≤ s ≤ s_ub, 0 ≤ b ≤ b_ub           (blocked lots/buys and padding: ub = 0)
              a ≤ cap − w_b,  1 − cash_max ≤ Σ(a + w_b) ≤ 1 − cash_target
              gᵀs ≤ gain_ub                       (net realized gain, one row: ``solver.budget``)
+             −Tᵀa ≤ −t                           (MAX_TILTS style-tilt rows: ``solver.tilts``)
              [optional] ‖(Lᵀy, √D·a)‖ ≤ TE_max    (SOC, only when the penalty alone breaks the budget)
-Every account-specific number lives in q, b or g (the gain row's S coefficients: net gain per
-weight sold of each slot), so P and A's sparsity (explicit zeros kept) never change: CLARABEL's
-``update(q=, b=)`` and a partial ``update(A=)`` of those S values skip set-up (needs
-``presolve_enable=False``). One compiled problem serves every account, with or without a budget.
+Every account-specific number lives in q, b or g (the updatable A values: the gain row's S
+coefficients, net gain per weight sold of each slot, then the tilt rows' MAX_TILTS × n
+coefficients on a), so P and A's sparsity (explicit zeros kept) never change: CLARABEL's
+``update(q=, b=)`` and a partial ``update(A=)`` of those values skip set-up (needs
+``presolve_enable=False``). One compiled problem serves every account, with or without a budget
+or tilts (an unused tilt row reads 0 ≤ GAIN_UNBOUND).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import clarabel
 import numpy as np
 import scipy.sparse as sp
 
+from taxview.core.mandate import MAX_TILTS
+
 from .riskmodel import RiskModel
 
 TOL = 1e-6
@@ -34,6 +39,8 @@ EPS_W = 1e-7  # weights below this are solver noise
 # gᵀs ≤ Σs ≤ 1 (g ≤ 1 as basis ≥ 0; s ≤ the held weights, which sum to ≤ 1). Not a huge number:
 # CLARABEL scales its primal residual by ‖b‖, so an entry of 1e9 would loosen every row's tolerance.
 GAIN_UNBOUND = 2.0
+# Style-tilt rows in every compiled problem (``solver.tilts``): MAX_TILTS, the most styles a mandate
+# may tilt (``taxview.core.mandate``); rows an account does not use have zero coefficients.
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +98,16 @@ class Layout:
         return self.r_budget + 2
 
     @property
-    def r_soc(self) -> int:
+    def r_tilt(self) -> int:  # MAX_TILTS rows: −(sign·s/scale)ᵀa ≤ −bound
         return self.r_gain + 1
+
+    @property
+    def G(self) -> int:  # the updatable A values: gain row (S), then tilt rows (n per row)
+        return self.S + MAX_TILTS * self.n
+
+    @property
+    def r_soc(self) -> int:
+        return self.r_tilt + MAX_TILTS
 
     @property
     def m(self) -> int:
@@ -149,7 +164,9 @@ class CompiledProblem:
         # gᵀs ≤ gain_ub: compiled with g = 1 so CLARABEL equilibrates it like the rows beside it; each
         # solve sets g (zeros without a budget: measured, a row Σs ≤ 2 instead costs ~3 iterations more)
         rows.append(sp.hstack([sp.csc_matrix(np.ones((1, S))), Z(1, 2 * n + K)]))
-        cones = [clarabel.ZeroConeT(n + K), clarabel.NonnegativeConeT(2 * S + 3 * n + 3)]
+        # tilt rows on a, compiled with the ∞-norm every solve's rows have (``solver.tilts``: s/max|s|)
+        rows.append(sp.hstack([Z(MAX_TILTS, S + n), sp.csc_matrix(np.ones((MAX_TILTS, n))), Z(MAX_TILTS, K)]))
+        cones = [clarabel.ZeroConeT(n + K), clarabel.NonnegativeConeT(2 * S + 3 * n + 3 + MAX_TILTS)]
         if layout.cone:
             Lc = np.linalg.cholesky(model.F + 1e-14 * np.eye(K))
             rows.append(sp.csc_matrix((1, nx)))  # the TE_max row (b only)
@@ -159,9 +176,13 @@ class CompiledProblem:
         A = sp.vstack(rows, format="csc")
         assert A.shape == (layout.m, nx), (A.shape, layout.m, nx)
         # where the gain row's coefficients sit in A's values (CSC: one per slot column, in order)
-        self._gain_nz = np.flatnonzero(A.indices == layout.r_gain)
-        assert len(self._gain_nz) == S, (len(self._gain_nz), S)
-        self._g = np.ones(S)
+        gain_nz = np.flatnonzero(A.indices == layout.r_gain)
+        assert len(gain_nz) == S, (len(gain_nz), S)
+        # the tilt rows' values, CSC order: column by column of a, MAX_TILTS rows each (g's order)
+        tilt_nz = np.flatnonzero((A.indices >= layout.r_tilt) & (A.indices < layout.r_tilt + MAX_TILTS))
+        assert len(tilt_nz) == MAX_TILTS * n, (len(tilt_nz), MAX_TILTS * n)
+        self._gain_nz = np.concatenate([gain_nz, tilt_nz])
+        self._g = np.ones(layout.G)
         self._q = np.zeros(nx)
         self._b = np.zeros(layout.m)
         self.solver = clarabel.DefaultSolver(P, self._q, A, self._b, cones, _settings(robust, layout.loose))
@@ -170,10 +191,12 @@ class CompiledProblem:
     def solve(self, q: np.ndarray, b: np.ndarray, g: np.ndarray | None = None) -> tuple[str, np.ndarray, int]:
         """Returns (status, x, iterations); status is CLARABEL's status name (``solver.status`` maps it).
 
-        ``g``: the gain row's (S,) coefficients; None: zeros (no budget: the row reads 0 ≤ b's bound).
-        Given on every call, so a solve never depends on the account solved before it.
+        ``g``: the updatable A values (``Layout.G``): the gain row's S coefficients, then the tilt
+        rows' (n, MAX_TILTS) coefficients raveled (only S values: no tilts); None: zeros (no budget,
+        no tilts: those rows read 0 ≤ b's bound). Given on every call, so a solve never depends on
+        the account solved before it.
         """
-        g = np.zeros(self.layout.S) if g is None else np.asarray(g, dtype=np.float64)
+        g = updatable(self.layout, g)
         if not np.array_equal(g, self._g):
             self.solver.update(A=(self._gain_nz, g))
             self._g = g.copy()
@@ -181,6 +204,15 @@ class CompiledProblem:
         sol = self.solver.solve()
         self.solves += 1
         return str(sol.status).split(".")[-1], np.asarray(sol.x), int(sol.iterations)
+
+
+def updatable(layout: Layout, g: np.ndarray | None) -> np.ndarray:
+    """``g`` as the layout's G updatable A values (S values alone: the tilt rows' are zeros)."""
+    out = np.zeros(layout.G)
+    if g is not None:
+        g = np.asarray(g, dtype=np.float64)
+        out[: len(g)] = g
+    return out
 
 
 class ProblemCache:

@@ -10,7 +10,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from .problem import LOOSE_TOL, OBJ_SCALE, TOL, Layout
+from .problem import LOOSE_TOL, MAX_TILTS, OBJ_SCALE, TOL, Layout, updatable
 from .riskmodel import RiskModel
 
 _STATUS = {
@@ -41,6 +41,7 @@ class ParamCvxpyProblem:
         self.rhs, self.s_ub, self.b_ub = cp.Parameter(n), cp.Parameter(S), cp.Parameter(n)
         self.a_ub, self.budget = cp.Parameter(n), cp.Parameter(2)
         self.g, self.gain_ub = cp.Parameter(S), cp.Parameter()  # net gain per weight sold, its bound
+        self.tilt, self.tilt_ub = cp.Parameter((MAX_TILTS, n)), cp.Parameter(MAX_TILTS)  # −sign·s/scale, −bound
         E = sp.csr_matrix((np.ones(S), (np.repeat(np.arange(n), lay.L), np.arange(S))), shape=(n, S))
         Fh = np.linalg.cholesky(M.F + 1e-14 * np.eye(K))
         objective = (
@@ -59,6 +60,7 @@ class ParamCvxpyProblem:
             cp.sum(a) <= self.budget[0],
             -cp.sum(a) <= self.budget[1],
             self.g @ s <= self.gain_ub,
+            self.tilt @ a <= self.tilt_ub,
         ]
         if lay.cone:
             self.te = cp.Parameter(nonneg=True)
@@ -68,7 +70,10 @@ class ParamCvxpyProblem:
     def solve(self, q: np.ndarray, b: np.ndarray, g: np.ndarray | None = None) -> tuple[str, np.ndarray, int]:
         lay = self.layout
         n, S = lay.n, lay.S
-        self.g.value = np.zeros(S) if g is None else g
+        g = updatable(lay, g)
+        self.g.value = g[:S]
+        self.tilt.value = g[S:].reshape(n, MAX_TILTS).T
+        self.tilt_ub.value = b[lay.r_tilt : lay.r_tilt + MAX_TILTS]
         self.gain_ub.value = b[lay.r_gain]
         self.q_s.value, self.q_b.value = q[:S], q[lay.ob : lay.ob + n]
         self.rhs.value = b[:n]

@@ -16,6 +16,7 @@ from .limits import Limits
 from .passes import Solution
 from .rounding import Rounded
 from .status import SolveStatus
+from .tilts import exposures, missed
 from .types import Realized, SolveResult
 
 
@@ -38,8 +39,9 @@ def unkept(
     cash held when too few names may be bought, a cap over lots that may not be sold, a TE budget
     wash-sale windows break)."""
     s, snap, notes = account.settings, account.snap, []
-    if te > s.te_max * (1 + 1e-3) and not any(n.startswith("TE budget") for n in solution.notes):
-        notes.append(f"after rounding to whole shares the TE is {te:.2%}, over the budget {s.te_max:.2%}")
+    te_max = (account.mandate or s).te_max  # ``te``: the budgeted TE (with outside holdings, combined)
+    if te > te_max * (1 + 1e-3) and not any(n.startswith("TE budget") for n in solution.notes):
+        notes.append(f"after rounding to whole shares the TE is {te:.2%}, over the budget {te_max:.2%}")
     if cash_weight > s.cash_max + 1e-6 and solution.cash_max < 1:
         notes.append(f"after rounding the cash is {cash_weight:.2%}, over cash_max {s.cash_max:.2%}")
     over = np.flatnonzero(w > limits.cap * (1 + 1e-6) + 1e-9)
@@ -78,6 +80,9 @@ def report(account: Account, limits: Limits, rounded: Rounded, solution: Solutio
     total = new_value.sum() + rounded.cash_end / 100.0
     w = new_value / total
     te = snap.model.te(w - snap.benchmark)
+    combined = None  # outside holdings ``complete``: the TE of the account and them together
+    if account.alpha != 1.0 and account.offset is not None:
+        combined = account.alpha * snap.model.te(w - snap.benchmark + account.offset)
     traded = float((sold_shares * p).sum() + (bought_shares * p).sum())
     if s.taxable:
         st_net, lt_net = st_g + st_l, lt_g + lt_l
@@ -101,5 +106,8 @@ def report(account: Account, limits: Limits, rounded: Rounded, solution: Solutio
         iterations=solution.iterations,
         notes=solution.notes
         + rounded.notes
-        + unkept(account, limits, solution, w, rounded.cash_end / 100.0 / total, te),
+        + unkept(account, limits, solution, w, rounded.cash_end / 100.0 / total, te if combined is None else combined)
+        + missed(account.tilts, w - snap.benchmark),
+        active_exposures=exposures(snap, account.tilts, w - snap.benchmark),
+        te_combined=combined,
     )

@@ -111,7 +111,8 @@ def _invest_cash(account: Account, limits: Limits, r: Rounded) -> Rounded:
     held = np.bincount(la.name, weights=la.weight * V / p[la.name], minlength=account.n)
     shares = held - _sold_shares(account, r.sells) + np.array([float(buys.get(i, 0)) for i in range(account.n)])
     sold = {int(la.name[k]) for k, _ in r.sells}
-    short = account.snap.benchmark * V - shares * p  # dollars under the benchmark weight
+    target = account.snap.benchmark if account.offset is None else account.snap.benchmark - account.offset
+    short = target * V - shares * p  # dollars under the benchmark weight (less outside holdings: solver.outside)
     room = limits.cap * V * (1 - s.cost_bps / 1e4) - shares * p
     bought = np.zeros(account.n, dtype=bool)
     bought[list(buys)] = True

@@ -18,6 +18,7 @@ from taxview.core.money import dollars_to_cents
 
 from .market import Market, _readonly, read_market
 from .riskmodel import RiskModel, estimate, read_riskmodel
+from .styles import STYLES_FILE, Styles, read_styles
 from .types import AccountSettings
 
 
@@ -32,6 +33,7 @@ class Snapshot:
     index: dict[str, int] = field(default_factory=dict)
     price_cents: tuple[int, ...] = ()  # exact per-share prices in cents (money boundary)
     delisted: frozenset[str] = frozenset()  # delisted by ``date``: sold at their last close, never bought
+    styles: Styles | None = None  # style scores (n, k) of the names (``solver.styles``); None: no styles.parquet
 
     def __post_init__(self) -> None:
         n = len(self.symbols)
@@ -53,6 +55,8 @@ class Snapshot:
         held = [s for s in sorted(self.delisted) if self.benchmark[self.index[s]] != 0]
         if held:
             raise InputError("benchmark", f"delisted {held[0]} has a benchmark weight; it must be 0")
+        if self.styles is not None and self.styles.scores.shape[0] != n:
+            raise InputError("styles", f"style scores cover {self.styles.scores.shape[0]} names, not {n}")
 
 
 def with_delisted(settings: AccountSettings, snap: Snapshot) -> AccountSettings:
@@ -69,10 +73,12 @@ def snapshot(
     model: RiskModel | None = None,
     factors: int = 20,
     window: int = 252,
+    styles: Styles | None = None,
 ) -> Snapshot:
     """Snapshot of ``market`` on ``date`` over the names listed by then; the risk model is
-    estimated from trailing returns unless given. Only the closes the day and its window need
-    are required (a missing one raises ``InputError`` naming the symbol and the date)."""
+    estimated from trailing returns unless given; ``styles``: scores over the market's universe.
+    Only the closes the day and its window need are required (a missing one raises
+    ``InputError`` naming the symbol and the date)."""
     t = market.day_index(date)
     names = np.flatnonzero(market.listed_by(t))
     _require_day(market, t, names)
@@ -87,6 +93,7 @@ def snapshot(
         benchmark=_readonly(market.benchmark_weights(t)[names]),
         model=model,
         delisted=frozenset(market.symbols[i] for i in names if gone[i]),
+        styles=None if styles is None else styles.subset(names),
     )
 
 
@@ -107,8 +114,11 @@ def _require_day(market: Market, t: int, names: np.ndarray) -> None:
 
 def load_snapshot(market_dir: str | Path, date: dt.date | str, factors: int = 20) -> tuple[Market, Snapshot]:
     """The market directory's data and its snapshot of ``date``: the vendor risk model under
-    ``riskmodel/`` when the directory has one, else one estimated from trailing returns."""
+    ``riskmodel/`` when the directory has one, else one estimated from trailing returns; the
+    style scores of ``styles.parquet`` when it has one."""
     market = read_market(market_dir)
+    styles_path = Path(market_dir) / STYLES_FILE
+    styles = read_styles(styles_path, market.symbols) if styles_path.is_file() else None
     rm_dir = Path(market_dir) / "riskmodel"
     model = None
     if rm_dir.is_dir():
@@ -117,4 +127,4 @@ def load_snapshot(market_dir: str | Path, date: dt.date | str, factors: int = 20
         symbols = tuple(market.symbols[i] for i in names)
         delisted = frozenset(market.symbols[i] for i in names if market.delisted_by(t)[i])
         model = read_riskmodel(rm_dir, symbols, delisted)
-    return market, snapshot(market, date, model=model, factors=factors)
+    return market, snapshot(market, date, model=model, factors=factors, styles=styles)

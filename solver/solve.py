@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from taxview.core.records import Lot, Restrictions
 
+from . import outside, tilts, transition
 from .account import read_account, validate_lots, validate_settings
 from .limits import account_limits
 from .passes import run_passes
@@ -40,17 +41,25 @@ def solve_account(
     restrictions: Restrictions = Restrictions(),
     cache: ProblemCache | None = None,
     max_slots: int = MAX_SLOTS,
+    explain: bool = False,
 ) -> SolveResult:
     """Rebalance one account on ``snap.date``; never raises for an infeasible account.
 
+    ``explain``: with tilts, also the TE they consume and the orders they turned (``solver.tilts``:
+    a few more solves, so ``taxview solve`` asks for them and the nightly does not).
     Raises ``InputError`` for bad input (nothing is solved then).
     """
     t0 = time.perf_counter()
+    cache = ProblemCache() if cache is None else cache
     account = read_account(snap, lots, cash_cents, settings, max_slots)
     limits = account_limits(account, restrictions)
-    solution = run_passes(account, limits, ProblemCache() if cache is None else cache)
+    solution = run_passes(account, limits, cache)
+    account, solution = transition.cash_gives_way(account, limits, cache, solution)
     if not solution.status.ok:
-        return failed(solution.status, solution.reason, t0, solution.passes, solution.iterations)
+        result = failed(solution.status, solution.reason, t0, solution.passes, solution.iterations)
+        return replace(result, reason=outside.combined_reason(account, result.reason))
     rounded = round_trades(account, limits, solution.layout, solution.x, solution.allowance_cents)
     result = report(account, limits, rounded, solution, t0)
+    if explain and account.tilts:
+        result = tilts.explained(result, account, limits, cache, rounded)
     return replace(result, notes=(*result.notes, limits.stuck_reason)) if limits.stuck else result

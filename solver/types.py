@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from taxview.core.records import Trade
+from taxview.core.records import Outside, Trade
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,20 @@ class AccountSettings:
     # gain so far (the caller's, from the ledger). Negative: tonight should realize a net loss of at
     # least that much (a soft target, see ``solver.budget``). None: no budget. Taxable accounts only.
     gain_allowance_cents: int | None = None
+    # The annual net realized-gain budget, cents (the backtest sets tonight's allowance from it; the
+    # nightly takes the ledger mandate's ``gain_budget``). None: none.
+    gain_budget_cents: int | None = None
+    # A transition (a legacy portfolio moved toward the benchmark): the gain budget sets the pace.
+    # A TE budget the allowance cannot meet is traded toward (the least TE it allows, noted) rather
+    # than failed, and a name held over its cap is trimmed as the allowance lets it, not at once.
+    # Names outside the universe (benchmark weight 0, not delisted) are treated so whatever this says.
+    transition: bool = False
+    # Style tilts ((style, t), ...): the active exposure sᵀ(w − w_b) at least t standard deviations
+    # of the style's score (t < 0: at most t), the scores from the market's styles.parquet
+    # (``solver.tilts``). At most ``taxview.core.mandate.MAX_TILTS``.
+    tilts: tuple[tuple[str, float], ...] = ()
+    # Holdings kept elsewhere (``solver.outside``): excluded here, or the TE budget on the two together.
+    outside: Outside | None = None
 
     @property
     def taxable(self) -> bool:
@@ -80,6 +94,11 @@ class SolveResult:
     passes: int = 0
     iterations: int = 0
     notes: tuple[str, ...] = ()  # constraints the solve had to give way on (e.g. cash above cash_max)
+    # style -> (achieved, target or None): active exposure after rounding, standard deviations of the score
+    active_exposures: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    te_combined: float | None = None  # outside holdings ``complete``: TE of the account and them together
+    te_from_tilts: float | None = None  # with ``explain``: least TE with the tilts minus without
+    order_reasons: dict[tuple[str, str], str] = field(default_factory=dict)  # (symbol, side) -> "tilt:value"
 
     @property
     def ok(self) -> bool:

@@ -18,7 +18,7 @@ import datetime as dt
 import gzip
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -33,6 +33,7 @@ from solver.market import TRADING_DAYS, Market, _readonly, read_market, synthesi
 from solver.problem import ProblemCache
 from solver.riskmodel import estimate
 from solver.snapshot import Snapshot
+from solver.styles import STYLES_FILE, Styles, of_synthetic, read_styles
 from solver.types import AccountSettings
 from taxview.core.errors import InputError
 from taxview.core.money import cents_of, dollars_to_cents, value_cents
@@ -75,6 +76,7 @@ class Data:
     benchmark_kind: str  # "buy-and-hold" (equal weights at the start, drifting) or "cap-weighted"
     index: np.ndarray | None = None  # a context index (S&P 500) on the market's dates
     index_name: str | None = None
+    styles: Styles | None = None  # style scores of the market's names (for tilts), aligned to its symbols
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -105,7 +107,7 @@ def load_data(kind: str, seed: int = 7) -> Data:
         return Data(market, "buy-and-hold", index, "S&P 500")
     if kind == "synthetic":
         # 2014 as risk-model history, then 2015-01-02 through 2024-12-31: ten full years
-        return Data(synthesize(names=500, days=2872, factors=20, seed=seed, start="2013-12-31"), "cap-weighted")
+        return Data(*_synthetic(names=500, days=2872, factors=20, seed=seed, start="2013-12-31"))
     path = Path(kind)
     if not path.is_dir():
         raise InputError("data", f"{kind!r} is not sp500-20, synthetic or a market directory")
@@ -113,7 +115,14 @@ def load_data(kind: str, seed: int = 7) -> Data:
     if market.changed:
         raise InputError("data", f"{path}: names were listed or delisted (`market universe`): a backtest's is fixed")
     market.require_closes(0, len(market.dates) - 1, "a backtest prices every name on every day")
-    return Data(market, "cap-weighted")
+    styles = read_styles(path / STYLES_FILE, market.symbols) if (path / STYLES_FILE).is_file() else None
+    return Data(market, "cap-weighted", styles=styles)
+
+
+def _synthetic(names: int, days: int, factors: int, seed: int, start: str) -> tuple:
+    """The synthetic market and its benchmark kind, with the style scores ``market synth`` writes."""
+    market = synthesize(names=names, days=days, factors=factors, seed=seed, start=start)
+    return market, "cap-weighted", None, None, of_synthetic(market, names, days, factors, seed, start)
 
 
 # --- taxes (pure) ----------------------------------------------------------------------------
@@ -158,6 +167,11 @@ class Run:
     liquidation_tax: int = 0
     solve_failures: int = 0
     failures: list = field(default_factory=list)  # (date, status, reason) of days left untraded
+    # a transition (a legacy portfolio): the path toward the benchmark
+    te_by_date: list = field(default_factory=list)  # (date, ex-ante TE after the rebalance)
+    realized_by_year: dict[int, int] = field(default_factory=dict)  # net realized gain, cents
+    outside_left_by_year: dict[int, list] = field(default_factory=dict)  # names outside the universe held at year end
+    exposures_by_date: list = field(default_factory=list)  # (date, {style: (achieved, target)})
 
 
 def schedule_days(dates: np.ndarray, start: int, end: int, kind: str) -> set[int]:
@@ -188,8 +202,14 @@ def simulate(
     window: int = 252,
     model_every: int = 21,
     progress: Any = None,
+    outside: frozenset[str] = frozenset(),
 ) -> Run:
-    """One account through [start, end]; ``lots`` is a legacy portfolio (else all cash)."""
+    """One account through [start, end]; ``lots`` is a legacy portfolio (else all cash).
+
+    ``outside``: names of the data outside the benchmark's universe (weight 0: a legacy portfolio's
+    names the index does not hold; never bought, sold as the TE and the gain budget allow). With
+    ``settings.gain_budget_cents``, each rebalance's allowance is the year's budget less the net
+    gain the year has realized so far (exact cents, the ledger's recognized gains)."""
     m = data.market
     t0i = int(np.searchsorted(m.dates, np.datetime64(start, "D")))
     t1i = int(np.searchsorted(m.dates, np.datetime64(end, "D"), side="right")) - 1
@@ -202,6 +222,10 @@ def simulate(
     days = schedule_days(m.dates, t0i, t1i, rebalance)
     k = min(factors, max(1, m.n // 3))
     index = {s: i for i, s in enumerate(m.symbols)}
+    unknown = sorted(outside - index.keys())
+    if unknown:
+        raise InputError("outside_universe", f"{unknown[:5]} are not in the data")
+    in_universe = np.array([s not in outside for s in m.symbols])
     ledger = MemoryLedger()
     cash0 = dollars_to_cents(capital) if lots is None else 0
     ledger.add_accounts([AccountInfo("A", "BT", settings.account_type, settings.st_rate, settings.lt_rate, cash0)])
@@ -231,18 +255,28 @@ def simulate(
             )
             run.taxes_by_year[year] = tax_y
             settled.append((tax_y, float((bench_shares * p).sum())))
+            run.realized_by_year[year] = st_year + lt_year
+            run.outside_left_by_year[year] = [m.symbols[i] for i in np.flatnonzero(~in_universe & (shares > 0))]
             st_year = lt_year = 0
             year = date.year
         if bench_shares is None:
             w0 = np.full(m.n, 1.0 / m.n) if data.benchmark_kind == "buy-and-hold" else m.benchmark_weights(t)
-            bench_shares = w0 / p
+            w0 = np.where(in_universe, w0, 0.0)
+            bench_shares = w0 / w0.sum() / p
         if model is None or (t - t0i) % model_every == 0:
             model = estimate(m, t, factors=k, window=min(window, t))
         if t in days:
             bench = (bench_shares * p) / (bench_shares * p).sum()
-            snap = Snapshot(date, m.symbols, m.sectors, _readonly(p), _readonly(bench), model)
-            out = rebalance_account(ledger, snap, "A", f"backtest:{date}", settings, cache)
+            snap = Snapshot(date, m.symbols, m.sectors, _readonly(p), _readonly(bench), model, styles=data.styles)
+            tonight = settings
+            if settings.gain_budget_cents is not None:
+                tonight = replace(settings, gain_allowance_cents=settings.gain_budget_cents - (st_year + lt_year))
+            out = rebalance_account(ledger, snap, "A", f"backtest:{date}", tonight, cache)
             run.rebalances += 1
+            if out.result is not None and out.result.ok:
+                run.te_by_date.append((date, out.result.te_ex_ante))
+                if out.result.active_exposures:
+                    run.exposures_by_date.append((date, out.result.active_exposures))
             if out.ok:
                 traded_cents = 0
                 for trade in out.committed.trades:
@@ -290,6 +324,8 @@ def simulate(
         st_year, lt_year, carry_st, carry_lt, settings.st_rate, settings.lt_rate, tax
     )
     run.taxes_by_year[year] = tax_y
+    run.realized_by_year[year] = st_year + lt_year
+    run.outside_left_by_year[year] = [m.symbols[i] for i in np.flatnonzero(~in_universe & (shares > 0))]
     run.days_per_s = (t1i - t0i + 1) / (time.perf_counter() - clock)
     run.final_lots = ledger.lots("A")
     run.sales = ledger.sales("BT")
@@ -350,4 +386,46 @@ def metrics(run: Run, capital: float) -> dict[str, Any]:
     }
 
 
-__all__ = ["Data", "Run", "TaxConfig", "load_data", "metrics", "settle_year", "simulate"]
+def transition_metrics(run: Run, settings: AccountSettings) -> dict[str, Any]:
+    """A transition's path: ex-ante TE at each year's last rebalance (and the year's mean), net
+    realized gain by year against the annual budget, and the names outside the universe still
+    held at each year end."""
+    by_year: dict[int, list[float]] = {}
+    for d, te in run.te_by_date:
+        by_year.setdefault(d.year, []).append(te)
+    budget = settings.gain_budget_cents
+    return {
+        "te_by_year": {str(y): round(tes[-1], 6) for y, tes in sorted(by_year.items())},
+        "te_mean_by_year": {str(y): round(float(np.mean(tes)), 6) for y, tes in sorted(by_year.items())},
+        "gain_budget": None if budget is None else budget / 100,
+        "realized_by_year": {str(y): c / 100 for y, c in sorted(run.realized_by_year.items())},
+        "over_budget_years": [
+            str(y) for y, c in sorted(run.realized_by_year.items()) if budget is not None and c > budget
+        ],
+        "outside_universe_left_by_year": {str(y): names for y, names in sorted(run.outside_left_by_year.items())},
+    }
+
+
+def exposure_path(run: Run) -> dict[str, Any]:  # metrics.json's form (dates as ISO text)
+    """The tilted styles' achieved exposure at each rebalance with its target (standard deviations)."""
+    out: dict[str, Any] = {}
+    for d, exposures in run.exposures_by_date:
+        for style, (got, target) in exposures.items():
+            if target is not None:
+                row = out.setdefault(style, {"target": target, "dates": [], "achieved": []})
+                row["dates"].append(d.isoformat())
+                row["achieved"].append(round(got, 4))
+    return out
+
+
+__all__ = [
+    "Data",
+    "Run",
+    "TaxConfig",
+    "exposure_path",
+    "load_data",
+    "metrics",
+    "settle_year",
+    "simulate",
+    "transition_metrics",
+]

@@ -246,6 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="net losses only offset $3,000 of income a year; the rest carries forward",
     )
     bt.add_argument("--factors", type=int, default=20)
+    bt.add_argument(
+        "--legacy",
+        help="LOTS.csv (lot_id,symbol,quantity,basis,acquired): start from this legacy portfolio instead of cash",
+    )
+    bt.add_argument(
+        "--outside-universe",
+        default="",
+        help="SYM,SYM,...: names of the data outside the benchmark's universe (weight 0, sold over time)",
+    )
     bt.add_argument("--out", required=True)
     bt.add_argument("--quiet", action="store_true")
     bt.set_defaults(func=_cmd_backtest)

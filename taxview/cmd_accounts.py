@@ -92,6 +92,7 @@ def _cmd_accounts_show(args: argparse.Namespace) -> int:
     from ledger.mandates import shown
     from ledger.trades import money
     from solver.types import AccountSettings
+    from taxview.core.mandate import plain
 
     defaults = read_firm_defaults(args.firm) if args.firm else AccountSettings()
     with _Ledger(args) as store:
@@ -107,7 +108,7 @@ def _cmd_accounts_show(args: argparse.Namespace) -> int:
         "mandate": shown(info),
         "status": info.mandate.get("status", "active"),
         "effective": {
-            k: sorted(v) if isinstance(v, frozenset) else v
+            k: sorted(v) if isinstance(v, frozenset) else plain(k, v)
             for k, v in sorted(vars_of(effective).items())
             if k != "account_id"
         },

@@ -42,7 +42,7 @@ def _transition_inputs(args: argparse.Namespace, profile: str | None):
 def _cmd_transition(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from taxview.transition import analyze, gradual
+    from taxview.transition import analyze, gradual, te_path_from_metrics
 
     if args.mode == "sweep":
         return _cmd_transition_sweep(args)
@@ -52,6 +52,10 @@ def _cmd_transition(args: argparse.Namespace) -> int:
     out = asdict(r)
     if args.gradual_budget:
         out["gradual"] = gradual(x, args.gradual_budget)
+    if args.harvest_from:  # a legacy backtest's path toward the benchmark, beside the numbers it fed
+        te_path = te_path_from_metrics(json.loads(Path(args.harvest_from).read_text()))
+        if te_path is not None:
+            out["te_path"] = te_path
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         print()
@@ -83,6 +87,11 @@ def _cmd_transition(args: argparse.Namespace) -> int:
     print("  tax alpha by year                            " + ", ".join(f"{v:,.0f}" for v in r.tax_alpha_by_year))
     print(r.verdict_pre_tax)
     print(r.verdict_post_tax)
+    if "te_path" in out:
+        print(
+            "TE of the backtest's legacy transition, by year: "
+            + ", ".join(f"{y} {te:.2%}" for y, te in out["te_path"].items())
+        )
     if "gradual" in out:
         gr = out["gradual"]
         print(
@@ -179,8 +188,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from solver.io import read_account_toml
-    from taxview.backtest import TaxConfig, load_data, metrics, simulate
+    from solver.io import read_account_toml, read_lots_csv
+    from taxview.backtest import TaxConfig, exposure_path, load_data, metrics, simulate, transition_metrics
     from taxview.report import charts, report_html, write_metrics, write_nav
 
     if args.capital <= 0:
@@ -192,6 +201,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     else:
         settings = default_settings(args.data)
     tax = TaxConfig(outside_gains=not args.no_outside_gains)
+    legacy = read_lots_csv(args.legacy) if args.legacy else None
+    outside = frozenset(x.strip() for x in args.outside_universe.split(",") if x.strip())
     data = load_data(args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -208,15 +219,22 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
                 args.capital,
                 s,
                 tax,
+                lots=legacy,
                 factors=args.factors,
                 progress=bar,
+                outside=outside,
             )
     run, base = runs["tax-aware"], runs["baseline"]
-    result = metrics(run, args.capital)
-    result["baseline"] = metrics(base, args.capital)
+    capital = args.capital if legacy is None else run.nav[0]  # a legacy portfolio starts at its value
+    result = metrics(run, capital)
+    result["baseline"] = metrics(base, capital)
     result["tax_awareness_alpha_bps"] = round(
         (result["ann_return_after_tax"] - result["baseline"]["ann_return_after_tax"]) * 1e4, 1
     )
+    if legacy is not None:
+        result["transition"] = transition_metrics(run, settings)
+    if settings.tilts:
+        result["exposures"] = exposure_path(run)
     assumptions = [
         f"data: {args.data}, {run.dates[0]} to {run.dates[-1]}, {args.rebalance} rebalancing, "
         f"${args.capital:,.0f} from cash",
@@ -237,7 +255,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     result["assumptions"] = assumptions
     write_metrics(out, result)
     write_nav(out / "nav.parquet", run, base)
-    images = charts(out, run, base, _align_index(data, run), data.index_name)
+    images = charts(out, run, base, _align_index(data, run), data.index_name, transition=legacy is not None)
     page = report_html(out, result, images, assumptions)
     print(
         f"after-tax {result['ann_return_after_tax']:.2%}/yr vs benchmark {result['benchmark_ann_return']:.2%}/yr "
@@ -246,6 +264,17 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         f"TE {result['tracking_error_bps']:.0f} bps; harvested {result['lifetime_harvested_pct']:.1f}% of capital; "
         f"wash sales created: {result['wash_sales_created']}; {result['days_per_second']:.0f} days/s"
     )
+    if legacy is not None:
+        tr = result["transition"]
+        print(
+            "legacy transition: TE by year "
+            + ", ".join(f"{y} {te:.2%}" for y, te in tr["te_by_year"].items())
+            + "; net realized gain by year "
+            + ", ".join(f"{y} ${g:,.0f}" for y, g in tr["realized_by_year"].items())
+            + (f" (budget ${tr['gain_budget']:,.0f}/yr)" if tr["gain_budget"] is not None else "")
+            + "; outside the universe at the end: "
+            + str(len(list(tr["outside_universe_left_by_year"].values())[-1]))
+        )
     print(f"wrote {out / 'metrics.json'}, {out / 'nav.parquet'}, {page} and {len(images)} PNG charts")
     return 0
 

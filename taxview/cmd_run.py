@@ -94,6 +94,13 @@ def _print_result(r, snap, account_id: str, orders: list) -> None:
     )
     print(f"  tax estimate  ${d(r.tax_estimate_cents):,.2f} (negative: a tax saving)")
     print(f"  TE ex ante    {r.te_ex_ante:.2%}   cash {r.cash_weight:.2%}")
+    if r.te_combined is not None:
+        print(f"  TE combined   {r.te_combined:.2%} (the account and its outside holdings)")
+    for style, (got, target) in r.active_exposures.items():
+        if target is not None:
+            print(f"  tilt {style:<12} {got:+.3f} (target {target:+.3f}, standard deviations)")
+    if r.te_from_tilts is not None:
+        print(f"  TE from tilts {r.te_from_tilts:.2%}")
     print(f"  solve         {r.solve_ms:.1f} ms, {r.passes} CLARABEL passes, {r.iterations} iterations")
 
 
@@ -108,19 +115,25 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     _, snap = load_snapshot(args.market, args.date, args.factors)
     check_against_universe(settings, restrictions, snap)
     settings = with_delisted(settings, snap)
-    r = solve_account(snap, lots, cash, settings, restrictions)
+    r = solve_account(snap, lots, cash, settings, restrictions, explain=True)
     orders = orders_of(settings.account_id, r.trades)  # what a custodian would receive
     if args.json:
         doc: dict = {}
         for key, value in result_to_dict(r).items():
             doc[key] = value
             if key == "trades":
-                doc["orders"] = [order_json(o) for o in orders]
+                doc["orders"] = [order_json(o) | _reason(r, o.symbol, o.side) for o in orders]
         json.dump(doc, sys.stdout, indent=1)
         print()
     else:
         _print_result(r, snap, settings.account_id, orders)
     return 0 if r.ok else 3
+
+
+def _reason(r, symbol: str, side: str) -> dict:
+    """An order's ``reason`` (``tilt:<style>``: the tilt drove its direction), when it has one."""
+    reason = r.order_reasons.get((symbol, side))
+    return {"reason": reason} if reason else {}
 
 
 def _cmd_rebalance(args: argparse.Namespace) -> int:

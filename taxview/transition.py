@@ -246,3 +246,15 @@ def harvest_path_from_metrics(metrics: dict, years: int) -> tuple[float, ...]:
         raise InputError("harvest_from", "metrics.json has no 'harvested_by_year_pct' (run taxview backtest)")
     values = list(by_year.values()) if isinstance(by_year, dict) else list(by_year)
     return tuple(float(v) / 100 for v in values[:years])
+
+
+def te_path_from_metrics(metrics: dict) -> dict[str, float] | None:
+    """A legacy transition's ex-ante TE by year from a ``taxview backtest --legacy`` metrics.json
+    (``transition.te_by_year``); None when the backtest started from cash."""
+    transition = metrics.get("transition")
+    if not isinstance(transition, dict):
+        return None
+    path = transition.get("te_by_year")
+    if not isinstance(path, dict) or not all(isinstance(v, (int, float)) for v in path.values()):
+        raise InputError("harvest_from", "metrics.json's transition.te_by_year must map years to TE fractions")
+    return {str(y): float(v) for y, v in path.items()}

@@ -39,6 +39,8 @@ OPTIONAL_ACCOUNT_FIELDS = [
     ("cash_flow", MONEY),
     ("notes", pa.string()),
     ("orders", pa.int32()),
+    ("tilts", pa.string()),
+    ("te_combined", pa.float64()),
 ]
 
 
@@ -53,9 +55,9 @@ def _accounts(optional: bool) -> pa.Table:
         ("A3", "H2", "infeasible", MALICIOUS, None, None, None, None, None, None, 12.0, 0),
     ]
     extra = [
-        ("taxable", 0.010, 2, "5000.00", NOTE, 4),
-        ("ira", 0.020, 1, None, None, 2),
-        ("taxable", 0.005, 3, "-2500.00", None, 0),
+        ("taxable", 0.010, 2, "5000.00", NOTE, 4, '{"value": [0.5021, 0.5]}'),
+        ("ira", 0.020, 1, None, None, 2, '{"momentum": [-0.19, -0.2], "value": [0.47, 0.5]}'),
+        ("taxable", 0.005, 3, "-2500.00", None, 0, None),
     ]
     rows = []
     for (a, hh, status, reason, te, harvested, st, lt, tax, turnover, ms, trades), more in zip(base, extra):
@@ -75,7 +77,7 @@ def _accounts(optional: bool) -> pa.Table:
             "replayed": False,
         }
         if optional:
-            kind, budget, version, flow, notes, orders = more
+            kind, budget, version, flow, notes, orders, tilts = more
             row |= {
                 "account_type": kind,
                 "te_budget": budget,
@@ -83,6 +85,7 @@ def _accounts(optional: bool) -> pa.Table:
                 "cash_flow": _d(flow),
                 "notes": notes,
                 "orders": orders,
+                "tilts": tilts,
             }
         rows.append(row)
     schema = ACCOUNT_SCHEMA

@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .errors import InputError
+from .records import Outside
 
 ACCOUNT_TYPES = ("taxable", "ira", "trust", "other")
 STATUSES = ("active", "paused", "liquidate")
@@ -32,6 +33,12 @@ SECTORS = (  # the GICS sectors, as the markets here name them
     "Real Estate",
     "Utilities",
 )
+
+
+# Style tilts an account may state: the compiled problem has this many tilt rows (``solver.problem``).
+MAX_TILTS = 4
+OUTSIDE_MODES = ("exclude", "complete")
+MAX_TILT = 3.0  # standard deviations of a style's score
 
 
 class _Refused(ValueError):
@@ -94,6 +101,73 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(sorted({v.strip() for v in value}))
 
 
+def _pairs(value: Any, what: str) -> list[tuple[str, Any]]:
+    """A mapping, a list of [name, value] pairs, or a text ``name=value,name=value``."""
+    if isinstance(value, str):
+        pairs = []
+        for item in (x for x in value.split(",") if x.strip()):
+            name, eq, v = item.partition("=")
+            if not eq or not name.strip():
+                raise _Refused(f"must be {what} as name=value pairs, got {item!r}")
+            pairs.append((name.strip(), v))
+        return pairs
+    if isinstance(value, Mapping):
+        return [(str(k).strip(), v) for k, v in value.items()]
+    if isinstance(value, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
+        return [(str(k).strip(), v) for k, v in value]
+    raise _Refused(f"must be a table of {what}, got {value!r}")
+
+
+def _tilts(value: Any) -> tuple[tuple[str, float], ...]:
+    """{style: t}: the active exposure to the style at least t standard deviations of its score
+    (t < 0: at most t, a lean away); at most ``MAX_TILTS`` styles, |t| ≤ ``MAX_TILT``."""
+    out: dict[str, float] = {}
+    for style, t in _pairs(value, "style tilts"):
+        if not style or not style.replace("_", "a").isalnum():
+            raise _Refused(f"style {style!r} must be letters, digits and _")
+        try:
+            x = _number(t)
+        except _Refused as exc:
+            raise _Refused(f"{style}: {exc}") from None
+        if abs(x) > MAX_TILT:
+            raise _Refused(f"{style}: a tilt must be within ±{MAX_TILT:g} standard deviations, got {t!r}")
+        out[style] = x
+    if len(out) > MAX_TILTS:
+        raise _Refused(f"at most {MAX_TILTS} styles may be tilted, got {len(out)}: {sorted(out)}")
+    return tuple(sorted(out.items()))
+
+
+def _outside(value: Any) -> Outside:
+    """{mode: exclude|complete, holdings: {symbol: dollars > 0}}, or a text ``mode:SYM=dollars,...``."""
+    if isinstance(value, Outside):
+        return value
+    if isinstance(value, str):
+        mode, colon, rest = value.partition(":")
+        value = {"mode": mode.strip(), "holdings": rest} if colon else {"mode": value.strip(), "holdings": ""}
+    if not isinstance(value, Mapping):
+        raise _Refused(f"must be a table with mode and holdings, got {value!r}")
+    unknown = sorted(set(value) - {"mode", "holdings"})
+    if unknown:
+        raise _Refused(f"has unknown key {unknown[0]!r} (known: mode, holdings)")
+    mode = value.get("mode", "exclude")
+    if mode not in OUTSIDE_MODES:
+        raise _Refused(f"mode must be one of {'|'.join(OUTSIDE_MODES)}, got {mode!r}")
+    holdings: dict[str, Decimal] = {}
+    for symbol, dollars in _pairs(value.get("holdings", {}), "holdings (symbol: dollars)"):
+        if not symbol:
+            raise _Refused("holdings: a symbol is empty")
+        try:
+            d = _dollars(dollars)
+        except _Refused as exc:
+            raise _Refused(f"holdings.{symbol} {exc}") from None
+        if d <= 0:
+            raise _Refused(f"holdings.{symbol} must be dollars > 0, got {dollars!r}")
+        holdings[symbol] = d
+    if not holdings:
+        raise _Refused("holdings: at least one symbol with its dollars")
+    return Outside(mode, tuple(sorted(holdings.items())))
+
+
 def _one_of(options: tuple[str, ...]) -> tuple[Callable[[Any], bool], str]:
     return (lambda x: x in options, "one of " + "|".join(options))
 
@@ -124,6 +198,9 @@ KEYS: dict[str, tuple[Callable[[Any], Any], tuple[Callable[[Any], bool], str]]] 
     "exclude_symbols": (_names, _ANY),
     "exclude_sectors": (_names, (lambda xs: set(xs) <= set(SECTORS), "GICS sectors: " + ", ".join(SECTORS))),
     "status": (_text, _one_of(STATUSES)),
+    "transition": (_boolean, _ANY),  # the gain budget sets the pace toward the benchmark (solver.limits)
+    "tilts": (_tilts, _ANY),  # {style: t}, standard deviations of the style's score (``solver.tilts``)
+    "outside": (_outside, _ANY),  # holdings elsewhere: mode exclude|complete, holdings {symbol: dollars}
     "gain_budget": (_dollars, _ANY),  # annual net realized gain allowed, dollars (negative: a net loss)
     "carry_st": (_dollars, _NON_POSITIVE),  # the household's short-term loss carried forward
     "carry_lt": (_dollars, _NON_POSITIVE),
@@ -156,13 +233,21 @@ def check(values: Mapping[str, Any], where: str, resets: bool = False) -> dict[s
     return out
 
 
+def plain(key: str, v: Any) -> Any:
+    """A mandate value in its JSON form."""
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, Outside):
+        return {"mode": v.mode, "holdings": {s: str(d) for s, d in v.holdings}}
+    if key == "tilts" and isinstance(v, tuple):
+        return dict(v)
+    return list(v) if isinstance(v, tuple) else v
+
+
 def to_json(mandate: Mapping[str, Any]) -> str:
-    """The stored form: keys sorted, dollars as exact strings, names as lists."""
-    return json.dumps(
-        {k: str(v) if isinstance(v, Decimal) else list(v) if isinstance(v, tuple) else v for k, v in mandate.items()},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    """The stored form: keys sorted, dollars as exact strings, names as lists, tilts and outside
+    holdings as tables."""
+    return json.dumps({k: plain(k, v) for k, v in mandate.items()}, sort_keys=True, separators=(",", ":"))
 
 
 def from_json(text: str | None) -> dict[str, Any]:

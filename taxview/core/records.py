@@ -53,3 +53,17 @@ class Trade(NamedTuple):
     lot_id: str | None = None
     realized_gain_cents: int = 0
     term: str | None = None  # "short" | "long" for sells
+
+
+@dataclass(frozen=True, slots=True)
+class Outside:
+    """Holdings the account's owner keeps elsewhere (not tradable here), and what the mandate does
+    with them: ``exclude`` (the names are not bought here) or ``complete`` (the TE budget applies
+    to the account and these holdings together against the benchmark)."""
+
+    mode: str  # "exclude" | "complete"
+    holdings: tuple[tuple[str, Decimal], ...]  # (symbol, dollars), sorted by symbol
+
+    @property
+    def symbols(self) -> frozenset[str]:
+        return frozenset(s for s, _ in self.holdings)

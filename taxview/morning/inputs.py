@@ -49,6 +49,8 @@ ACCOUNT_OPTIONAL = {
     "cash_flow": "money",  # dollars: a deposit positive, a withdrawal negative
     "notes": "str",  # the solver's notes joined by "; "
     "orders": "int",
+    "tilts": "str",  # JSON {style: [achieved, target]}, standard deviations of the style score
+    "te_combined": "float",  # outside holdings complete: the TE its budget applies to
 }
 TRADE_COLUMNS = {
     "account": "str",

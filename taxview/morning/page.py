@@ -297,6 +297,36 @@ def blocked_section(names: list[s.BlockedName] | None) -> str:
     )
 
 
+def tilts_section(rows: list[s.TiltRow] | None) -> str:
+    title = "Style tilts: active exposures against their targets"
+    if rows is None:
+        return _section("tilts", title, _not_recorded("Style tilts (accounts.parquet tilts)"))
+    if not rows:
+        return _section("tilts", title, _para("No account tilts a style.", "count"))
+    table = _table(
+        ["style", "accounts", "mean target", "mean achieved", "short of target", "worst"],
+        [
+            [
+                r.style,
+                f"{r.accounts:,}",
+                f"{r.target_mean:+.3f}",
+                f"{r.achieved_mean:+.3f}",
+                f"{len(r.short):,}",
+                f"{r.short[0][0]} {r.short[0][1]:+.3f} (target {r.short[0][2]:+.3f})" if r.short else "",
+            ]
+            for r in rows
+        ],
+        numeric=(1, 2, 3, 4),
+        wide=(5,),
+    )
+    return _section(
+        "tilts",
+        title,
+        _para("Exposure in standard deviations of the style score, after rounding (a lean away: a negative target).")
+        + table,
+    )
+
+
 def harvested_chart(names: list[s.HarvestedName]) -> str:
     shown = names[:TOP][::-1]
     fig, ax = _axes(
@@ -420,6 +450,7 @@ def page(inputs) -> str:
         attention_section(s.attention(inputs), inputs.recorded("notes"), inputs.recorded("mandate_version")),
         blocked_section(s.blocked_names(inputs)),
         harvested_section(s.harvested_names(inputs), inputs.recorded("account_type")),
+        tilts_section(s.tilts(inputs)),
         orders_section(night_orders),
         events_section(s.events(inputs), s.cash_flows(inputs), totals),
     ]

@@ -8,6 +8,7 @@ back whole and sorted, most important first; the page decides how many rows to s
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cluster.summary import OK_STATUSES
+from taxview.core.errors import InputError
 
 from .inputs import RunInputs
 
@@ -232,16 +234,19 @@ def by_account_type(inputs: RunInputs) -> list[TypeRow] | None:
 
 
 def tracking_error(inputs: RunInputs) -> TrackingError:
-    """Every account's ex-ante TE against its own budget (accounts without a TE, failed ones, left out)."""
+    """Every account's ex-ante TE against its own budget (accounts without a TE, failed ones, left
+    out); an account with outside holdings ``complete``: the TE of it and them together."""
     against_budget = inputs.recorded("te_budget")
     values, over, without = [], [], 0
-    for account, household, kind, te, budget in zip(
+    for account, household, kind, own, combined, budget in zip(
         _column(inputs, "account"),
         _column(inputs, "household"),
         _column(inputs, "account_type"),
         _column(inputs, "te_ex_ante"),
+        _column(inputs, "te_combined"),
         _column(inputs, "te_budget"),
     ):
+        te = own if combined is None else combined
         if te is None or not np.isfinite(te):
             continue
         if not against_budget:
@@ -317,6 +322,47 @@ def harvested_names(inputs: RunInputs) -> list[HarvestedName]:
         )
     ]
     return sorted(out, key=lambda x: (-x.loss, x.symbol))
+
+
+@dataclass(frozen=True)
+class TiltRow:
+    """One style the accounts tilt: how many, their mean target and achieved exposure, and those
+    short of their target by more than ``TILT_TOLERANCE`` (the worst first)."""
+
+    style: str
+    accounts: int
+    target_mean: float
+    achieved_mean: float
+    short: list[tuple[str, float, float]]  # (account, achieved, target)
+
+
+TILT_TOLERANCE = 0.001  # standard deviations (solver.tilts.TOLERANCE)
+
+
+def tilts(inputs: RunInputs) -> list[TiltRow] | None:
+    """The tilted styles' exposures against their targets tonight; None: not recorded."""
+    if not inputs.recorded("tilts"):
+        return None
+    by_style: dict[str, list[tuple[str, float, float]]] = {}
+    for account, text in zip(_column(inputs, "account"), _column(inputs, "tilts")):
+        if not text:
+            continue
+        try:
+            styles = json.loads(text)
+            rows = [(style, float(got), float(target)) for style, (got, target) in styles.items()]
+        except (ValueError, TypeError) as exc:
+            raise InputError("tilts", f"accounts.parquet: account {account}: tilts {text!r} is not JSON of "
+                             f"style: [achieved, target] ({exc})") from None  # fmt: skip
+        for style, got, target in rows:
+            by_style.setdefault(style, []).append((account, got, target))
+    out = []
+    for style, rows in sorted(by_style.items()):
+        short = [r for r in rows if (r[1] - r[2]) * (1 if r[2] >= 0 else -1) < -TILT_TOLERANCE]
+        short.sort(key=lambda r: -abs(r[1] - r[2]))
+        out.append(
+            TiltRow(style, len(rows), float(np.mean([r[2] for r in rows])), float(np.mean([r[1] for r in rows])), short)
+        )
+    return out
 
 
 def cash_flows(inputs: RunInputs) -> CashFlows | None:

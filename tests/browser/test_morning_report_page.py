@@ -25,6 +25,7 @@ SECTIONS = [
     "Accounts that failed or gave way",
     "Names blocked by household wash-sale windows tonight",
     "Top harvested names",
+    "Style tilts: active exposures against their targets",
     "Orders by size",
     "Mandate changes and cash flows since last night",
 ]
@@ -95,6 +96,9 @@ def test_the_morning_report_renders_its_sections_charts_and_data_as_text(browser
         browser.switch_to.alert.text  # noqa: B018
     assert browser.title == f"taxview morning report · {DATE}"
 
+    tilts = browser.find_element(By.ID, "tilts").text
+    assert "value" in tilts and "A2 +0.470 (target +0.500)" in tilts
+
     totals = browser.find_element(By.ID, "totals").text
     assert "$1,000.00" in totals and "$400.00" in totals
 
@@ -109,7 +113,7 @@ def test_the_report_of_a_run_without_the_optional_inputs_renders_cleanly(browser
     _open(browser, page)
     assert [h.text for h in browser.find_elements(By.TAG_NAME, "h2")] == SECTIONS
     missing = [p.text for p in browser.find_elements(By.CSS_SELECTOR, ".missing")]
-    assert len(missing) == 5 and all(m.endswith("not recorded in this run.") for m in missing)
+    assert len(missing) == 6 and all(m.endswith("not recorded in this run.") for m in missing)
     shot = tmp_path / "morning-report-plain.png"
     _full_page_screenshot(browser, shot)
     print(f"screenshot: {shot}")

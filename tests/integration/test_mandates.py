@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -49,6 +51,17 @@ def test_import_creates_accounts_with_their_mandates(imported, redis_server, cap
     assert a["effective"]["te_max"] == 0.03 and a["effective"]["max_weight"] == 0.05  # the rest: defaults
     assert shown(redis_server.url, "I", capsys)["status"] == "paused"
     assert shown(redis_server.url, "T", capsys)["mandate"]["gain_budget"] == "25000.50"
+
+
+def test_tilts_and_outside_holdings_round_trip_through_the_ledger(imported, redis_server, capsys):
+    url = redis_server.url
+    assert accounts(["set", "A", "tilts=value=0.5,momentum=-0.25", "outside=complete:S001=5000000"], url) == 0
+    a = shown(url, "A", capsys)
+    assert a["mandate"]["tilts"] == {"momentum": -0.25, "value": 0.5}
+    assert a["mandate"]["outside"] == {"mode": "complete", "holdings": {"S001": "5000000.00"}}
+    assert a["effective"]["tilts"] == a["mandate"]["tilts"] and a["effective"]["outside"] == a["mandate"]["outside"]
+    assert accounts(["set", "A", "tilts=value=9"], url) == 2  # refused, nothing written
+    assert shown(url, "A", capsys)["mandate"]["tilts"] == {"momentum": -0.25, "value": 0.5}
 
 
 def test_set_changes_the_mandate_at_the_next_version_and_journals_who_and_what(imported, redis_server, capsys):
@@ -127,6 +140,11 @@ def test_the_nightly_reads_each_accounts_mandate(local_ray, redis_server, redis_
     store.set_mandate(paused, {"status": "paused"}, "test", when)
     store.set_mandate(liquidating, {"status": "liquidate"}, "test", when)
     store.set_mandate(tight, {"te_max": 0.005, "exclude_symbols": excluded}, "test", when)
+    tilted = taxable[3]  # a value tilt on the market's styles.parquet (issue 15)
+    pq.write_table(
+        pa.table({"symbol": list(m.symbols), "value": np.linspace(-1.7, 1.7, m.n)}), market_dir / "styles.parquet"
+    )
+    store.set_mandate(tilted, {"tilts": "value=0.3", "te_max": 0.05}, "test", when)
     run = RunSettings(str(m.dates[-1]), market_dir, tmp_path / "out", workers=2, quiet=True, shard_size=2, factors=8)
     s = rebalance(run, LedgerSettings(redis_server.url))
     assert s.failed == 0
@@ -147,16 +165,19 @@ def test_the_nightly_reads_each_accounts_mandate(local_ray, redis_server, redis_
     assert rows[tight]["te_ex_ante"] <= 0.005 + 1e-6 or "after rounding to whole shares the TE" in rows[tight]["notes"]
     assert excluded and not [t for t in trades if t["account"] == tight and t["symbol"] in excluded]
     assert rows[tight]["mandate_version"] == store.account(tight).mandate_version == 2
-    assert all(rows[a]["mandate_version"] == 1 for a in rows if a not in (paused, liquidating, tight))
+    assert all(rows[a]["mandate_version"] == 1 for a in rows if a not in (paused, liquidating, tight, tilted))
+    achieved, target = json.loads(rows[tilted]["tilts"])["value"]
+    assert target == 0.3 and achieved >= 0.3 - 0.001 and rows[tilted]["status"] == "optimal"
+    assert all(rows[a]["tilts"] is None for a in rows if a != tilted)
     # beside them: the night's events (the three changes, reported once), its blocks, the report
     events = pq.read_table(tmp_path / "out" / "events.parquet").to_pylist()
-    assert sorted(e["account"] for e in events) == sorted([paused, liquidating, tight])
+    assert sorted(e["account"] for e in events) == sorted([paused, liquidating, tight, tilted])
     assert all(e["kind"] == "mandate" and e["actor"] == "test" for e in events)
     assert "te_max default → 0.005" in next(e["detail"] for e in events if e["account"] == tight)
     blocked = pq.read_table(tmp_path / "out" / "blocked.parquet").to_pylist()
     assert blocked and {b["restriction"] for b in blocked} <= {"no_buy", "no_loss_sale"}
     doc = json.loads((tmp_path / "out" / "run.json").read_text())
-    assert doc["mandate_changes"] == 3 and doc["orders"] == sum(r["orders"] or 0 for r in rows.values())
+    assert doc["mandate_changes"] == 4 and doc["orders"] == sum(r["orders"] or 0 for r in rows.values())
     assert doc["orders_per_account_p90"] >= doc["orders_per_account_p50"] > 0
     assert doc["report"].endswith("report.html") and "Morning report" in (tmp_path / "out" / "report.html").read_text()
     run2 = RunSettings(

@@ -134,9 +134,13 @@ def test_backtest_cli_writes_every_output(tmp_path, capsys):
     ):
         assert key in m and key in m["baseline"]
     assert m["wash_sales_created"] == 0 and m["baseline"]["lifetime_harvested_pct"] <= m["lifetime_harvested_pct"]
-    for f in ("nav.parquet", "report.html", "nav.png", "harvested.png", "tracking_error.png"):
+    for f in ("nav.parquet", "report.html", "nav.png", "excess.png", "harvested.png", "tracking_error.png"):
         assert (tmp_path / f).stat().st_size > 0
-    assert "data:image/png;base64" in (tmp_path / "report.html").read_text()
+    page = (tmp_path / "report.html").read_text()
+    assert "data:image/png;base64" in page
+    # the metrics with human labels and units, the keys kept as the cells' titles
+    assert "after-tax alpha (bps a year)" in page and "title='after_tax_alpha_bps'" in page
+    assert ">ann_return_pre_tax<" not in page
 
 
 def test_backtest_bad_input(tmp_path, capsys):

@@ -154,6 +154,18 @@ def test_the_page_is_self_contained(full):
         assert amount in text
 
 
+def test_style_tilts_against_their_targets_with_the_accounts_short_of_them(full, plain):
+    rows = summary.tilts(full)
+    assert [r.style for r in rows] == ["momentum", "value"]
+    momentum, value = rows
+    assert momentum.accounts == 1 and momentum.short == [("A2", -0.19, -0.2)]  # a lean away, not far enough
+    assert value.accounts == 2 and value.target_mean == 0.5 and value.achieved_mean == pytest.approx(0.48605)
+    assert value.short == [("A2", 0.47, 0.5)]  # A1 is over its target: met
+    text = page(full)
+    assert "Style tilts: active exposures against their targets" in text and "A2 +0.470 (target +0.500)" in text
+    assert summary.tilts(plain) is None
+
+
 def test_without_the_optional_inputs_each_section_says_not_recorded(plain):
     text = page(plain)
     for what in (
@@ -161,6 +173,7 @@ def test_without_the_optional_inputs_each_section_says_not_recorded(plain):
         "TE budgets not recorded in this run.",
         "Wash-sale blocks (blocked.parquet) not recorded in this run.",
         "Mandate and cash-flow events (events.parquet) not recorded in this run.",
+        "Style tilts (accounts.parquet tilts) not recorded in this run.",
     ):
         assert what in text
     assert "Firm totals" in text and "Top harvested names" in text

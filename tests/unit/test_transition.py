@@ -7,7 +7,7 @@ import json
 import pytest
 
 from taxview.cli import main
-from taxview.transition import Inputs, analyze, breakeven, gradual, harvest_path_from_metrics
+from taxview.transition import Inputs, analyze, breakeven, gradual, harvest_path_from_metrics, te_path_from_metrics
 
 
 def test_worked_case_of_domain_md_to_the_dollar():
@@ -135,3 +135,20 @@ def test_harvest_path_from_a_backtest_and_gradual_switch():
     assert g["years_to_move"] > 1 and g["transition_taxes"] > 0
     everything_now = gradual(Inputs(), gain_budget=1e12)
     assert everything_now["pre_tax"] == pytest.approx(g["all_at_once_pre_tax"], rel=1e-9)
+
+
+def test_the_te_path_of_a_legacy_backtest_comes_along(tmp_path, capsys):
+    from taxview.cli import main
+
+    metrics = {
+        "harvested_by_year_pct": {"2015": 4.0, "2016": 2.0},
+        "transition": {"te_by_year": {"2015": 0.079, "2016": 0.048}},
+    }
+    assert te_path_from_metrics(metrics) == {"2015": 0.079, "2016": 0.048}
+    assert te_path_from_metrics({"harvested_by_year_pct": {}}) is None
+    f = tmp_path / "metrics.json"
+    f.write_text(json.dumps(metrics))
+    assert main(["transition", "--harvest-from", str(f), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["te_path"] == {"2015": 0.079, "2016": 0.048}
+    assert main(["transition", "--harvest-from", str(f)]) == 0
+    assert "TE of the backtest's legacy transition, by year: 2015 7.90%, 2016 4.80%" in capsys.readouterr().out
