@@ -238,7 +238,7 @@ def _account(
         (f"realized {v['realized_ytd']['year']}", _signed(v["realized_ytd"]["net"])),
         ("TE now / budget", f"<span class='{'bad' if over else 'good'}'>{_pct(te)}</span> / {_pct(budget)}"),
     ]
-    parts = [f"<section>{_cards(cards)}{_te_bar(te, budget)}</section>"]
+    parts = [f"<section>{_cards(cards)}{_te_bar(te, budget)}{_styles(v['style_exposures'])}</section>"]
     if committed is not None:
         parts.append(
             "<section class='ok'><h2>Committed</h2>"
@@ -413,6 +413,26 @@ own wash-sale engine). Price and date default to the market day's close.</p>
 
 
 # --- pieces --------------------------------------------------------------------------------------
+
+
+_MET = {True: "<span class='bad'>short</span>", False: "<span class='good'>met</span>"}
+
+
+def _styles(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The risk panel's style exposures (standard deviations of each style's score) against the
+    mandate's tilt targets; nothing when the market has no styles."""
+    if not rows:
+        return ""
+    body = [
+        [
+            e(r["style"]),
+            f"{r['exposure']:+.3f}",
+            "—" if r["target"] is None else f"{'≥' if r['target'] >= 0 else '≤'} {r['target']:+.2f}",
+            "" if r["target"] is None else _MET[r["short"]],
+        ]
+        for r in sorted(rows, key=lambda r: (r["target"] is None, r["style"]))
+    ]
+    return "<h3>Active style exposures</h3>" + _table(["style", "exposure (sd)", "tilt target", ""], body, "num")
 
 
 def _weights_chart(holdings: Sequence[Mapping[str, Any]], top: int = 20) -> str:

@@ -36,6 +36,8 @@ from ledger.windows import blocked_names, restrictions_from_windows
 from solver.problem import ProblemCache
 from solver.snapshot import Snapshot, with_delisted
 from solver.solve import solve_account
+from solver.tilts import TOLERANCE as TILT_TOLERANCE
+from solver.tilts import exposures
 from solver.types import AccountSettings
 from taxview.core.errors import InputError, TaxviewError
 from taxview.core.money import allocate_basis, cents_at, cents_of, dollars_to_cents
@@ -491,6 +493,7 @@ class Service:
             "status": info.mandate.get("status", "active"),
             "te_budget": settings.te_max,
             "te_now": self._te(w) if total > 0 else None,
+            "style_exposures": self._exposures(w, settings) if total > 0 else [],
             "realized_ytd": {
                 "year": year,
                 "short": dollars(info.realized.get(f"{year}:st", 0)),
@@ -501,6 +504,19 @@ class Service:
             "lots": rows,
             "holdings": holdings,
         }
+
+    def _exposures(self, w: np.ndarray, settings: AccountSettings) -> list[dict[str, Any]]:
+        """Each style's active exposure of weights ``w`` (standard deviations of its score, as the
+        solver's tilts count it), with the mandate's tilt target (None: not tilted); [] without
+        the market's styles.parquet."""
+        targets = dict(settings.tilts)
+        got = exposures(self.snap, (), w - self.snap.benchmark)
+        out = []
+        for style, (exposure, _) in got.items():
+            target = targets.get(style)
+            short = target is not None and (exposure - target) * (1 if target >= 0 else -1) < -TILT_TOLERANCE
+            out.append({"style": style, "exposure": exposure, "target": target, "short": short})
+        return out
 
     def _te(self, w: np.ndarray) -> float:
         """Ex-ante tracking error (annualized) of weights ``w`` against the benchmark."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -297,3 +298,41 @@ def test_warm_compiles_the_problems_a_proposal_then_finds_in_its_cache(small_sna
     misses = svc.cache.misses
     p = svc.propose("H1-S")  # one lot per name: a layout warm() compiled
     assert p["status"] == "optimal" and svc.cache.misses == misses and svc.cache.hits > 0
+
+
+# --- style exposures (issue 14's risk panel, issue 15's tilts) ----------------------------------
+
+
+def test_account_view_reports_each_style_exposure_against_its_tilt_target(small_snap):
+    import numpy as np
+
+    from solver.styles import Styles
+
+    n = len(small_snap.symbols)
+    value = np.linspace(-1.5, 1.5, n)
+    momentum = np.cos(np.arange(n))
+    snap = replace(small_snap, styles=Styles(("value", "momentum"), np.column_stack([value, momentum])))
+    led = _ledger(snap, snap.symbols[3])
+    led.set_mandate("H1-T", {"tilts": {"value": 0.5}}, "test", "2024-01-01T00:00:00Z")
+    svc = Service(led, snap, cache=CACHE)
+    view = svc.account("H1-T")
+    w = np.zeros(n)
+    for h in view["holdings"]:
+        w[snap.index[h["symbol"]]] = h["weight"]
+    got = {r["style"]: r for r in view["style_exposures"]}
+    assert set(got) == {"value", "momentum"}
+    for j, style in enumerate(("value", "momentum")):  # sᵀ(w − w_b) in standard deviations of s
+        s = snap.styles.scores[:, j]
+        assert got[style]["exposure"] == pytest.approx(float(s @ (w - snap.benchmark)) / float(np.std(s)), abs=1e-12)
+    assert got["value"]["target"] == 0.5 and got["momentum"]["target"] is None
+    # the holdings sit near the benchmark: far from a +0.5 sd lean, so the tilt is short today
+    assert abs(got["value"]["exposure"]) < 0.5 and got["value"]["short"] is True
+    assert got["momentum"]["short"] is False
+    assert (
+        Service(_ledger(small_snap, small_snap.symbols[3]), small_snap, cache=CACHE).account("H1-T")["style_exposures"]
+        == []
+    )  # a market without styles.parquet: nothing to show
+    from cluster.service.console import _account
+
+    page = _account(svc, "H1-T")  # the console's risk panel shows them
+    assert "Active style exposures" in page and "≥ +0.50" in page and "short" in page
