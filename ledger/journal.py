@@ -3,21 +3,26 @@ for comparisons and export, and a ledger rebuilt by replaying every journal in o
 
 Each household's journal is a Redis Stream: account records (``add_accounts``), mandate changes
 (``lua/mandate.lua``), imports (``lua/import.lua``), corporate actions (``lua/corporate.lua``),
-year-end rolls (``lua/yearend.lua``) and commits (``lua/commit.lua``) append to it.
+year-end rolls (``lua/yearend.lua``) and commits (``lua/commit.lua``) append to it. A compaction
+(``ledger.compaction``) moves its oldest entries into the archive: read with ``archive``, the
+archived entries come first and the journal is whole again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import redis
 
 from taxview.core.mandate import check
 
+from . import archive as arc
 from .api import AccountInfo
-from .codec import encode_lot, encode_sale, lot_field
+from .codec import decode_sale, encode_lot, encode_sale, lot_field
 from .corporate import action_from_json
 from .errors import LedgerError
 from .keys import Keys
@@ -34,19 +39,29 @@ class Journal:
     r: redis.Redis
     k: Keys
 
-    def journal(self, household: str) -> list[dict[str, Any]]:
+    def journal(self, household: str, archive: Path | str | None = None) -> list[dict[str, Any]]:
+        """A household's journal: the entries still in Redis, after its archived ones (``archive``:
+        the compaction's directory, ``ledger.archive``)."""
         out = []
+        if archive is not None:
+            for e in arc.archived_journal(archive).get(household, []):
+                fields = {"key": e.key, "account": e.account, "date": e.date}
+                out.append({"id": e.id, **fields, "entry": json.loads(e.entry)})
         for entry_id, fields in self.r.xrange(self.k.journal(household)):
             f = {k.decode(): v.decode() for k, v in fields.items()}
             out.append({"id": entry_id.decode(), **f, "entry": json.loads(f["entry"])})
         return out
 
-    def state(self) -> dict[str, Any]:
-        """Everything the ledger holds about lots and sales, for comparisons and export."""
+    def state(self, archive: Path | str | None = None) -> dict[str, Any]:
+        """Everything the ledger holds about lots and sales, for comparisons and export; with
+        ``archive`` the sales a compaction archived count as the ledger's (the whole history)."""
         out: dict[str, Any] = {}
+        archived = arc.archived_sales(archive) if archive is not None else {}
         for hh in sorted(x.decode() for x in self.r.smembers(self.k.households())):
             lots = sorted((x.lot_id, encode_lot(x)) for held in self.household_lots(hh).values() for x in held)
-            sales = [encode_sale(s) for s in self.sales(hh)]
+            live = self.sales(hh)
+            old = [decode_sale(v) for sale_id, v in archived.get(hh, {}).items()]
+            sales = [encode_sale(s) for s in sorted(old + live, key=lambda s: (s.date, _sale_number(s)))]
             windows = {k.decode(): v.decode() for k, v in self.r.hgetall(self.k.windows(hh)).items()}
             pending = sorted(x.decode() for x in self.r.smembers(self.k.pending(hh)))
             meta = {k.decode(): v.decode() for k, v in self.r.hgetall(self.k.meta(hh)).items()}
@@ -54,12 +69,18 @@ class Journal:
             out[hh] = {"lots": lots, "sales": sales, "windows": windows, "pending": pending, "carry": carry}
         return out
 
-    def rebuild_from_journal(self, target: LedgerStore) -> int:
+    def rebuild_from_journal(
+        self, target: LedgerStore, archive: Path | str | None = None, places: Sequence[Path | str] = ()
+    ) -> int:
         """Replay every household's journal into ``target`` (an empty ledger), in order: account
         records (created or restated), mandates, imports, corporate actions, year-end rolls,
-        commits. Returns commits replayed."""
+        commits. ``archive``: the compaction's directory, whose entries come first. An import
+        that named its file is read from it again (at its path, by checksum in the archive's
+        ``imports/``, or by name in ``places``) and must write the very lots it wrote (digest).
+        Returns commits replayed."""
         homes = self.accounts()
-        journals = {hh: self.journal(hh) for hh in sorted(set(homes.values()))}
+        journals = {hh: self.journal(hh, archive) for hh in sorted(set(homes.values()))}
+        files: dict[str, Any] = {}  # sha256 -> the import file's lots, read once
         journaled = {e["account"] for entries in journals.values() for e in entries if "account" in e["entry"]}
         legacy = []  # accounts created before records were journaled: as they are now, opening cash
         for a in sorted(set(homes) - journaled):
@@ -90,6 +111,8 @@ class Journal:
                     else:
                         day = dt.date.fromisoformat(f["date"])
                         target.add_cash_flow(e["account"], f["cents"], day, f["reason"], f["actor"], f["at"], f["id"])
+                elif "import_file" in entry:  # read from the file again: the same rows, numbered alike
+                    self._replay_import_file(target, hh, entry, homes, files, [archive, *places])
                 elif "import" in entry:  # restored verbatim: same purchase numbers, same pieces
                     target.write_import(
                         hh,
@@ -118,6 +141,36 @@ class Journal:
                     )
                     n += 1
         return n
+
+    def _replay_import_file(
+        self, target: LedgerStore, hh: str, entry: dict, homes: dict[str, str], files: dict, places: list
+    ) -> None:
+        from .files import read_lots
+        from .importer import household_lots_of, import_rows
+
+        src = entry["import_file"]
+        lots = files.get(src["sha256"])
+        if lots is None:
+            lots = files[src["sha256"]] = read_lots(arc.find_import_file(src["path"], src["sha256"], places))
+        rows = import_rows(target, household_lots_of(lots, [a for a, h in homes.items() if h == hh]))
+        target.write_import(
+            hh,
+            rows,
+            remove=[(key, lid) for key, lid in entry.get("removed") or []],
+            replace=list(entry.get("replace") or []),
+            source={"path": src["path"], "sha256": src["sha256"]},
+        )
+        _, fields = target.r.xrevrange(target.k.journal(hh), count=1)[0]
+        got = json.loads(fields[b"entry"])["import_file"]
+        if (got["lots"], got["digest"]) != (src["lots"], src["digest"]):
+            raise LedgerError(
+                f"journal of {hh}: the import of {src['path']} replays as {got['lots']} lots (digest "
+                f"{got['digest'][:12]}), not the {src['lots']} it wrote ({src['digest'][:12]})"
+            )
+
+
+def _sale_number(sale) -> int:
+    return int(sale.sale_id.rsplit(":", 1)[1])
 
 
 __all__ = ["Journal"]
