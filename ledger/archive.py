@@ -159,7 +159,16 @@ def read(paths: Iterable[Path], kinds: Iterable[str] = ("journal", "idempotency"
 
 def archived_journal(archive: Path | str | None) -> dict[str, list[JournalEntry]]:
     """Every household's archived journal entries, in stream order."""
-    t = read(files(archive), ["journal"]).to_pydict()
+    return _journal(read(files(archive), ["journal"]))
+
+
+def journal_of(path: Path) -> dict[str, list[JournalEntry]]:
+    """The journal entries of one file in the archive's format (an export's journal.parquet)."""
+    return _journal(read([path], ["journal"]))
+
+
+def _journal(table: pa.Table) -> dict[str, list[JournalEntry]]:
+    t = table.to_pydict()
     out: dict[str, list[JournalEntry]] = {}
     for hh, id_, date, account, key, value in zip(
         t["household"], t["id"], t["date"], t["account"], t["key"], t["value"]
@@ -241,6 +250,7 @@ __all__ = [
     "files",
     "find_import_file",
     "iter_households",
+    "journal_of",
     "keep_import_file",
     "next_name",
     "read",

@@ -7,6 +7,7 @@ the row (1-based data rows).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
@@ -18,9 +19,11 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from .api import AccountInfo
+from .archive import ArchiveWriter
 from .codec import HEAD_FIELDS
 from .errors import CommitRejected, LedgerError, LedgerInputError
 from .keys import dot_prefixes, piece_order
+from .retention import Cut, JournalEntry
 from .store import LedgerStore
 
 
@@ -164,7 +167,9 @@ def freed_ids(removed) -> set[str]:
 
 
 def export(store: LedgerStore, out: Path | str) -> tuple[Path, Path]:
-    """accounts.parquet and lots.parquet of the whole ledger (re-importable)."""
+    """accounts.parquet and lots.parquet of the whole ledger (re-importable), and journal.parquet:
+    the journal still in Redis (the archive's format, checksummed), which after the archive's
+    replays the ledger into an empty one (``journal.rebuild_from_export``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     infos = [store.account(a) for a in sorted(store.accounts())]
@@ -181,29 +186,47 @@ def export(store: LedgerStore, out: Path | str) -> tuple[Path, Path]:
         ),
         out / "accounts.parquet",
     )
-    rows = []
-    for hh in sorted({a.household for a in infos}):
-        rows += [x for held in store.household_lots(hh).values() for x in held]
-    rows.sort(key=lambda x: (x.account, x.symbol, x.acquired, x.seq, piece_order(x.lot_id)))
-    pq.write_table(
-        pa.table(
-            {
-                "account": [x.account for x in rows],
-                "lot_id": [x.lot_id for x in rows],
-                "symbol": [x.symbol for x in rows],
-                "quantity": [str(x.quantity) for x in rows],
-                "basis_cents": pa.array([x.basis_cents for x in rows], pa.int64()),
-                "acquired": pa.array([x.acquired for x in rows], pa.date32()),
-                "holding_start": pa.array([x.holding_start for x in rows], pa.date32()),
-                # the wash-sale state of each lot: which purchase it is (pieces of one purchase
-                # share it) and how many of its shares may still replace a loss
-                "purchase": [x.purchase_id for x in rows],
-                "capacity": [str(x.capacity) for x in rows],
-            }
-        ),
-        out / "lots.parquet",
-    )
+    pq.write_table(lots_export(store, sorted({a.household for a in infos})), out / "lots.parquet")
+    writer = ArchiveWriter(out / "journal.parquet")
+    try:
+        for hh in sorted({a.household for a in infos}):
+            writer.add(
+                Cut(
+                    hh,
+                    [
+                        JournalEntry(e["id"], e["key"], e["account"], e["date"], json.dumps(e["entry"]))
+                        for e in store.journal(hh)
+                    ],
+                )
+            )
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
     return out / "accounts.parquet", out / "lots.parquet"
 
 
-__all__ = ["export", "household_lots_of", "import_ledger", "import_lots", "import_rows", "import_source"]
+def lots_export(store: LedgerStore, households: Sequence[str]) -> pa.Table:
+    """Every open lot of ``households`` as lots.parquet holds them (sorted)."""
+    rows = []
+    for hh in households:
+        rows += [x for held in store.household_lots(hh).values() for x in held]
+    rows.sort(key=lambda x: (x.account, x.symbol, x.acquired, x.seq, piece_order(x.lot_id)))
+    return pa.table(
+        {
+            "account": [x.account for x in rows],
+            "lot_id": [x.lot_id for x in rows],
+            "symbol": [x.symbol for x in rows],
+            "quantity": [str(x.quantity) for x in rows],
+            "basis_cents": pa.array([x.basis_cents for x in rows], pa.int64()),
+            "acquired": pa.array([x.acquired for x in rows], pa.date32()),
+            "holding_start": pa.array([x.holding_start for x in rows], pa.date32()),
+            # the wash-sale state of each lot: which purchase it is (pieces of one purchase
+            # share it) and how many of its shares may still replace a loss
+            "purchase": [x.purchase_id for x in rows],
+            "capacity": [str(x.capacity) for x in rows],
+        }
+    )
+
+
+__all__ = ["export", "household_lots_of", "import_ledger", "import_lots", "import_rows", "import_source", "lots_export"]

@@ -80,97 +80,144 @@ class Journal:
         Returns commits replayed."""
         homes = self.accounts()
         journals = {hh: self.journal(hh, archive) for hh in sorted(set(homes.values()))}
-        files: dict[str, Any] = {}  # sha256 -> the import file's lots, read once
         journaled = {e["account"] for entries in journals.values() for e in entries if "account" in e["entry"]}
         legacy = []  # accounts created before records were journaled: as they are now, opening cash
         for a in sorted(set(homes) - journaled):
             info = self.account(a)
             opening = int(self.r.hget(self.k.account(info.household, a), "opening_cash_cents") or 0)
             legacy.append(AccountInfo(a, info.household, info.account_type, info.st_rate, info.lt_rate, opening))
-        target.add_accounts(legacy)
-        n = 0
-        for hh, entries in journals.items():
-            for e in entries:
-                entry = e["entry"]
-                if "account" in entry:
-                    r = entry["account"]
-                    mandate = check(r.get("mandate") or {}, f"journal of {hh}")
-                    info = AccountInfo(
-                        e["account"], hh, r["type"], r["st_rate"], r["lt_rate"], r["cash_cents"], mandate
-                    )
-                    target.add_accounts([info], replace=[e["account"]])
-                elif "mandate" in entry:  # restated as it became: every key, the dropped ones back to default
-                    m = entry["mandate"]
-                    restate = {k: None for k in m["old"]} | {"account_type": None, "st_rate": None, "lt_rate": None}
-                    restate.update(check(m["new"], f"journal of {hh}"))
-                    target.set_mandate(e["account"], restate, m["actor"], m["at"])
-                elif "cash_flow" in entry:
-                    f = entry["cash_flow"]
-                    if "applied" in f:  # booked on its night
-                        target.apply_cash_flows(e["account"], dt.date.fromisoformat(f["date"]))
-                    else:
-                        day = dt.date.fromisoformat(f["date"])
-                        target.add_cash_flow(e["account"], f["cents"], day, f["reason"], f["actor"], f["at"], f["id"])
-                elif "import_file" in entry:  # read from the file again: the same rows, numbered alike
-                    self._replay_import_file(target, hh, entry, homes, files, [archive, *places])
-                elif "import" in entry:  # restored verbatim: same purchase numbers, same pieces
-                    target.write_import(
-                        hh,
-                        [
-                            (self.key_of(lot_field(enc, "symbol")), lid, enc, None, None)
-                            for lid, enc in entry["import"] or []
-                        ],
-                        remove=[(key, lid) for key, lid in entry.get("removed") or []],
-                        replace=list(entry.get("replace") or []),
-                    )
-                elif "corporate" in entry:  # the same action in this household, planned on its state
-                    target.apply_action_to(hh, action_from_json(entry["corporate"]))
-                elif "year_end" in entry:  # rolled again on the state replayed so far: the same numbers
-                    y = entry["year_end"]
-                    new = Roll.from_json(y["new"])
-                    done = target.close_year(hh, y["year"], y["actor"], y["at"], cap_cents=new.cap_cents)[0]
-                    if done.roll != new:
-                        raise LedgerError(f"journal of {hh}: the roll of {y['year']} replays as {done.roll}, not {new}")
+        return replay(target, journals, homes, legacy, [archive, *places])
+
+
+def replay(
+    target: LedgerStore,
+    journals: dict[str, list[dict[str, Any]]],
+    homes: dict[str, str],
+    legacy: list[AccountInfo] = (),
+    places: Sequence[Path | str | None] = (),
+) -> int:
+    """Replay households' journals (entries as ``Journal.journal`` reads them) into ``target``, in
+    order; ``homes``: account -> household; ``legacy``: accounts no journal entry creates;
+    ``places``: where import files named by the journal may be (``archive.find_import_file``).
+    Returns commits replayed."""
+    files: dict[str, Any] = {}  # sha256 -> the import file's lots, read once
+    target.add_accounts(legacy)
+    n = 0
+    for hh, entries in journals.items():
+        for e in entries:
+            entry = e["entry"]
+            if "account" in entry:
+                r = entry["account"]
+                mandate = check(r.get("mandate") or {}, f"journal of {hh}")
+                info = AccountInfo(e["account"], hh, r["type"], r["st_rate"], r["lt_rate"], r["cash_cents"], mandate)
+                target.add_accounts([info], replace=[e["account"]])
+            elif "mandate" in entry:  # restated as it became: every key, the dropped ones back to default
+                m = entry["mandate"]
+                restate = {k: None for k in m["old"]} | {"account_type": None, "st_rate": None, "lt_rate": None}
+                restate.update(check(m["new"], f"journal of {hh}"))
+                target.set_mandate(e["account"], restate, m["actor"], m["at"])
+            elif "cash_flow" in entry:
+                f = entry["cash_flow"]
+                if "applied" in f:  # booked on its night
+                    target.apply_cash_flows(e["account"], dt.date.fromisoformat(f["date"]))
                 else:
-                    target.commit(
-                        e["account"],
-                        dt.date.fromisoformat(e["date"]),
-                        trades_from_wire(entry["trades"]),
-                        e["key"],
-                        allow_wash=entry["allow_wash"],
-                    )
-                    n += 1
-        return n
+                    day = dt.date.fromisoformat(f["date"])
+                    target.add_cash_flow(e["account"], f["cents"], day, f["reason"], f["actor"], f["at"], f["id"])
+            elif "import_file" in entry:  # read from the file again: the same rows, numbered alike
+                _replay_import_file(target, hh, entry, homes, files, places)
+            elif "import" in entry:  # restored verbatim: same purchase numbers, same pieces
+                target.write_import(
+                    hh,
+                    [
+                        (target.key_of(lot_field(enc, "symbol")), lid, enc, None, None)
+                        for lid, enc in entry["import"] or []
+                    ],
+                    remove=[(key, lid) for key, lid in entry.get("removed") or []],
+                    replace=list(entry.get("replace") or []),
+                )
+            elif "corporate" in entry:  # the same action in this household, planned on its state
+                target.apply_action_to(hh, action_from_json(entry["corporate"]))
+            elif "year_end" in entry:  # rolled again on the state replayed so far: the same numbers
+                y = entry["year_end"]
+                new = Roll.from_json(y["new"])
+                done = target.close_year(hh, y["year"], y["actor"], y["at"], cap_cents=new.cap_cents)[0]
+                if done.roll != new:
+                    raise LedgerError(f"journal of {hh}: the roll of {y['year']} replays as {done.roll}, not {new}")
+            else:
+                target.commit(
+                    e["account"],
+                    dt.date.fromisoformat(e["date"]),
+                    trades_from_wire(entry["trades"]),
+                    e["key"],
+                    allow_wash=entry["allow_wash"],
+                )
+                n += 1
+    return n
 
-    def _replay_import_file(
-        self, target: LedgerStore, hh: str, entry: dict, homes: dict[str, str], files: dict, places: list
-    ) -> None:
-        from .files import read_lots
-        from .importer import household_lots_of, import_rows
 
-        src = entry["import_file"]
-        lots = files.get(src["sha256"])
-        if lots is None:
-            lots = files[src["sha256"]] = read_lots(arc.find_import_file(src["path"], src["sha256"], places))
-        rows = import_rows(target, household_lots_of(lots, [a for a, h in homes.items() if h == hh]))
-        target.write_import(
-            hh,
-            rows,
-            remove=[(key, lid) for key, lid in entry.get("removed") or []],
-            replace=list(entry.get("replace") or []),
-            source={"path": src["path"], "sha256": src["sha256"]},
+def _replay_import_file(
+    target: LedgerStore, hh: str, entry: dict, homes: dict[str, str], files: dict, places: list
+) -> None:
+    from .files import read_lots
+    from .importer import household_lots_of, import_rows
+
+    src = entry["import_file"]
+    lots = files.get(src["sha256"])
+    if lots is None:
+        lots = files[src["sha256"]] = read_lots(arc.find_import_file(src["path"], src["sha256"], places))
+    rows = import_rows(target, household_lots_of(lots, [a for a, h in homes.items() if h == hh]))
+    target.write_import(
+        hh,
+        rows,
+        remove=[(key, lid) for key, lid in entry.get("removed") or []],
+        replace=list(entry.get("replace") or []),
+        source={"path": src["path"], "sha256": src["sha256"]},
+    )
+    _, fields = target.r.xrevrange(target.k.journal(hh), count=1)[0]
+    got = json.loads(fields[b"entry"])["import_file"]
+    if (got["lots"], got["digest"]) != (src["lots"], src["digest"]):
+        raise LedgerError(
+            f"journal of {hh}: the import of {src['path']} replays as {got['lots']} lots (digest "
+            f"{got['digest'][:12]}), not the {src['lots']} it wrote ({src['digest'][:12]})"
         )
-        _, fields = target.r.xrevrange(target.k.journal(hh), count=1)[0]
-        got = json.loads(fields[b"entry"])["import_file"]
-        if (got["lots"], got["digest"]) != (src["lots"], src["digest"]):
-            raise LedgerError(
-                f"journal of {hh}: the import of {src['path']} replays as {got['lots']} lots (digest "
-                f"{got['digest'][:12]}), not the {src['lots']} it wrote ({src['digest'][:12]})"
-            )
+
+
+def rebuild_from_export(
+    target: LedgerStore,
+    export_dir: Path | str,
+    archive: Path | str | None = None,
+    places: Sequence[Path | str] = (),
+) -> int:
+    """Replay an exported ledger (``importer.export``: accounts.parquet and journal.parquet, the
+    journal still in Redis then) after the archive's entries into ``target``, an empty ledger;
+    an entry in both (exported while a compaction ran) is replayed once. Returns commits replayed."""
+    from .files import read_accounts
+
+    export_dir = Path(export_dir)
+    path = export_dir / "journal.parquet"
+    if not arc.valid(path):
+        raise LedgerError(f"{path} is missing or does not match its checksum {arc.checksum_path(path).name}")
+    infos = read_accounts(export_dir / "accounts.parquet")
+    homes = {a.account: a.household for a in infos}
+    merged: dict[str, dict[str, arc.JournalEntry]] = {}
+    for hh, entries in arc.archived_journal(archive).items():
+        merged[hh] = {e.id: e for e in entries}
+    for hh, entries in arc.journal_of(path).items():
+        merged.setdefault(hh, {}).update({e.id: e for e in entries})
+    journals = {
+        hh: [
+            {"id": e.id, "key": e.key, "account": e.account, "date": e.date, "entry": json.loads(e.entry)}
+            for e in sorted(by_id.values(), key=lambda e: e.order)
+        ]
+        for hh, by_id in sorted(merged.items())
+    }
+    journaled = {e["account"] for entries in journals.values() for e in entries if "account" in e["entry"]}
+    legacy = [a for a in infos if a.account not in journaled]  # as exported: their records were never journaled
+    return replay(target, journals, homes, legacy, [archive, export_dir, *places])
 
 
 def _sale_number(sale) -> int:
     return int(sale.sale_id.rsplit(":", 1)[1])
 
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "rebuild_from_export", "replay"]
