@@ -321,3 +321,55 @@ def test_compaction_changes_no_state_and_no_later_commits_outcome(redis_client, 
         rebuilt = LedgerStore(redis_client, prefix="rebuilt")
         compacted.rebuild_from_journal(rebuilt, archive)
         assert rebuilt.state() == want
+
+
+# --- the nightly compacts after its night (real local Ray) --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_the_nightly_compacts_per_the_policy_and_nothing_is_lost(local_ray, redis_server, redis_client, tmp_path):
+    from cluster.coordinator import rebalance
+    from cluster.settings import RunSettings
+    from ledger.connection import LedgerSettings
+    from ledger.importer import import_lots
+    from ledger.retention import RetentionPolicy
+    from solver.market import read_market, synthesize, write_market
+    from taxview.demo import synth_firm
+
+    write_market(synthesize(names=40, days=260, factors=6, seed=11), tmp_path / "m")
+    m = read_market(tmp_path / "m")
+    infos, lots = synth_firm(m, len(m.dates) - 3, 6, seed=5)
+    store = LedgerStore(redis_client)
+    store.add_accounts(infos)
+    import_lots(store, lots)
+    policy = RetentionPolicy(keep_days=0, archive_dir=tmp_path / "archive")  # keep nothing dated before the night
+    nights = []
+    for date in m.dates[-2:]:
+        run = RunSettings(
+            str(date),
+            tmp_path / "m",
+            tmp_path / str(date),
+            workers=2,
+            quiet=True,
+            shard_size=4,
+            factors=6,
+            retention=policy,
+        )
+        nights.append(rebalance(run, LedgerSettings(redis_server.url)))
+    first, second = nights
+    assert first.failed == second.failed == 0
+    # the second night archives the first night's commits: one idempotency record per account
+    assert second.compacted["archived"]["idempotency"] == len(infos) == second.compacted["trimmed"]["idempotency"]
+    assert json.loads((tmp_path / str(m.dates[-1]) / "run.json").read_text())["compacted"] == second.compacted
+    assert all(store.committed(a.account, f"nightly-{m.dates[-2]}:{a.account}") is None for a in infos)
+    rebuilt = LedgerStore(redis_client, prefix="copy")
+    store.rebuild_from_journal(rebuilt, tmp_path / "archive")
+    assert rebuilt.state() == store.state(tmp_path / "archive")
