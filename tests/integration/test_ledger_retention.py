@@ -370,6 +370,7 @@ def test_the_nightly_compacts_per_the_policy_and_nothing_is_lost(local_ray, redi
     assert second.compacted["archived"]["idempotency"] == len(infos) == second.compacted["trimmed"]["idempotency"]
     assert json.loads((tmp_path / str(m.dates[-1]) / "run.json").read_text())["compacted"] == second.compacted
     assert all(store.committed(a.account, f"nightly-{m.dates[-2]}:{a.account}") is None for a in infos)
+    assert all(store.committed(a.account, f"nightly-{m.dates[-1]}:{a.account}") is not None for a in infos)
     rebuilt = LedgerStore(redis_client, prefix="copy")
     store.rebuild_from_journal(rebuilt, tmp_path / "archive")
     assert rebuilt.state() == store.state(tmp_path / "archive")
