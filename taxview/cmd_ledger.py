@@ -187,7 +187,7 @@ def _cmd_ledger_export(args: argparse.Namespace) -> int:
 
     with _Ledger(args) as store:
         a, b = export(store, args.out)
-    print(f"wrote {a} and {b}", file=sys.stderr)
+    print(f"wrote {a}, {b} and {a.parent / 'journal.parquet'}", file=sys.stderr)
     return 0
 
 
