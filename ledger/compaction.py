@@ -88,8 +88,7 @@ class Compaction:
     ) -> CompactReport:
         """Archive and trim every household's history before ``before`` (see the module)."""
         t0 = time.perf_counter()
-        archive = Path(archive).resolve()
-        archive.mkdir(parents=True, exist_ok=True)
+        archive = Path(archive).resolve()  # made when there is something to archive
         say = log or (lambda line: None)
         report = CompactReport(before)
         raw = self.r.get(self.k.compaction())
@@ -111,32 +110,36 @@ class Compaction:
                 for p in (path, arc.checksum_path(path), path.with_name(f".{path.name}.partial")):
                     p.unlink(missing_ok=True)
             self.r.delete(self.k.compaction())
-        name = arc.next_name(archive, before.isoformat())
-        record = json.dumps({"file": name, "archive": str(archive), "before": before.isoformat()})
-        if not self.r.set(self.k.compaction(), record, nx=True):
-            raise LedgerError("another compaction started meanwhile: one at a time")
-        path = archive / name
-        writer = arc.ArchiveWriter(path)
+        writer: arc.ArchiveWriter | None = None
         try:
             households = sorted(x.decode() for x in self.r.smembers(self.k.households()))
             bar = tqdm(households, unit="hh", desc=f"archive before {before}", file=sys.stderr, disable=not progress)
             for i in range(0, len(households), CHUNK):
                 for cut in self._cuts(households[i : i + CHUNK], before, archive, say):
-                    for kind, n in (("journal", len(cut.journal)), ("idempotency", len(cut.idempotency))):
-                        report.archived[kind] += n
+                    if not len(cut):
+                        continue
+                    if writer is None:  # the first rows: record the compaction, then open its file
+                        archive.mkdir(parents=True, exist_ok=True)
+                        name = arc.next_name(archive, before.isoformat())
+                        record = json.dumps({"file": name, "archive": str(archive), "before": before.isoformat()})
+                        if not self.r.set(self.k.compaction(), record, nx=True):
+                            raise LedgerError("another compaction started meanwhile: one at a time")
+                        writer = arc.ArchiveWriter(archive / name)
+                    report.archived["journal"] += len(cut.journal)
+                    report.archived["idempotency"] += len(cut.idempotency)
                     report.archived["sale"] += len(cut.sales)
                     writer.add(cut)
                 bar.update(len(households[i : i + CHUNK]))
             bar.close()
         except BaseException:
-            writer.abort()
-            self.r.delete(self.k.compaction())
+            if writer is not None:
+                writer.abort()
+                self.r.delete(self.k.compaction())
             raise
-        if writer.rows == 0:
-            writer.abort()
-            self.r.delete(self.k.compaction())
+        if writer is None:
             report.seconds = time.perf_counter() - t0
             return report
+        path = writer.path
         report.sha256 = writer.close()
         report.file = str(path)
         say(f"archived {writer.rows} rows into {path} (sha256 {report.sha256[:16]}...); trimming Redis")
