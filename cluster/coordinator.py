@@ -10,7 +10,8 @@ Operations: one coordinator per run id at a time (a lease in Redis; a second one
 replays); outputs are written under temporary names and renamed when complete; SIGTERM/SIGINT stop
 the submission of shards, the shards in flight finish (bounded) and the outputs of what was done
 are written with ``interrupted``; a shard whose worker dies again and again, or that raises, fails
-its accounts with the reason and the night goes on. A local Ray listens on 127.0.0.1 only.
+its accounts with the reason and the night goes on. After a complete night the ledger is compacted
+per the retention policy (``RunSettings.retention``, ``compact_after_night``). A local Ray listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from tqdm import tqdm
 
 from ledger.api import Ledger
 from ledger.connection import LedgerSettings, redact, retrying
+from ledger.retention import RetentionPolicy
+from ledger.store import LedgerStore
 from ledger.yearend import close_years
 from solver.snapshot import load_snapshot
 from solver.types import AccountSettings
@@ -157,6 +160,37 @@ def close_last_year(store: Ledger, date: dt.date, retry_s: float) -> float:
     except Exception as exc:  # noqa: BLE001
         print(f"taxview: warning: tax year {year} was not closed: {type(exc).__name__}: {redact(exc)}", file=sys.stderr)
     return time.perf_counter() - t
+
+
+def compact_after_night(store: LedgerStore, policy: RetentionPolicy, date: dt.date, quiet: bool) -> tuple[float, dict]:
+    """The retention policy after a night: history dated before ``policy.before(date)`` archived
+    and trimmed (``ledger.compaction``), one line on stderr. A failure is a warning (the next night
+    finishes it). Returns the seconds it took and run.json's ``compacted``."""
+    t = time.perf_counter()
+    if policy.archive_dir is None:
+        print("taxview: warning: no archive directory in the retention policy: nothing compacted", file=sys.stderr)
+        return time.perf_counter() - t, {}
+    try:
+        report = store.compact(
+            policy.before(date),
+            policy.archive_dir,
+            progress=not quiet,
+            log=lambda x: print(f"taxview: {x}", file=sys.stderr),
+        )
+    except Exception as exc:  # noqa: BLE001
+        print(f"taxview: warning: compaction failed: {type(exc).__name__}: {redact(exc)}", file=sys.stderr)
+        return time.perf_counter() - t, {"error": redact(exc)[:300]}
+    print(f"taxview: {report.summary()}", file=sys.stderr)
+    for hh, why in sorted(report.failed.items()):
+        print(f"taxview: warning: compaction of household {hh}: {why}", file=sys.stderr)
+    doc = {
+        "before": report.before.isoformat(),
+        "file": report.file,
+        "archived": report.archived,
+        "trimmed": report.trimmed,
+        "failed": len(report.failed),
+    }
+    return time.perf_counter() - t, doc
 
 
 def rebalance(
@@ -364,6 +398,11 @@ def rebalance(
         households = [hh for shard in shards for hh, _ in shard.households]
         night = retrying(lambda: write_night_files(store, households, snap.date, temp), ledger.retry_s)
         stages["night_files_s"] = time.perf_counter() - t_night
+        compacted: dict[str, Any] = {}
+        if run.retention is not None and run.retention.nightly and stop.signum is None:
+            stages["compact_s"], compacted = compact_after_night(store, run.retention, snap.date, quiet)
+            if compacted:  # the memory after the trim
+                night["redis_used_memory_bytes"] = retrying(lambda: int(client.info("memory")["used_memory"]), 5)
         complete = True
     finally:
         if bar is not None:
@@ -413,6 +452,7 @@ def rebalance(
         orders=counts["orders"],
         orders_per_account_p50=round(float(np.percentile(orders, 50)), 1) if orders else 0.0,
         orders_per_account_p90=round(float(np.percentile(orders, 90)), 1) if orders else 0.0,
+        compacted=compacted,
         **night,
     )
     # run.json is written last: present, it describes the Parquet files beside it

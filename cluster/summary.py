@@ -37,6 +37,7 @@ class RunSummary:
     mandate_changes: int = 0
     redis_used_memory_bytes: int = 0
     report: str = ""  # the morning report (report.html), "" when it could not be written
+    compacted: dict = field(default_factory=dict)  # the night's compaction (retention policy); {}: none
 
 
 def summary_table(s: RunSummary) -> str:

@@ -9,7 +9,7 @@ written and journaled in its household; a household's opening lots are written b
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import redis
 from redis.commands.core import Script
@@ -140,13 +140,16 @@ class BulkWrites:
         remove: Sequence[tuple[str, str]] = (),
         replace: Sequence[str] = (),
         version: int | None = None,
+        source: Mapping[str, str] | None = None,
     ) -> int:
         """One household's opening lots in one script (``lua/import.lua``). ``rows``: (identity
         key, lot id, head ``account|symbol|quantity|basis_cents|acquired|holding_start``, capacity,
         purchase label or None) for new purchases — rows sharing a label are one purchase — or
         (key, lot id, encoded lot, None, None) to restore a journal verbatim. ``remove``: (key, lot
         id) of open lots deleted first (a replaced account's, read at ``version``); their ids and
-        namespaces are given back. Raises ``CommitRejected`` (``ID_TAKEN``, ``STALE``), nothing written."""
+        namespaces are given back. ``source``: the import file (``path``, ``sha256``) the rows came
+        from: the journal then names it instead of copying every lot.
+        Raises ``CommitRejected`` (``ID_TAKEN``, ``STALE``), nothing written."""
         keys = sorted({r[0] for r in rows} | {k for k, _ in remove})
         g = {k: i + 1 for i, k in enumerate(keys)}
         latest: dict[str, int] = {}
@@ -164,6 +167,8 @@ class BulkWrites:
             "replace": list(replace),
             "latest": sorted(latest.items()),
         }
+        if source is not None:
+            payload["source"] = {"path": str(source["path"]), "sha256": source["sha256"]}
         k = self.k
         reply = self._import(
             keys=[k.meta(household), k.ids(household), k.windows(household), k.journal(household), k.groups(household)]

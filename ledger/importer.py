@@ -7,6 +7,7 @@ the row (1-based data rows).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
@@ -18,9 +19,11 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from .api import AccountInfo
+from .archive import ArchiveWriter
 from .codec import HEAD_FIELDS
 from .errors import CommitRejected, LedgerError, LedgerInputError
 from .keys import dot_prefixes, piece_order
+from .retention import Cut, JournalEntry
 from .store import LedgerStore
 
 
@@ -30,11 +33,15 @@ def import_ledger(
     lots: pa.Table | None,
     replace: Sequence[str] = (),
     progress: bool = False,
+    source: dict[str, str] | None = None,
 ) -> tuple[int, int]:
     """Import accounts and lots: everything is validated against the files and the ledger first
     (ids, types, duplicates, existing accounts and lot ids, unknown accounts) and nothing is
     written on an error. An existing account is refused unless named in ``replace``: its open
     lots are then deleted and restated from ``lots`` (journaled); its sales history stays.
+    ``source`` (``import_source``): the file ``lots`` was read from, whole and unchanged: each
+    household's journal entry names it (path, sha256) instead of copying its lots; the journal
+    replay reads them from the file again (``LedgerStore.rebuild_from_journal``).
     Returns (accounts, lots) written."""
     replace = list(dict.fromkeys(replace))
     store.check_accounts(accounts, replace)
@@ -59,7 +66,7 @@ def import_ledger(
     )
     for done, (hh, (rows, remove, repl, version)) in enumerate(plan.items()):
         try:
-            n += store.write_import(hh, rows, remove, repl, version)
+            n += store.write_import(hh, rows, remove, repl, version, source)
         except CommitRejected as exc:  # only a concurrent change of this household gets here
             raise LedgerError(
                 f"import stopped at household {hh!r} ({exc}); {done} of {len(plan)} households and "
@@ -70,9 +77,10 @@ def import_ledger(
     return len(accounts), n
 
 
-def import_lots(store: LedgerStore, lots: pa.Table, progress: bool = False) -> int:
-    """Import a normalized lots table (``read_lots``) for accounts already in the ledger."""
-    return import_ledger(store, [], lots, progress=progress)[1]
+def import_lots(store: LedgerStore, lots: pa.Table, progress: bool = False, source: dict | None = None) -> int:
+    """Import a normalized lots table (``read_lots``) for accounts already in the ledger
+    (``source``: the file it was read from, see ``import_ledger``)."""
+    return import_ledger(store, [], lots, progress=progress, source=source)[1]
 
 
 def _plan_lots(store: LedgerStore, lots: pa.Table, homes: dict[str, str], replace: set[str]):
@@ -84,15 +92,7 @@ def _plan_lots(store: LedgerStore, lots: pa.Table, homes: dict[str, str], replac
         raise LedgerInputError("account", f"lots row {unknown + base}: unknown account {accounts[unknown]!r}")
     households = [homes[a] for a in accounts]
     lot_ids = lots.column("lot_id").to_pylist()
-    symbols = lots.column("symbol").to_pylist()
-    names = lots.column_names
-    capacity = lots.column("capacity").to_pylist() if "capacity" in names else lots.column("quantity").to_pylist()
-    purchase = lots.column("purchase").to_pylist() if "purchase" in names else [None] * lots.num_rows
-
-    def text(name: str) -> pa.ChunkedArray:
-        return pc.cast(lots.column(name), pa.string())
-
-    heads = pc.binary_join_element_wise(*(text(c) for c in HEAD_FIELDS), "|").to_pylist()  # import.lua adds the rest
+    every = import_rows(store, lots)
     by_hh: dict[str, list[int]] = {}
     for i, hh in enumerate(households):
         by_hh.setdefault(hh, []).append(i)
@@ -126,12 +126,39 @@ def _plan_lots(store: LedgerStore, lots: pa.Table, homes: dict[str, str], replac
                     "lot_id", f"lots row {i + base}: lot id {lot_ids[i]!r} is already used in household {hh!r}"
                 )
         plan[hh] = (
-            [(store.key_of(symbols[i]), lot_ids[i], heads[i], capacity[i], purchase[i]) for i in rows],
+            [every[i] for i in rows],
             remove,
             mine,
             version,
         )
     return plan
+
+
+def import_rows(store: LedgerStore, lots: pa.Table) -> list[tuple]:
+    """Each row of a normalized lots table as ``write_import`` takes it: (identity key, lot id,
+    head, capacity, purchase label or None), in file order."""
+    names = lots.column_names
+    capacity = lots.column("capacity").to_pylist() if "capacity" in names else lots.column("quantity").to_pylist()
+    purchase = lots.column("purchase").to_pylist() if "purchase" in names else [None] * lots.num_rows
+
+    def text(name: str) -> pa.ChunkedArray:
+        return pc.cast(lots.column(name), pa.string())
+
+    heads = pc.binary_join_element_wise(*(text(c) for c in HEAD_FIELDS), "|").to_pylist()  # import.lua adds the rest
+    keys = [store.key_of(x) for x in lots.column("symbol").to_pylist()]
+    return list(zip(keys, lots.column("lot_id").to_pylist(), heads, capacity, purchase))
+
+
+def import_source(path: Path | str) -> dict[str, str]:
+    """What an import's journal entry records of its file instead of its lots: path and sha256."""
+    from .archive import sha256_file
+
+    return {"path": str(Path(path).resolve()), "sha256": sha256_file(path)}
+
+
+def household_lots_of(lots: pa.Table, members: Sequence[str]) -> pa.Table:
+    """The rows of a lots table whose account is one of ``members`` (one household's), in order."""
+    return lots.filter(pc.is_in(lots.column("account"), value_set=pa.array(sorted(members), pa.string())))
 
 
 def freed_ids(removed) -> set[str]:
@@ -140,7 +167,9 @@ def freed_ids(removed) -> set[str]:
 
 
 def export(store: LedgerStore, out: Path | str) -> tuple[Path, Path]:
-    """accounts.parquet and lots.parquet of the whole ledger (re-importable)."""
+    """accounts.parquet and lots.parquet of the whole ledger (re-importable), and journal.parquet:
+    the journal still in Redis (the archive's format, checksummed), which after the archive's
+    replays the ledger into an empty one (``journal.rebuild_from_export``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     infos = [store.account(a) for a in sorted(store.accounts())]
@@ -157,29 +186,47 @@ def export(store: LedgerStore, out: Path | str) -> tuple[Path, Path]:
         ),
         out / "accounts.parquet",
     )
-    rows = []
-    for hh in sorted({a.household for a in infos}):
-        rows += [x for held in store.household_lots(hh).values() for x in held]
-    rows.sort(key=lambda x: (x.account, x.symbol, x.acquired, x.seq, piece_order(x.lot_id)))
-    pq.write_table(
-        pa.table(
-            {
-                "account": [x.account for x in rows],
-                "lot_id": [x.lot_id for x in rows],
-                "symbol": [x.symbol for x in rows],
-                "quantity": [str(x.quantity) for x in rows],
-                "basis_cents": pa.array([x.basis_cents for x in rows], pa.int64()),
-                "acquired": pa.array([x.acquired for x in rows], pa.date32()),
-                "holding_start": pa.array([x.holding_start for x in rows], pa.date32()),
-                # the wash-sale state of each lot: which purchase it is (pieces of one purchase
-                # share it) and how many of its shares may still replace a loss
-                "purchase": [x.purchase_id for x in rows],
-                "capacity": [str(x.capacity) for x in rows],
-            }
-        ),
-        out / "lots.parquet",
-    )
+    pq.write_table(lots_export(store, sorted({a.household for a in infos})), out / "lots.parquet")
+    writer = ArchiveWriter(out / "journal.parquet")
+    try:
+        for hh in sorted({a.household for a in infos}):
+            writer.add(
+                Cut(
+                    hh,
+                    [
+                        JournalEntry(e["id"], e["key"], e["account"], e["date"], json.dumps(e["entry"]))
+                        for e in store.journal(hh)
+                    ],
+                )
+            )
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
     return out / "accounts.parquet", out / "lots.parquet"
 
 
-__all__ = ["export", "import_ledger", "import_lots"]
+def lots_export(store: LedgerStore, households: Sequence[str]) -> pa.Table:
+    """Every open lot of ``households`` as lots.parquet holds them (sorted)."""
+    rows = []
+    for hh in households:
+        rows += [x for held in store.household_lots(hh).values() for x in held]
+    rows.sort(key=lambda x: (x.account, x.symbol, x.acquired, x.seq, piece_order(x.lot_id)))
+    return pa.table(
+        {
+            "account": [x.account for x in rows],
+            "lot_id": [x.lot_id for x in rows],
+            "symbol": [x.symbol for x in rows],
+            "quantity": [str(x.quantity) for x in rows],
+            "basis_cents": pa.array([x.basis_cents for x in rows], pa.int64()),
+            "acquired": pa.array([x.acquired for x in rows], pa.date32()),
+            "holding_start": pa.array([x.holding_start for x in rows], pa.date32()),
+            # the wash-sale state of each lot: which purchase it is (pieces of one purchase
+            # share it) and how many of its shares may still replace a loss
+            "purchase": [x.purchase_id for x in rows],
+            "capacity": [str(x.capacity) for x in rows],
+        }
+    )
+
+
+__all__ = ["export", "household_lots_of", "import_ledger", "import_lots", "import_rows", "import_source", "lots_export"]

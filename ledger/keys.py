@@ -120,9 +120,13 @@ class Keys:
     def year_ends(self) -> str:
         return f"{self.p}:yearend"  # hash tax year -> summary JSON: closed in every household
 
+    def compaction(self) -> str:
+        return f"{self.p}:compact:open"  # the compaction under way: its archive file (ledger/compaction.py)
+
     # per household
     def meta(self, hh: str) -> str:
-        # version, last_date, seq, sale_seq; the carry-forward: carry_first, carry:<year>, roll:<year>
+        # version, last_date, seq, sale_seq, archived_before (compaction); the carry-forward:
+        # carry_first, carry:<year>, roll:<year>
         return f"{self.p}:hh:{self.tag(hh)}"
 
     def account(self, hh: str, account: str) -> str:

@@ -14,7 +14,8 @@ metadata are proleptic ordinals (``date.toordinal()``).
 Here: the reads and the commit (the nightly's hot path). Account records and opening lots are
 ``ledger.bulk``'s, the journal read back and replayed ``ledger.journal``'s, mandates
 ``ledger.mandates``', corporate actions ``ledger.actions``' and the year-end roll of the
-households' carry-forward ``ledger.yearend``'s: mixins of the store.
+households' carry-forward ``ledger.yearend``'s, compaction into the archive ``ledger.compaction``'s:
+mixins of the store.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .api import AccountInfo, CommitResult, identity_names
 from .bulk import BulkWrites
 from .cashflows import CashFlows
 from .codec import decode_lot, decode_sale, lua_prelude
+from .compaction import Compaction
 from .errors import CommitRejected, LedgerInputError, UnknownAccount
 from .journal import Journal
 from .keys import Keys, dot_prefixes, made_lot_id, piece_order
@@ -59,7 +61,7 @@ def _lua(name: str, *helpers: str) -> str:
     return lua_prelude() + "".join(lua.joinpath(h).read_text() for h in (*helpers, name))
 
 
-class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateActions, YearEnds):
+class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateActions, YearEnds, Compaction):
     """The ledger on one Redis (or Redis Cluster: every script touches one hash slot)."""
 
     def __init__(
@@ -87,6 +89,7 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
         self._corporate = write(_lua("corporate.lua", "_replay.lua"))
         self._corporate_read = client.register_script(_lua("corporate_read.lua"))
         self._yearend = write(_lua("yearend.lua"))
+        self._compact = write(_lua("compact.lua"))
         self._homes: dict[str, str] = {}
         self._seq_hint: dict[str, int] = {}  # household -> its last purchase number seen (made ids)
 

@@ -14,6 +14,7 @@ from .cmd_analysis import _cmd_backtest, _cmd_report, _cmd_transition
 from .cmd_ledger import (
     _cmd_ledger_action,
     _cmd_ledger_close_year,
+    _cmd_ledger_compact,
     _cmd_ledger_export,
     _cmd_ledger_import,
     _cmd_ledger_show,
@@ -116,9 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--market", help="market directory: refuse lots whose symbol is not in its universe")
     imp.add_argument("--as-of", help="YYYY-MM-DD: acquisition dates after it are refused (default: today)")
+    imp.add_argument(
+        "--journal",
+        metavar="EXPORT",
+        help="instead: rebuild an empty ledger from a ledger export's journal (after --archive's), checked "
+        "against its lots",
+    )
+    imp.add_argument("--archive", help="with --journal: the compaction archive replayed first")
     _redis_options(imp)
     imp.set_defaults(func=_cmd_ledger_import)
-    exp = ledger.add_parser("export", help="write accounts.parquet and lots.parquet")
+    exp = ledger.add_parser("export", help="write accounts.parquet, lots.parquet and journal.parquet")
     exp.add_argument("--out", required=True)
     _redis_options(exp)
     exp.set_defaults(func=_cmd_ledger_export)
@@ -148,6 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
     close.add_argument("--json", action="store_true")
     _redis_options(close)
     close.set_defaults(func=_cmd_ledger_close_year)
+
+    compact = ledger.add_parser(
+        "compact", help="archive history before DATE to Parquet and trim it from Redis (the retention policy)"
+    )
+    compact.add_argument("--before", required=True, help="YYYY-MM-DD: journal, idempotency records, closed sales")
+    compact.add_argument(
+        "--archive", help="the archive directory (default: the firm's [retention], else WORKDIR/archive)"
+    )
+    compact.add_argument("--firm", help="the firm's TOML: its [retention] table names the archive")
+    compact.add_argument("--json", action="store_true")
+    compact.add_argument("--quiet", action="store_true", help="no progress bar")
+    _redis_options(compact)
+    compact.set_defaults(func=_cmd_ledger_compact)
 
     acc = sub.add_parser("accounts", help="account mandates: import, set, show").add_subparsers(
         dest="accounts_cmd", required=True
@@ -206,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=3600.0,
         help="wait this long for another coordinator of the same run id to end (default 3600)",
+    )
+    rb.add_argument(
+        "--no-compact", action="store_true", help="do not compact the ledger after the night (the firm's [retention])"
     )
     _redis_options(rb)
     rb.set_defaults(func=_cmd_rebalance)
@@ -272,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=1260)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--workers", type=int, help="worker actors (default: one per CPU)")
+    demo.add_argument("--keep-days", type=int, default=45, help="retention: days of history kept in Redis (45)")
+    demo.add_argument("--no-compact", action="store_true", help="never compact the ledger after a night")
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(func=_cmd_demo)
 

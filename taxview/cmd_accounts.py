@@ -12,6 +12,7 @@ import datetime as dt
 import getpass
 import json
 import sys
+from pathlib import Path
 
 from .cmd_ledger import _Ledger, roll_dollars
 
@@ -87,7 +88,7 @@ def _cmd_accounts_set(args: argparse.Namespace) -> int:
 
 
 def _cmd_accounts_show(args: argparse.Namespace) -> int:
-    from cluster.settings import read_firm_defaults
+    from cluster.settings import read_firm_defaults, read_retention
     from cluster.step import settings_for
     from ledger.mandates import shown
     from ledger.trades import money
@@ -95,9 +96,11 @@ def _cmd_accounts_show(args: argparse.Namespace) -> int:
     from taxview.core.mandate import plain
 
     defaults = read_firm_defaults(args.firm) if args.firm else AccountSettings()
+    archive = read_retention(args.firm, Path(args.workdir) / "archive").archive_dir  # older history, compacted
     with _Ledger(args) as store:
         info = store.account(args.account)
-        history = [e for e in store.journal(info.household) if e["account"] == args.account and "mandate" in e["entry"]]
+        journal = store.journal(info.household, archive if Path(archive).is_dir() else None)
+        history = [e for e in journal if e["account"] == args.account and "mandate" in e["entry"]]
         book = store.carry_book(info.household)
     effective = settings_for(defaults, info)
     out = {

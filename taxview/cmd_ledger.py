@@ -1,6 +1,6 @@
 """``taxview washsale`` and ``taxview ledger``: the wash-sale report and the Redis ledger (import,
-export, show, the corporate actions split and rename, and close-year: the households'
-carry-forward rolled at year end)."""
+export, show, the corporate actions split and rename, close-year: the households'
+carry-forward rolled at year end, and compact: history archived per the retention policy)."""
 
 from __future__ import annotations
 
@@ -79,8 +79,15 @@ class _Ledger:
 
 def _cmd_ledger_import(args: argparse.Namespace) -> int:
     from ledger.files import read_accounts, read_lots
-    from ledger.importer import import_ledger
+    from ledger.importer import import_ledger, import_source
+    from taxview.core.errors import InputError
 
+    if args.journal:
+        if args.accounts or args.lots or args.replace_account:
+            raise InputError(
+                "journal", "--journal rebuilds a ledger from an export: no --accounts, --lots or --replace"
+            )
+        return _rebuild(args)
     t0 = time.perf_counter()
     universe = None
     if args.market:
@@ -89,16 +96,95 @@ def _cmd_ledger_import(args: argparse.Namespace) -> int:
         universe = set(read_market(args.market).symbols)
     accounts = read_accounts(args.accounts) if args.accounts else []
     as_of = _date(args.as_of) if args.as_of else None
+    source = None
+    if args.lots:  # the journal names the file and its checksum instead of copying every lot
+        try:
+            source = import_source(args.lots)
+        except OSError as exc:
+            raise InputError("lots", f"cannot read {args.lots}: {exc.strerror}") from None
     lots = read_lots(args.lots, as_of=as_of, universe=universe) if args.lots else None
+    if source is not None and import_source(args.lots) != source:
+        raise InputError("lots", f"{args.lots} changed while it was read: import it again")
     if lots is not None and universe is None:
         print(
             "taxview: note: symbols not checked against a universe (pass --market DIR to refuse unknown ones)",
             file=sys.stderr,
         )
     with _Ledger(args) as store:
-        n_accounts, n = import_ledger(store, accounts, lots, replace=args.replace_account, progress=not args.quiet)
+        n_accounts, n = import_ledger(
+            store, accounts, lots, replace=args.replace_account, progress=not args.quiet, source=source
+        )
     print(f"imported {n_accounts} accounts and {n} lots in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    """``ledger import --journal EXPORT [--archive DIR]``: an empty ledger replayed from an export's
+    journal after the archive's, then checked against the export's lots."""
+    import pyarrow.parquet as pq
+
+    from ledger.errors import LedgerError
+    from ledger.importer import lots_export
+    from ledger.journal import rebuild_from_export
+    from taxview.core.errors import InputError
+
+    t0 = time.perf_counter()
+    export_dir = Path(args.journal)
+    for name in ("accounts.parquet", "lots.parquet", "journal.parquet"):
+        if not (export_dir / name).is_file():
+            raise InputError("journal", f"{export_dir} has no {name}: give the directory of a taxview ledger export")
+    if args.archive and not Path(args.archive).is_dir():
+        raise InputError("archive", f"{args.archive} is not a directory")
+    with _Ledger(args) as store:
+        if store.accounts():
+            raise InputError("journal", "the ledger is not empty: a journal is replayed into an empty ledger only")
+        n = rebuild_from_export(store, export_dir, args.archive)
+        households = sorted(set(store.accounts().values()))
+        got = lots_export(store, households).to_pylist()
+    want = pq.read_table(export_dir / "lots.parquet").to_pylist()
+    if got != want:
+        raise LedgerError(
+            f"the rebuilt ledger's lots differ from {export_dir / 'lots.parquet'} ({len(got)} lots against "
+            f"{len(want)}): an archive file or an import file is missing"
+        )
+    print(
+        f"rebuilt {len(households)} households from {export_dir} and {args.archive or 'no archive'}: {n} commits "
+        f"replayed, {len(got)} lots as exported ({time.perf_counter() - t0:.1f}s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_ledger_compact(args: argparse.Namespace) -> int:
+    """``ledger compact --before DATE``: the history before DATE archived to Parquet and trimmed
+    from Redis (``ledger.compaction``); exit 1 when a household failed (run it again)."""
+    from cluster.settings import read_retention
+
+    before = _date(args.before)
+    policy = read_retention(args.firm, Path(args.workdir) / "archive")
+    archive = args.archive or policy.archive_dir
+    log = (lambda line: None) if args.quiet else (lambda line: print(f"taxview: {line}", file=sys.stderr))
+    with _Ledger(args) as store:
+        report = store.compact(before, archive, progress=not args.quiet, log=log)
+    if args.json:
+        doc = {
+            "before": report.before.isoformat(),
+            "file": report.file,
+            "sha256": report.sha256,
+            "archived": report.archived,
+            "trimmed": report.trimmed,
+            "households": report.households,
+            "resumed": report.resumed,
+            "failed": report.failed,
+            "seconds": round(report.seconds, 3),
+        }
+        json.dump(doc, sys.stdout, indent=1)
+        print()
+    else:
+        print(report.summary())
+    for hh, why in sorted(report.failed.items()):
+        print(f"taxview: household {hh} was not trimmed: {why} (run the command again)", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def _cmd_ledger_export(args: argparse.Namespace) -> int:
@@ -106,7 +192,7 @@ def _cmd_ledger_export(args: argparse.Namespace) -> int:
 
     with _Ledger(args) as store:
         a, b = export(store, args.out)
-    print(f"wrote {a} and {b}", file=sys.stderr)
+    print(f"wrote {a}, {b} and {a.parent / 'journal.parquet'}", file=sys.stderr)
     return 0
 
 

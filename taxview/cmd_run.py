@@ -138,7 +138,7 @@ def _reason(r, symbol: str, side: str) -> dict:
 
 def _cmd_rebalance(args: argparse.Namespace) -> int:
     from cluster.coordinator import rebalance
-    from cluster.settings import RunSettings, read_firm_defaults
+    from cluster.settings import RunSettings, read_firm_defaults, read_retention
     from cluster.summary import summary_table
     from taxview.core.errors import InputError
 
@@ -150,6 +150,7 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
         )
 
     defaults = read_firm_defaults(args.firm) if args.firm else None  # bad input: before any set-up
+    retention = None if args.no_compact else read_retention(args.firm, Path(args.workdir) / "archive")
     run = RunSettings(
         args.date,
         args.market,
@@ -161,6 +162,7 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
         factors=args.factors,
         run_wait_s=args.run_wait_s,
         quiet=args.quiet,
+        retention=retention,
     )
     ledger = _Ledger(args)
     with ledger:
@@ -183,7 +185,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from cluster.summary import summary_table
     from ledger.connection import LedgerSettings
     from ledger.files import read_accounts, read_lots
-    from ledger.importer import import_lots
+    from ledger.importer import import_lots, import_source
+    from ledger.retention import RetentionPolicy
     from ledger.server import PrivateLedger
     from ledger.store import LedgerStore
     from solver.market import read_market
@@ -191,10 +194,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from taxview.core.money import value_cents
     from taxview.demo import demo_flows, demo_mandates, synth_firm
 
-    if args.nights < 1 or args.accounts < 1:
+    if args.nights < 1 or args.accounts < 1 or args.keep_days < 1:
         from taxview.core.errors import InputError
 
-        raise InputError("nights" if args.nights < 1 else "accounts", "must be at least 1")
+        field = "nights" if args.nights < 1 else "accounts" if args.accounts < 1 else "keep-days"
+        raise InputError(field, "must be at least 1")
     work = Path(args.workdir)
     mdir, fdir = work / "market", work / f"firm-{args.accounts}"
     t0 = time.perf_counter()
@@ -216,7 +220,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         store = LedgerStore(redis.Redis.from_url(server.url))
         infos = read_accounts(fdir / "accounts.parquet")
         store.add_accounts(infos)
-        n = import_lots(store, read_lots(fdir / "lots.parquet"))
+        n = import_lots(store, read_lots(fdir / "lots.parquet"), source=import_source(fdir / "lots.parquet"))
+        retention = None if args.no_compact else RetentionPolicy(args.keep_days, work / "archive")
         at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         mandates = demo_mandates(infos, args.seed)
         for account, changes in mandates.items():
@@ -239,7 +244,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
             for account, cents, reason in demo_flows([a.account for a in infos], value_of, rng):
                 store.add_cash_flow(account, cents, day, reason, "demo", at)
-            run = RunSettings(date, mdir, work / "out" / date, run_id=f"demo-{date}", workers=args.workers, quiet=True)
+            run = RunSettings(
+                date,
+                mdir,
+                work / "out" / date,
+                run_id=f"demo-{date}",
+                workers=args.workers,
+                quiet=True,
+                retention=retention,
+            )
             s = rebalance(run, LedgerSettings(server.url))
             failed += s.failed
             if s.interrupted:
@@ -248,7 +261,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             print(
                 f"night {k}/{len(nights)} {date}: {s.ok} ok, {s.failed} failed, {s.orders} orders, "
                 f"harvested ${float(s.harvested_loss):,.0f}, tax ${float(s.tax_estimate):,.0f}, "
-                f"{s.cash_flows} cash flows, {s.accounts_per_s:.1f} accounts/s — {s.report or s.out}"
+                f"{s.cash_flows} cash flows, {s.accounts_per_s:.1f} accounts/s, Redis "
+                f"{s.redis_used_memory_bytes / 2**20:.1f} MiB — {s.report or s.out}"
             )
         store.r.close()
     print(summary_table(s))

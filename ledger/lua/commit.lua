@@ -20,6 +20,7 @@
 -- ARGV[15] the tax year   ARGV[16] ARGV[17] the commit's recognized short / long-term net gain,
 --          cents, added to the account's "realized:<year>:st|lt" (the gain budget's year to date)
 -- Returns {"OK", result} | {"REPLAY", stored result} | {"ERR", code, message}
+-- (ARCHIVED: dated before the household's compaction date, meta "archived_before")
 -- Lots are read with LOT (field positions), the prelude ledger/codec.py puts in front of this script.
 
 local replay = replayed(5, ARGV[1], ARGV[2], 'idempotency key', 'commit')  -- lua/_replay.lua
@@ -35,6 +36,10 @@ local date = tonumber(ARGV[4])
 local last = tonumber(redis.call('HGET', KEYS[1], 'last_date') or '0')
 if date < last then
   return {'ERR', 'DATE_ORDER', 'date is before the household\'s last commit'}
+end
+local horizon = tonumber(redis.call('HGET', KEYS[1], 'archived_before') or '0')
+if date < horizon then  -- its idempotency record may be archived: it could be a replay (compact.lua)
+  return {'ERR', 'ARCHIVED', 'the household\'s history before this date was archived'}
 end
 
 local checks = cjson.decode(ARGV[7])

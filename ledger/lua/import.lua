@@ -13,7 +13,11 @@
 --   "remove": [[g, lot id]]  open lots to delete first (a replaced account's)
 --   "free":   [ids]  what the removals give back: their ids and the namespaces above them
 --   "replace": [accounts]  (journaled)
---   "latest": [[identity key, latest acquisition ordinal]] }
+--   "latest": [[identity key, latest acquisition ordinal]],
+--   "source": {"path": the import file, "sha256": its checksum} or absent }
+--   With a source the journal names the file instead of copying every lot: {"import_file":
+--   {path, sha256, lots: count, digest: sha1 of the lots written ("id|encoded\n" each, in order)}}
+--   (ledger/journal.py replays it from the file and checks the digest).
 -- ARGV[2] expected household version, or "" (any): the removals were read at that version
 -- Returns {"OK", lots written} | {"ERR", code, message}
 -- Lots are built and read with LOT / LOT_HEAD / lot_field, the prelude ledger/codec.py puts in
@@ -48,6 +52,7 @@ for _, x in ipairs(a.lots) do
 end
 -- validated: write
 local journal = {import = {}, removed = {}, replace = a.replace}
+local written = {}  -- "id|encoded" of each lot, for the digest of a file's import
 for _, id in ipairs(a.free) do
   if redis.call('HGET', KEYS[2], id) == '1' then redis.call('HDEL', KEYS[2], id) end
 end
@@ -78,7 +83,8 @@ for _, x in ipairs(a.lots) do
   if not args then args = {}; per_hash[x[1]] = args end
   args[#args + 1] = x[2]; args[#args + 1] = enc
   for _, p in ipairs(x[5]) do redis.call('HSETNX', KEYS[2], p, 'p') end
-  journal.import[#journal.import + 1] = {x[2], enc}
+  if a.source then written[#written + 1] = x[2] .. '|' .. enc .. '\n'
+  else journal.import[#journal.import + 1] = {x[2], enc} end
 end
 for i = 1, #a.lots, CHUNK do
   local fields = {}
@@ -100,5 +106,10 @@ for _, x in ipairs(a.latest) do  -- imported purchases count for the wash-sale w
 end
 redis.call('HSET', KEYS[1], 'seq', seq)
 redis.call('HINCRBY', KEYS[1], 'version', 1)
+if a.source then
+  journal.import = nil
+  journal.import_file = {path = a.source.path, sha256 = a.source.sha256, lots = #written,
+                         digest = redis.sha1hex(table.concat(written))}
+end
 redis.call('XADD', KEYS[4], '*', 'key', '', 'account', '', 'date', '', 'entry', cjson.encode(journal))
 return {'OK', #a.lots}
