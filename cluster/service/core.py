@@ -48,6 +48,8 @@ from .washcheck import Intended, dollars, household_engine, wash_check
 
 T = TypeVar("T")
 READ_TRIES = 5  # reads of a household retried while its version moves under them
+MAX_CASH_TO_RAISE = Decimal(10) ** 12  # dollars: more is a typo (and beyond exact cents in a float)
+AHEAD_DAYS = 366  # a wash-check's trade date: at most this long after the market day
 
 
 class NotFound(TaxviewError):
@@ -159,6 +161,16 @@ class Service:
         settings = with_delisted(settings_for(self.defaults, info, snap.date.year), snap)
         settings = self._overridden(settings, o)
         raise_cents = 0 if o.cash_to_raise is None else dollars_to_cents(o.cash_to_raise)
+        if raise_cents:
+            worth = info.cash_cents + sum(
+                cents_at(x.quantity, snap.price_cents[snap.index[x.symbol]]) for x in lots if x.symbol in snap.index
+            )
+            if raise_cents >= worth:
+                raise InputError(
+                    "cash_to_raise",
+                    f"cash_to_raise {dollars(raise_cents)} is not less than what account {account!r} is worth: "
+                    f"{dollars(worth)} (cash and holdings at the {snap.date} close)",
+                )
         status = info.mandate.get("status", "active")
         base = {
             "account": account,
@@ -184,9 +196,7 @@ class Service:
                 with self._solving:
                     cash = info.cash_cents - raise_cents
                     result = solve_account(snap, lots, cash, settings, restrictions, self.cache)
-            except InputError:
-                raise
-            except TaxviewError as exc:
+            except TaxviewError as exc:  # the request was checked above: this is the ledger's data (as nightly)
                 return {**base, "proposal_id": None, "status": "error", "reason": f"bad data: {exc}"}
             if not result.ok:
                 return {**base, "proposal_id": None, "status": result.status, "reason": result.reason}
@@ -236,8 +246,10 @@ class Service:
             if not (math.isfinite(o.te_max) and 0 < o.te_max < 1):
                 raise InputError("te_max", f"te_max must be in (0, 1) (annualized), got {o.te_max!r}")
             settings = replace(settings, te_max=float(o.te_max))
-        if o.cash_to_raise is not None and (not o.cash_to_raise.is_finite() or o.cash_to_raise < 0):
-            raise InputError("cash_to_raise", f"cash_to_raise must be dollars >= 0, got {o.cash_to_raise}")
+        if o.cash_to_raise is not None and not (
+            o.cash_to_raise.is_finite() and 0 <= o.cash_to_raise <= MAX_CASH_TO_RAISE
+        ):
+            raise InputError("cash_to_raise", f"cash_to_raise must be dollars >= 0 and <= 10^12, got {o.cash_to_raise}")
         if o.cash_to_raise is not None and o.cash_to_raise != o.cash_to_raise.quantize(Decimal("0.01")):
             raise InputError("cash_to_raise", f"cash_to_raise must be whole cents, got {o.cash_to_raise}")
         for i, s in enumerate(o.exclude):
@@ -398,6 +410,10 @@ class Service:
         if price <= 0:
             raise InputError("price", f"trades[{i}]: price must be > 0 dollars, got {price}")
         date = _date(row.get("date"), f"trades[{i}]") or self.snap.date
+        if date > self.snap.date + dt.timedelta(days=AHEAD_DAYS):
+            raise InputError(
+                "date", f"trades[{i}]: {date} is more than {AHEAD_DAYS} days after the market day {self.snap.date}"
+            )
         lot_id = row.get("lot_id") or None
         return Intended(account, symbol, side, quantity, price, date, lot_id)
 

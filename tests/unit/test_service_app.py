@@ -6,6 +6,7 @@ traceback), and the console's pages behind its sign-in."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import stat
@@ -153,3 +154,43 @@ def test_cli_token_create_prints_the_token_last_and_refuses_bad_input(tmp_path, 
     assert "desk-1" in err and "name" in err and "Traceback" not in err
     assert main(["serve", "--workdir", str(tmp_path), "--port", "8000"]) == 2  # no market there
     assert "no market in" in capsys.readouterr().err
+
+
+def test_operator_bad_input_is_422_on_the_field_never_a_500(env, small_snap):
+    """An operator's pass: what once answered 500 (JSON NaN literals, a 10^30 cash_to_raise, a trade
+    dated 9999-12-31), a withdrawal more than the account is worth (was 422 on a field ``cash`` the
+    body does not have, its amount garbled by floats), an empty account (was 422 too: it is the
+    ledger's data, a status ``error`` as the nightly reports it) and a bad id in the path (was
+    located in the body)."""
+    client, auth, _, _, led = env
+    before = led.household_version("H1")
+    post = "/v1/accounts/H1-T/proposals"
+    raw = {**auth, "content-type": "application/json"}
+    for text, field in (('{"cash_to_raise": NaN}', "cash_to_raise"), ('{"cash_to_raise": -Infinity}', "cash_to_raise")):
+        r = client.post(post, content=text, headers=raw)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", field], r.text
+    trade = {"account": "H1-T", "symbol": small_snap.symbols[0], "side": "buy"}
+    nan = json.dumps({"trades": [{**trade, "quantity": "QTY"}]}).replace('"QTY"', "NaN")
+    r = client.post("/v1/households/H1/wash-check", content=nan, headers=raw)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "trades", 0, "quantity"]
+    for amount in ("1e30", "99999999999999999999999"):
+        r = client.post(post, headers=auth, json={"cash_to_raise": amount})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "cash_to_raise"]
+        assert "10^12" in r.json()["detail"][0]["msg"]
+    r = client.post(post, headers=auth, json={"cash_to_raise": "900000000.00"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "cash_to_raise"]
+    assert "is worth" in r.json()["detail"][0]["msg"] and "900000000.00" in r.json()["detail"][0]["msg"]
+    r = client.post("/v1/accounts/H1-I/proposals", headers=auth)  # no holdings, no cash
+    assert r.status_code == 200 and r.json()["status"] == "error" and r.json()["proposal_id"] is None
+    assert "no holdings" in r.json()["reason"]
+    r = client.post(
+        "/v1/households/H1/wash-check",
+        headers=auth,
+        json={"trades": [{**trade, "quantity": "1", "date": "9999-12-31"}]},
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "date"]
+    r = client.post("/v1/accounts/H1{x}/proposals", headers=auth)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "account"]
+    r = client.post("/v1/households/H1*/wash-check", headers=auth, json={"trades": [{**trade, "quantity": "1"}]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "household"]
+    assert led.household_version("H1") == before  # nothing written
