@@ -194,3 +194,42 @@ def test_operator_bad_input_is_422_on_the_field_never_a_500(env, small_snap):
     r = client.post("/v1/households/H1*/wash-check", headers=auth, json={"trades": [{**trade, "quantity": "1"}]})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "household"]
     assert led.household_version("H1") == before  # nothing written
+
+
+def test_cli_token_create_refuses_an_unwritable_file_and_never_joins_a_hand_edited_last_line(tmp_path, capsys):
+    """``serve token create`` into a file it cannot write was exit 1 with a bare ``NotADirectoryError``;
+    into a file whose last line had no newline it joined that line, breaking every token in it."""
+    from taxview.cli import main
+
+    (tmp_path / "plain").write_text("")
+    for where in (tmp_path / "plain" / "tokens", tmp_path / "no-such-dir" / "tokens"):
+        assert main(["serve", "token", "create", "desk", "--tokens", str(where)]) == 2
+        err = capsys.readouterr().err
+        assert "tokens: cannot write" in err and str(where) in err and "Traceback" not in err
+    tokens = tmp_path / "tokens"
+    assert main(["serve", "token", "create", "alice", "--tokens", str(tokens)]) == 0
+    alice = capsys.readouterr().out.splitlines()[-1]
+    tokens.write_text(tokens.read_text().rstrip("\n"))  # edited by hand: no newline at the end
+    assert main(["serve", "token", "create", "bob", "--tokens", str(tokens)]) == 0
+    bob = capsys.readouterr().out.splitlines()[-1]
+    assert list(read_tokens(tokens).values()) == ["alice", "bob"]
+    assert Tokens(tokens).who(alice) == "alice" and Tokens(tokens).who(bob) == "bob"
+
+
+def test_cli_serve_on_a_port_in_use_exits_2_before_starting_anything(tmp_path, capsys):
+    import socket
+
+    from taxview.cli import main
+
+    assert (
+        main(["market", "synth", "--names", "8", "--days", "40", "--factors", "2", "--out", str(tmp_path / "market")])
+        == 0
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert main(["serve", "--workdir", str(tmp_path), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port} is in use" in err and "--port" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["market"]  # no tokens file, no ledger, no Ray
