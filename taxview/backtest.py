@@ -230,9 +230,14 @@ def simulate(
     cash0 = dollars_to_cents(capital) if lots is None else 0
     ledger.add_accounts([AccountInfo("A", "BT", settings.account_type, settings.st_rate, settings.lt_rate, cash0)])
     shares = np.zeros(m.n)  # shares held per name (NAV without walking the lots)
+    if lots is not None and not lots:
+        raise InputError("legacy", "the legacy portfolio has no lots (omit it to start from cash)")
+    first = dt.date.fromisoformat(str(m.dates[t0i]))
     for x in lots or []:
         if x.symbol not in index:
             raise InputError("symbol", f"legacy lot {x.lot_id!r}: {x.symbol!r} is not in the data")
+        if x.acquired > first:
+            raise InputError("acquired", f"legacy lot {x.lot_id!r}: acquired {x.acquired} after the start {first}")
         ledger.open_lot("A", x)
         shares[index[x.symbol]] += float(x.quantity)
     run = Run()

@@ -333,11 +333,24 @@ def test_styles_file_is_read_strictly(tmp_path):
         ({"symbol": ["AAA", "BBB"], "value": [1.0, float("nan")]}, "value", "row 2 \\(BBB\\): value is nan"),
         ({"symbol": ["AAA"], "value": pa.array([1], pa.int64())}, "value", "must be float64"),
         ({"symbol": ["AAA"]}, "styles", "no style column"),
+        # a score no standardized file has: once overflowed the standard deviation (a CLARABEL error)
+        ({"symbol": ["AAA", "BBB"], "value": [1.0, 1e300]}, "value", "row 2 \\(BBB\\): value is 1e\\+300"),
     ):
         pq.write_table(pa.table(table), path)
         with pytest.raises(InputError, match=message) as err:
             read_styles(path, symbols)
         assert err.value.field == field
+    # a column given twice: once a multi-line dump of Arrow's internals as the message
+    pq.write_table(
+        pa.Table.from_arrays([pa.array(["AAA"]), pa.array([1.0]), pa.array([2.0])], ["symbol", "v", "v"]), path
+    )
+    with pytest.raises(InputError, match="column 'v' appears 2 times") as err:
+        read_styles(path, symbols)
+    assert err.value.field == "v" and "\n" not in str(err.value)
+    path.write_bytes(b"PAR1 not parquet")
+    with pytest.raises(InputError, match="cannot read") as err:
+        read_styles(path, symbols)
+    assert "\n" not in str(err.value)
 
 
 def test_market_synth_writes_styles_that_move_with_its_factors(tmp_path):
