@@ -21,7 +21,7 @@ from typing import Any
 
 from taxview.core.csvfile import csv_rows
 from taxview.core.errors import InputError
-from taxview.core.mandate import MAX_TILT, MAX_TILTS, OUTSIDE_MODES
+from taxview.core.mandate import MAX_TILT, MAX_TILTS, OUTSIDE_MODES, STYLE_NAME
 from taxview.core.money import SHARE_QUANTUM, cents_to_dollars, dollars_to_cents
 from taxview.core.records import Lot, Outside, Restrictions
 
@@ -242,6 +242,8 @@ def _read_tilts(table: dict, path: Path) -> tuple[tuple[str, float], ...]:
     out = []
     for style, value in table.items():
         name = f"tilts.{style}"
+        if not STYLE_NAME.fullmatch(style):
+            raise InputError(name, f"style {style!r} must be letters, digits and _ (not first a digit) ({path})")
         try:
             t = _number(value)
         except _Refused as exc:

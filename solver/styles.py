@@ -12,7 +12,6 @@ scale does not matter.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from taxview.core.errors import InputError
-from taxview.core.mandate import SECTORS
+from taxview.core.mandate import SECTORS, STYLE_NAME
 
 from .market import Market, synthetic_process
 
 STYLES_FILE = "styles.parquet"
-STYLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 MAX_SCORE = 1e12  # |score|: more is no standardized score (and overflows the standard deviation)
 SYNTHETIC_STYLES = ("value", "momentum", "quality", "low_volatility", "size")
 

@@ -323,6 +323,8 @@ def test_huge_or_twice_given_outside_holdings_are_refused_naming_the_symbol(tmp_
     assert e.field == "outside.holdings.S001"
     e = refused(tmp_path, head + '" S001" = 10\nS001 = 5\n', "'S001' is given twice")
     assert e.field == "outside.holdings.S001"
+    e = refused(tmp_path, '[tilts]\n"va lue" = 0.5\n', "style 'va lue' must be letters, digits and _")
+    assert e.field == "tilts.va lue"
     e = refused(tmp_path, "[tax]\ngain_budget = -1e30\n", r"^tax\.gain_budget: must be under \$10\^13")
     assert e.field == "tax.gain_budget"
 

@@ -285,6 +285,15 @@ def test_mandate_tilts_and_outside_round_trip_through_the_stored_json():
         ({"outside": {"mode": "hedge", "holdings": {"S001": 1}}}, "mode must be one of exclude|complete"),
         ({"outside": {"mode": "complete", "holdings": {"S001": -5}}}, "holdings.S001 must be dollars > 0"),
         ({"outside": {"mode": "complete"}}, "at least one symbol"),
+        # once accepted: the last of a repeated name won, a style no styles.parquet can name, a
+        # symbol outside the ledger's alphabet stored in the mandate
+        ({"tilts": "value=1,value=2"}, "tilts value: given twice"),
+        ({"tilts": {"välue": 1}}, "style 'välue' must be letters, digits and _"),
+        ({"tilts": {"1st": 1}}, "style '1st' must be"),
+        ({"outside": "complete:S001=1,S001=2"}, "holdings.S001: given twice"),
+        ({"outside": {"mode": "exclude", "holdings": {"S{1}": 10}}}, r"holdings: 'S\{1\}' is not a symbol"),
+        ({"outside": {"mode": "exclude", "holdings": {"S 1": 10}}}, "holdings: 'S 1' is not a symbol"),
+        ({"outside": {"mode": "exclude", "holdings": {"S001": float("nan")}}}, "holdings.S001 must be a finite"),
     ],
 )
 def test_mandate_refuses_bad_tilts_and_outside_naming_the_key(values, message):
