@@ -216,7 +216,7 @@ def test_cli_token_create_refuses_an_unwritable_file_and_never_joins_a_hand_edit
     assert Tokens(tokens).who(alice) == "alice" and Tokens(tokens).who(bob) == "bob"
 
 
-def test_cli_serve_on_a_port_in_use_exits_2_before_starting_anything(tmp_path, capsys):
+def test_cli_serve_that_cannot_start_exits_clearly_and_leaves_nothing_behind(tmp_path, capsys):
     import socket
 
     from taxview.cli import main
@@ -233,3 +233,9 @@ def test_cli_serve_on_a_port_in_use_exits_2_before_starting_anything(tmp_path, c
     err = capsys.readouterr().err
     assert f"127.0.0.1:{port} is in use" in err and "--port" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["market"]  # no tokens file, no ledger, no Ray
+    # a ledger that does not answer: the first token was made but never shown; its file once stayed,
+    # and the next start (a file there: no new token) locked everyone out
+    redis_url = f"redis://127.0.0.1:{free_port()}/0"
+    assert main(["serve", "--workdir", str(tmp_path), "--port", str(free_port()), "--redis", redis_url]) == 1
+    assert "cannot reach Redis" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["market"]
