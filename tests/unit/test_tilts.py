@@ -259,6 +259,20 @@ def test_outside_holdings_of_an_unknown_symbol_are_refused():
         )
 
 
+@pytest.mark.parametrize("dollars", [Decimal(-100), Decimal("NaN"), Decimal("Infinity"), Decimal("1e300")])
+def test_outside_holdings_of_no_real_dollars_are_refused_by_the_library(dollars):
+    """Settings built in code skip the mandate's checks: NaN dollars once reached CLARABEL (a
+    numerical error), infinite ones a ZeroDivisionError, negative ones solved."""
+    snap = twin_snapshot()
+    settings = AccountSettings(outside=Outside("complete", (("TWIN", dollars),)))
+    with pytest.raises(InputError, match="must be dollars > 0 and under") as err:
+        solve_account(snap, benchmark_lots(snap, VALUE), 0, settings)
+    assert err.value.field == "outside.holdings.TWIN"
+    with pytest.raises(InputError, match="within ±3") as err:
+        solve_account(snap, benchmark_lots(snap, VALUE), 0, AccountSettings(tilts=(("value", 100.0),)))
+    assert err.value.field == "tilts.value"
+
+
 # --- mandate, account file, styles file ----------------------------------------------------------
 
 
