@@ -413,3 +413,27 @@ def test_a_tilted_backtest_keeps_its_exposure_and_reports_it(tmp_path, small_mar
     assert (tmp_path / "exposure_value.png") in images
     page = report_html(tmp_path, result, images, []).read_text()
     assert "<h2>Style tilts</h2>" in page and "+0.400" in page
+
+
+def test_a_backtest_refuses_a_tilt_or_outside_holding_the_data_cannot_meet_before_the_first_day(
+    small_market, small_snap
+):
+    """Once each rebalance failed on its own (the account left in cash) and the backtest reported
+    it with exit 0."""
+    from taxview.backtest import Data, TaxConfig, simulate
+
+    styles = small_with_styles(small_snap).styles
+    start, end = str(small_market.dates[300]), str(small_market.dates[-1])
+    for data, s, field in (
+        (Data(small_market, "cap-weighted", styles=styles), AccountSettings(tilts=(("nope", 0.4),)), "tilts.nope"),
+        (Data(small_market, "cap-weighted"), AccountSettings(tilts=(("value", 0.4),)), "tilts"),
+        (
+            Data(small_market, "cap-weighted"),
+            AccountSettings(outside=Outside("complete", (("ZZZ", Decimal(100)),))),
+            "outside.holdings",
+        ),
+        (Data(small_market, "cap-weighted"), AccountSettings(exclude_sectors=frozenset({"Crypto"})), "exclude.sectors"),
+    ):
+        with pytest.raises(InputError) as err:
+            simulate(data, start, end, "monthly", 1_000_000, s, TaxConfig(), factors=5)
+        assert err.value.field == field
