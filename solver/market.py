@@ -122,7 +122,13 @@ class Market:
 
     def day_index(self, date: dt.date | str) -> int:
         """Index of ``date`` (must be a trading day of the market)."""
-        d = np.datetime64(str(date), "D")
+        if isinstance(date, (dt.date, np.datetime64)):
+            d = np.datetime64(date, "D")
+        else:
+            try:
+                d = np.datetime64(dt.date.fromisoformat(str(date).strip()), "D")
+            except ValueError:
+                raise InputError("date", f"{date!r} is not an ISO date (YYYY-MM-DD)") from None
         t = int(np.searchsorted(self.dates, d))
         if t >= len(self.dates) or self.dates[t] != d:
             first, last = self.dates[0], self.dates[-1]

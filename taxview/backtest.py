@@ -235,6 +235,8 @@ def simulate(
     if rebalance not in ("daily", "weekly", "monthly", "never"):
         raise InputError("rebalance", f"{rebalance!r} is not daily|weekly|monthly")
     _check_settings(settings, data)
+    if isinstance(factors, bool) or not isinstance(factors, int) or factors < 1:
+        raise InputError("factors", f"--factors must be a whole number >= 1, got {factors!r}")
     days = schedule_days(m.dates, t0i, t1i, rebalance)
     k = min(factors, max(1, m.n // 3))
     index = {s: i for i, s in enumerate(m.symbols)}
