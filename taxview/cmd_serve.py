@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+MAX_REPLICAS = 64
+
 
 def add_serve_parser(sub: argparse._SubParsersAction, redis_options: Callable[[argparse.ArgumentParser], None]) -> None:
     sv = sub.add_parser("serve", help="the on-demand service and web console (Ray Serve, loopback only)")
@@ -58,8 +60,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise InputError("market", f"no market in {market_dir}: pass --market DIR or run `taxview demo` first")
     if not 0 < args.port < 65536:
         raise InputError("port", f"--port must be 1..65535, got {args.port}")
-    if args.replicas < 1:
-        raise InputError("replicas", f"--replicas must be at least 1, got {args.replicas}")
+    if not 1 <= args.replicas <= MAX_REPLICAS:
+        # each replica holds the day's compiled problems: thousands would exhaust the memory first
+        raise InputError("replicas", f"--replicas must be 1..{MAX_REPLICAS}, got {args.replicas}")
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", args.port))

@@ -232,6 +232,9 @@ def test_cli_serve_that_cannot_start_exits_clearly_and_leaves_nothing_behind(tmp
         assert main(["serve", "--workdir", str(tmp_path), "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"127.0.0.1:{port} is in use" in err and "--port" in err and "Traceback" not in err
+    for replicas in ("0", "100000"):  # 100000 once went on to start them all
+        assert main(["serve", "--workdir", str(tmp_path), "--port", str(free_port()), "--replicas", replicas]) == 2
+        assert "replicas: --replicas must be 1..64" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["market"]  # no tokens file, no ledger, no Ray
     # a ledger that does not answer: the first token was made but never shown; its file once stayed,
     # and the next start (a file there: no new token) locked everyone out
