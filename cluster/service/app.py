@@ -69,7 +69,9 @@ def error_response(exc: BaseException, where: str = "", path: tuple[str, ...] = 
         return JSONResponse({"detail": str(exc)}, status_code=404)
     if isinstance(exc, InputError):
         place = "path" if exc.field in path else where
-        loc = [place, exc.field] if place else [exc.field]
+        index = getattr(exc, "index", None)  # a wash-check's trade
+        loc = [place, "trades", index, exc.field] if place == "body" and index is not None else [place, exc.field]
+        loc = loc if place else [exc.field]
         return JSONResponse(
             {"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]},
             status_code=422,

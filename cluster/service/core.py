@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -47,6 +48,7 @@ from .proposals import MemoryProposals, ProposalBook, new_proposal_id
 from .washcheck import Intended, dollars, household_engine, wash_check
 
 T = TypeVar("T")
+_TRADE_NO = re.compile(r"^\w+: (?:row|trade) (\d+): ")
 READ_TRIES = 5  # reads of a household retried while its version moves under them
 MAX_CASH_TO_RAISE = Decimal(10) ** 12  # dollars: more is a typo (and beyond exact cents in a float)
 AHEAD_DAYS = 366  # a wash-check's trade date: at most this long after the market day
@@ -375,7 +377,13 @@ class Service:
         types = state["accounts"]
         if not types:
             raise NotFound("household", household)
-        intended = [self._intended(i, row, types) for i, row in enumerate(trades)]
+        intended = []
+        for i, row in enumerate(trades):
+            try:
+                intended.append(self._intended(i, row, types))
+            except InputError as exc:
+                exc.index = i  # the trade's place in the request (the HTTP error's loc)
+                raise
         house = household_engine(
             household,
             types,
@@ -386,7 +394,14 @@ class Service:
             state["sale_seq"],
             state["last_date"],
         )
-        return {"household": household, "ledger_version": state["version"], "trades": wash_check(house, intended)}
+        try:
+            answers = wash_check(house, intended)
+        except InputError as exc:  # the engine names the trade as "row i" / "trade i"
+            found = _TRADE_NO.search(str(exc))
+            if found:
+                exc.index = int(found.group(1))
+            raise
+        return {"household": household, "ledger_version": state["version"], "trades": answers}
 
     def _intended(self, i: int, row: Mapping[str, Any], types: Mapping[str, str]) -> Intended:
         account = row.get("account")

@@ -188,7 +188,16 @@ def test_operator_bad_input_is_422_on_the_field_never_a_500(env, small_snap):
         headers=auth,
         json={"trades": [{**trade, "quantity": "1", "date": "9999-12-31"}]},
     )
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "date"]
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "trades", 0, "date"]
+    # a trade's error is located at the trade (was ["body", "quantity"] for whichever trade it was)
+    held = led.lots("H1-T")[0]
+    sells = [{"account": "H1-T", "symbol": held.symbol, "side": "sell", "quantity": str(q)} for q in (1, 10**9)]
+    r = client.post("/v1/households/H1/wash-check", headers=auth, json={"trades": sells})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "trades", 1, "quantity"], r.text
+    r = client.post(
+        "/v1/households/H1/wash-check", headers=auth, json={"trades": [sells[0], {**trade, "quantity": "-1"}]}
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "trades", 1, "quantity"]
     r = client.post("/v1/accounts/H1{x}/proposals", headers=auth)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "account"]
     r = client.post("/v1/households/H1*/wash-check", headers=auth, json={"trades": [{**trade, "quantity": "1"}]})
