@@ -9,11 +9,13 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import NamedTuple
 
 import numpy as np
 
 from taxview.core.errors import InputError
+from taxview.core.mandate import MAX_TILT
 from taxview.core.records import Lot
 from taxview.core.tax import add_one_year
 
@@ -22,6 +24,8 @@ from .slots import LotSlots, assign_slots
 from .snapshot import Snapshot
 from .tilts import Tilt, account_tilts
 from .types import AccountSettings
+
+MAX_OUTSIDE_DOLLARS = Decimal(10) ** 13  # as the mandate's amounts (``taxview.core.mandate``)
 
 
 def validate_settings(s: AccountSettings) -> None:
@@ -57,8 +61,19 @@ def validate_settings(s: AccountSettings) -> None:
             raise InputError("tilts", f"a tilt is (style, standard deviations), got {(style, t)!r}")
     if len({style for style, _ in s.tilts}) != len(s.tilts):
         raise InputError("tilts", "a style is tilted twice")
+    for style, t in s.tilts:
+        if abs(t) > MAX_TILT:
+            raise InputError(f"tilts.{style}", f"a tilt must be within ±{MAX_TILT:g} standard deviations, got {t!r}")
     if s.outside is not None and s.outside.mode not in ("exclude", "complete"):
         raise InputError("outside", f"mode must be exclude|complete, got {s.outside.mode!r}")
+    if s.outside is not None:
+        if not s.outside.holdings:
+            raise InputError("outside.holdings", "at least one symbol with its dollars")
+        for symbol, d in s.outside.holdings:
+            # NaN dollars once reached CLARABEL (a numerical error), infinite ones a ZeroDivisionError
+            ok = isinstance(d, (Decimal, int, float)) and not isinstance(d, bool)
+            if not ok or not (Decimal(str(d)).is_finite() and 0 < Decimal(str(d)) < MAX_OUTSIDE_DOLLARS):
+                raise InputError(f"outside.holdings.{symbol}", f"must be dollars > 0 and under $10^13, got {d!r}")
 
 
 class LotArrays(NamedTuple):

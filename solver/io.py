@@ -21,8 +21,8 @@ from typing import Any
 
 from taxview.core.csvfile import csv_rows
 from taxview.core.errors import InputError
-from taxview.core.mandate import MAX_TILT, MAX_TILTS, OUTSIDE_MODES
-from taxview.core.money import cents_to_dollars, dollars_to_cents
+from taxview.core.mandate import MAX_TILT, MAX_TILTS, OUTSIDE_MODES, STYLE_NAME
+from taxview.core.money import SHARE_QUANTUM, cents_to_dollars, dollars_to_cents
 from taxview.core.records import Lot, Outside, Restrictions
 
 from .types import AccountSettings, SolveResult
@@ -35,6 +35,8 @@ else:  # pragma: no cover
 LOT_COLUMNS = ("lot_id", "symbol", "quantity", "basis", "acquired")
 LOT_OPTIONAL_COLUMNS = ("holding_start",)
 ACCOUNT_TYPES = ("taxable", "ira", "trust", "other")
+MAX_SHARES = Decimal(10) ** 12  # a lot's shares, as the ledger's (``ledger.validate``)
+MAX_DOLLARS = Decimal(10) ** 13  # an amount of the account file (as the mandate's, taxview.core.mandate)
 
 
 def parse_decimal(text: str, field: str, where: str) -> Decimal:
@@ -76,8 +78,10 @@ def read_lots_csv(path: Path | str) -> list[Lot]:
         if not symbol:
             raise InputError("symbol", f"{where}: empty")
         qty = parse_decimal(row["quantity"], "quantity", where)
-        if qty <= 0:
-            raise InputError("quantity", f"{where}: quantity must be > 0, got {qty}")
+        if not 0 < qty <= MAX_SHARES:
+            raise InputError("quantity", f"{where}: quantity must be > 0 and <= 10^12 shares, got {qty}")
+        if qty != qty.quantize(SHARE_QUANTUM):
+            raise InputError("quantity", f"{where}: quantity {qty} has more than 6 decimal places (the ledger's)")
         basis = parse_decimal(row["basis"], "basis", where)
         if basis < 0:
             raise InputError("basis", f"{where}: basis must be >= 0, got {basis}")
@@ -142,12 +146,11 @@ def _dollars(value: Any) -> Decimal:
 def _cents(value: Any) -> int:
     """A dollar amount to the cent (negative allowed) as integer cents."""
     d = _dollars(value)
+    if abs(d) >= MAX_DOLLARS:  # before quantize, which cannot hold more digits than its context
+        raise _Refused(f"must be under $10^13 in size, got {value}")
     if d != d.quantize(Decimal("0.01")):
         raise _Refused(f"must be dollars to the cent, got {d}")
-    try:
-        return dollars_to_cents(d)
-    except InvalidOperation:
-        raise _Refused(f"{d} is too large") from None
+    return dollars_to_cents(d)
 
 
 def _number(value: Any) -> float:
@@ -239,6 +242,8 @@ def _read_tilts(table: dict, path: Path) -> tuple[tuple[str, float], ...]:
     out = []
     for style, value in table.items():
         name = f"tilts.{style}"
+        if not STYLE_NAME.fullmatch(style):
+            raise InputError(name, f"style {style!r} must be letters, digits and _ (not first a digit) ({path})")
         try:
             t = _number(value)
         except _Refused as exc:
@@ -271,6 +276,8 @@ def _read_outside(table: dict, path: Path) -> Outside:
             raise InputError(name, f"{exc} ({path})") from None
         if cents <= 0:
             raise InputError(name, f"must be dollars > 0, got {value} ({path})")
+        if symbol.strip() in dict(out):
+            raise InputError(name, f"{symbol.strip()!r} is given twice ({path})")
         out.append((symbol.strip(), Decimal(cents) / 100))
     return Outside(mode, tuple(sorted(out)))
 

@@ -122,7 +122,13 @@ class Market:
 
     def day_index(self, date: dt.date | str) -> int:
         """Index of ``date`` (must be a trading day of the market)."""
-        d = np.datetime64(str(date), "D")
+        if isinstance(date, (dt.date, np.datetime64)):
+            d = np.datetime64(date, "D")
+        else:
+            try:
+                d = np.datetime64(dt.date.fromisoformat(str(date).strip()), "D")
+            except ValueError:
+                raise InputError("date", f"{date!r} is not an ISO date (YYYY-MM-DD)") from None
         t = int(np.searchsorted(self.dates, d))
         if t >= len(self.dates) or self.dates[t] != d:
             first, last = self.dates[0], self.dates[-1]
@@ -274,13 +280,38 @@ def synthesize(
     Factors: market (16%/yr), sectors (~9%/yr each), styles (~4%/yr); specific risk 20–35%/yr;
     Student-t (4 dof) shocks scaled to unit variance; caps log-normal (a few giants, a long tail).
     """
+    check_recipe(names, days, factors, seed, start)
     rng, sector_idx, process, shocks = _draw(names, days, factors, seed)
     return _finish(rng, sector_idx, process.combine(*shocks), start)
+
+
+MAX_CELLS = 5 * 10**7  # names × days of a synthetic market (each array of them 400 MB)
+
+
+def check_recipe(names: int, days: int, factors: int, seed: int, start: str) -> None:
+    """A synthetic market's recipe, refused naming the field (``InputError``) before anything is drawn."""
+    for field, v in (("names", names), ("days", days), ("factors", factors), ("seed", seed)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise InputError(field, f"{field} must be a whole number, got {v!r}")
+    if names < 2 or days < 2 or factors < 1:
+        raise InputError("names/days/factors", "need names >= 2, days >= 2, factors >= 1")
+    if names * days > MAX_CELLS:
+        raise InputError("names/days", f"names × days must be at most {MAX_CELLS:,}, got {names:,} × {days:,}")
+    if seed < 0:
+        raise InputError("seed", f"seed must be >= 0, got {seed}")
+    try:
+        first = dt.date.fromisoformat(str(start))
+    except ValueError:
+        raise InputError("start", f"start must be an ISO date (YYYY-MM-DD), got {start!r}") from None
+    last = np.busday_offset(np.datetime64(first, "D"), days - 1, roll="forward")
+    if last > np.datetime64(dt.date.max, "D"):
+        raise InputError("start", f"{days} business days from {first} run past 9999-12-31")
 
 
 def synthetic_process(names: int, days: int, factors: int, seed: int, start: str) -> tuple[SynthProcess, Market]:
     """The process ``synthesize`` drew a market's returns from, and that market's first day
     (universe, date, closes) to check a directory against: its random stream replayed."""
+    check_recipe(names, days, factors, seed, start)
     rng, sector_idx, process, _ = _draw(names, days, factors, seed)
     return process, _finish(rng, sector_idx, np.empty((0, names)), start)
 

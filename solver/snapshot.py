@@ -82,6 +82,8 @@ def snapshot(
     t = market.day_index(date)
     names = np.flatnonzero(market.listed_by(t))
     _require_day(market, t, names)
+    if model is None and (isinstance(factors, bool) or not isinstance(factors, int) or factors < 1):
+        raise InputError("factors", f"--factors must be a whole number >= 1, got {factors!r}")
     if model is None:
         model = estimate(market, t, factors=factors, window=window)
     gone = market.delisted_by(t)

@@ -4,14 +4,14 @@
                   standardized (mean 0, standard deviation 1 over the universe)
 
 A name of the universe the file does not list scores 0 on every style (the cross-sectional mean:
-neutral); a symbol the universe does not have, a duplicate, a column that is not float64 or a
-value that is not finite is refused, naming the column and the row. A tilt (``solver.tilts``) is
-stated in standard deviations of the style's score, so the file's scale does not matter.
+neutral); a symbol the universe does not have, a duplicate, a column that is not float64 (or is
+given twice) or a value that is not finite (or beyond ±1e12) is refused, naming the column and the
+row. A tilt (``solver.tilts``) is stated in standard deviations of the style's score, so the file's
+scale does not matter.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from taxview.core.errors import InputError
-from taxview.core.mandate import SECTORS
+from taxview.core.mandate import SECTORS, STYLE_NAME
 
 from .market import Market, synthetic_process
 
 STYLES_FILE = "styles.parquet"
-STYLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+MAX_SCORE = 1e12  # |score|: more is no standardized score (and overflows the standard deviation)
 SYNTHETIC_STYLES = ("value", "momentum", "quality", "low_volatility", "size")
 
 
@@ -65,9 +65,14 @@ def read_styles(path: Path | str, symbols: tuple[str, ...]) -> Styles:
     """``styles.parquet`` aligned to ``symbols`` (a market's universe); see the module's doc."""
     path = Path(path)
     try:
+        columns = pq.ParquetFile(path).schema_arrow.names
+        twice = sorted({c for c in columns if columns.count(c) > 1})
+        if twice:
+            raise InputError(twice[0], f"{path}: column {twice[0]!r} appears {columns.count(twice[0])} times")
         t = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError("styles", f"cannot read {path}: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError("styles", f"cannot read {path}: {first}") from None
     if "symbol" not in t.column_names:
         raise InputError("symbol", f"{path} has no column 'symbol' (columns: {t.column_names})")
     names = tuple(c for c in t.column_names if c != "symbol")
@@ -92,10 +97,12 @@ def read_styles(path: Path | str, symbols: tuple[str, ...]) -> Styles:
     scores = np.zeros((len(symbols), len(names)))
     for j, c in enumerate(names):
         col = t.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
-        bad = ~np.isfinite(col)
+        bad = ~(np.abs(col) <= MAX_SCORE)  # NaN too
         if bad.any():
             r = int(np.argmax(bad))
-            raise InputError(c, f"{path} row {r + 1} ({given[r]}): {c} is {float(col[r])!r}; must be a finite number")
+            raise InputError(
+                c, f"{path} row {r + 1} ({given[r]}): {c} is {float(col[r])!r}; must be a finite number within ±1e12"
+            )
         scores[rows, j] = col
     return Styles(names, _readonly(scores))
 

@@ -29,6 +29,8 @@ import numpy as np
 from cluster.step import rebalance_account
 from ledger.api import AccountInfo
 from ledger.memory import MemoryLedger
+from solver.account import validate_settings
+from solver.io import check_against_universe
 from solver.market import TRADING_DAYS, Market, _readonly, read_market, synthesize
 from solver.problem import ProblemCache
 from solver.riskmodel import estimate
@@ -37,7 +39,7 @@ from solver.styles import STYLES_FILE, Styles, of_synthetic, read_styles
 from solver.types import AccountSettings
 from taxview.core.errors import InputError
 from taxview.core.money import cents_of, dollars_to_cents, value_cents
-from taxview.core.records import Lot
+from taxview.core.records import Lot, Restrictions
 from taxview.core.tax import ORDINARY_LOSS_CAP_CENTS, net_year, term_of
 
 SP500_20_SECTORS = {
@@ -77,6 +79,19 @@ class Data:
     index: np.ndarray | None = None  # a context index (S&P 500) on the market's dates
     index_name: str | None = None
     styles: Styles | None = None  # style scores of the market's names (for tilts), aligned to its symbols
+
+
+def _check_settings(settings: AccountSettings, data: Data) -> None:
+    """The account's settings against the data before the first day: a bad value, an unknown
+    symbol or sector, a tilt of a style the data has no scores for would otherwise fail every
+    rebalance (each day a failure) and the backtest report an account left in cash."""
+    validate_settings(settings)
+    check_against_universe(settings, Restrictions(), data.market)
+    for style, _ in settings.tilts:
+        if data.styles is None:
+            raise InputError("tilts", "the account tilts styles but the data has no styles.parquet")
+        if style not in data.styles.names:
+            raise InputError(f"tilts.{style}", f"no style {style!r} in the data (styles: {list(data.styles.names)})")
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -219,6 +234,9 @@ def simulate(
         raise InputError("start", f"needs 60 trading days of history before {start} for the risk model")
     if rebalance not in ("daily", "weekly", "monthly", "never"):
         raise InputError("rebalance", f"{rebalance!r} is not daily|weekly|monthly")
+    _check_settings(settings, data)
+    if isinstance(factors, bool) or not isinstance(factors, int) or factors < 1:
+        raise InputError("factors", f"--factors must be a whole number >= 1, got {factors!r}")
     days = schedule_days(m.dates, t0i, t1i, rebalance)
     k = min(factors, max(1, m.n // 3))
     index = {s: i for i, s in enumerate(m.symbols)}
@@ -230,9 +248,14 @@ def simulate(
     cash0 = dollars_to_cents(capital) if lots is None else 0
     ledger.add_accounts([AccountInfo("A", "BT", settings.account_type, settings.st_rate, settings.lt_rate, cash0)])
     shares = np.zeros(m.n)  # shares held per name (NAV without walking the lots)
+    if lots is not None and not lots:
+        raise InputError("legacy", "the legacy portfolio has no lots (omit it to start from cash)")
+    first = dt.date.fromisoformat(str(m.dates[t0i]))
     for x in lots or []:
         if x.symbol not in index:
             raise InputError("symbol", f"legacy lot {x.lot_id!r}: {x.symbol!r} is not in the data")
+        if x.acquired > first:
+            raise InputError("acquired", f"legacy lot {x.lot_id!r}: acquired {x.acquired} after the start {first}")
         ledger.open_lot("A", x)
         shares[index[x.symbol]] += float(x.quantity)
     run = Run()

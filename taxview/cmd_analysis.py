@@ -205,25 +205,32 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     outside = frozenset(x.strip() for x in args.outside_universe.split(",") if x.strip())
     data = load_data(args.data)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    made = [p for p in (out, *out.parents) if not p.exists()]
+    out.mkdir(parents=True, exist_ok=True)  # early: an unwritable --out fails before the runs
     m = data.market
     n_days = int(((m.dates >= np.datetime64(args.start)) & (m.dates <= np.datetime64(args.end))).sum())
     runs = {}
-    for label, s in (("tax-aware", settings), ("baseline", replace(settings, lambda_tax=0.0))):
-        with tqdm(total=n_days, unit="day", desc=label, file=sys.stderr, disable=args.quiet) as bar:
-            runs[label] = simulate(
-                data,
-                args.start,
-                args.end,
-                args.rebalance,
-                args.capital,
-                s,
-                tax,
-                lots=legacy,
-                factors=args.factors,
-                progress=bar,
-                outside=outside,
-            )
+    try:
+        for label, s in (("tax-aware", settings), ("baseline", replace(settings, lambda_tax=0.0))):
+            with tqdm(total=n_days, unit="day", desc=label, file=sys.stderr, disable=args.quiet) as bar:
+                runs[label] = simulate(
+                    data,
+                    args.start,
+                    args.end,
+                    args.rebalance,
+                    args.capital,
+                    s,
+                    tax,
+                    lots=legacy,
+                    factors=args.factors,
+                    progress=bar,
+                    outside=outside,
+                )
+    except BaseException:
+        for p in made:  # refused or interrupted: the directories it made go again (nothing was written)
+            if p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+        raise
     run, base = runs["tax-aware"], runs["baseline"]
     capital = args.capital if legacy is None else run.nav[0]  # a legacy portfolio starts at its value
     result = metrics(run, capital)

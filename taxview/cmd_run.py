@@ -29,6 +29,8 @@ def _cmd_market_synth(args: argparse.Namespace) -> int:
         before, after = extend_synthetic(args.extend, args.days)
         return _added(before, after, args.extend, t0)
     chosen = {k: default if getattr(args, k) is None else getattr(args, k) for k, default in _SYNTH_DEFAULTS.items()}
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise InputError("out", f"{args.out} exists and is not a directory")
     m = write_synthetic(args.out, **chosen)
     print(
         f"wrote {m.n} names × {len(m.dates)} days ({m.dates[0]}..{m.dates[-1]}) to {args.out} "

@@ -13,6 +13,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+MAX_REPLICAS = 64
 
 
 def add_serve_parser(sub: argparse._SubParsersAction, redis_options: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -57,8 +60,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise InputError("market", f"no market in {market_dir}: pass --market DIR or run `taxview demo` first")
     if not 0 < args.port < 65536:
         raise InputError("port", f"--port must be 1..65535, got {args.port}")
-    if args.replicas < 1:
-        raise InputError("replicas", f"--replicas must be at least 1, got {args.replicas}")
+    if not 1 <= args.replicas <= MAX_REPLICAS:
+        # each replica holds the day's compiled problems: thousands would exhaust the memory first
+        raise InputError("replicas", f"--replicas must be 1..{MAX_REPLICAS}, got {args.replicas}")
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", args.port))
@@ -72,6 +76,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         first = create_token(tokens, "admin")
     elif not read_tokens(tokens):
         raise InputError("tokens", f"{tokens} has no tokens: add one with `taxview serve token create NAME`")
+    shown: list[str] = []  # the first token, once printed
+    try:
+        return _serve(args, work, market_dir, defaults, tokens, first, shown)
+    except BaseException:
+        if first is not None and not shown:
+            # the service never came up, so its first token was never shown: a file holding only
+            # its hash would lock the next start out (it makes a token only when there is no file)
+            tokens.unlink(missing_ok=True)
+        raise
+
+
+def _serve(
+    args: argparse.Namespace,
+    work: Path,
+    market_dir: Path,
+    defaults: Any,
+    tokens: Path,
+    first: str | None,
+    shown: list[str],
+) -> int:
     import ray
 
     from cluster.coordinator import _loopback_ray
@@ -113,6 +137,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             if first is not None:
                 print(f"no tokens file: created {tokens} with a token for 'admin' (shown once):", file=sys.stderr)
                 print(first, flush=True)
+                shown.append(first)
             while True:
                 time.sleep(3600)
         finally:

@@ -11,11 +11,13 @@ code and reason, a ledger that does not answer 503 with ``Retry-After``, anythin
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,12 +62,16 @@ class Unauthorized(Exception):
     pass
 
 
-def error_response(exc: BaseException, where: str = "") -> JSONResponse:
-    """The JSON answer for an error the service raised (see the module's docstring)."""
+def error_response(exc: BaseException, where: str = "", path: tuple[str, ...] = ()) -> JSONResponse:
+    """The JSON answer for an error the service raised (see the module's docstring); an
+    ``InputError`` on one of the route's ``path`` parameters is located in the path, else in ``where``."""
     if isinstance(exc, NotFound):
         return JSONResponse({"detail": str(exc)}, status_code=404)
     if isinstance(exc, InputError):
-        loc = [where, exc.field] if where else [exc.field]
+        place = "path" if exc.field in path else where
+        index = getattr(exc, "index", None)  # a wash-check's trade
+        loc = [place, "trades", index, exc.field] if place == "body" and index is not None else [place, exc.field]
+        loc = loc if place else [exc.field]
         return JSONResponse(
             {"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]},
             status_code=422,
@@ -95,11 +101,25 @@ def _redis_down(exc: BaseException) -> bool:
     return isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError))
 
 
-def answer(call: Callable[[], Any], where: str = "") -> Any:
+def answer(call: Callable[[], Any], where: str = "", path: tuple[str, ...] = ()) -> Any:
     try:
         return call()
     except Exception as exc:  # noqa: BLE001 - every error becomes JSON, never a traceback
-        return error_response(exc, where)
+        return error_response(exc, where, path)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with what JSON cannot carry (NaN, Infinity, Decimals, bytes...) as strings: a
+    request's echoed input in a 422 (``{"quantity": NaN}`` is valid to Python's JSON parser)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return str(value)
 
 
 def make_app(get_service: Callable[[], Service], tokens: Tokens, console: bool = True) -> FastAPI:
@@ -120,6 +140,10 @@ def make_app(get_service: Callable[[], Service], tokens: Tokens, console: bool =
             log.warning("401 %s %s from %s: %s", request.method, request.url.path, client, why)
             raise Unauthorized
         return who
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _json_safe(exc.errors())}, status_code=422)
 
     @app.exception_handler(Unauthorized)
     def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
@@ -147,7 +171,7 @@ def make_app(get_service: Callable[[], Service], tokens: Tokens, console: bool =
         proposal has an id bound to the household's ledger version."""
         body = body or ProposalRequest()
         o = Overrides(body.cash_to_raise, body.te_max, tuple(body.exclude))
-        return answer(lambda: get_service().propose(account, o), "body")
+        return answer(lambda: get_service().propose(account, o), "body", ("account",))
 
     @app.post("/v1/proposals/{proposal_id}/commit", tags=["proposals"])
     def commit(proposal_id: str, who: Caller) -> Any:
@@ -162,7 +186,7 @@ def make_app(get_service: Callable[[], Service], tokens: Tokens, console: bool =
         sales or purchases, how many shares, the amount disallowed (or lost for good to an IRA), and
         until when the name is blocked — from the ledger's own wash-sale engine."""
         rows = [t.model_dump() for t in body.trades]
-        return answer(lambda: get_service().wash_check(household, rows), "body")
+        return answer(lambda: get_service().wash_check(household, rows), "body", ("household",))
 
     @app.get("/v1/households/{household}/restrictions", tags=["wash sales"])
     def restrictions(household: str, who: Caller, date: dt.date | None = None) -> Any:

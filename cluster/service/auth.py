@@ -45,9 +45,18 @@ def create_token(path: str | Path, name: str) -> str:
     if path.exists() and name in read_tokens(path).values():
         raise InputError("name", f"{path} already has a token named {name!r}")
     token = PREFIX + secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a", encoding="utf-8") as f:
-        f.write(f"{name} {digest(token)}\n")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as exc:
+        raise InputError("tokens", f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "a+", encoding="utf-8") as f:
+        f.seek(0, os.SEEK_END)
+        # a file edited by hand may not end its last line: the new one must not join it
+        lead = ""
+        if f.tell() > 0:
+            f.seek(f.tell() - 1)
+            lead = "" if f.read(1) == "\n" else "\n"
+        f.write(f"{lead}{name} {digest(token)}\n")
     return token
 
 

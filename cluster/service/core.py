@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -49,7 +50,10 @@ from .proposals import MemoryProposals, ProposalBook, new_proposal_id
 from .washcheck import Intended, dollars, household_engine, wash_check
 
 T = TypeVar("T")
+_TRADE_NO = re.compile(r"^\w+: (?:row|trade) (\d+): ")
 READ_TRIES = 5  # reads of a household retried while its version moves under them
+MAX_CASH_TO_RAISE = Decimal(10) ** 12  # dollars: more is a typo (and beyond exact cents in a float)
+AHEAD_DAYS = 366  # a wash-check's trade date: at most this long after the market day
 
 
 class NotFound(TaxviewError):
@@ -161,6 +165,16 @@ class Service:
         settings = with_delisted(settings_for(self.defaults, info, snap.date.year), snap)
         settings = self._overridden(settings, o)
         raise_cents = 0 if o.cash_to_raise is None else dollars_to_cents(o.cash_to_raise)
+        if raise_cents:
+            worth = info.cash_cents + sum(
+                cents_at(x.quantity, snap.price_cents[snap.index[x.symbol]]) for x in lots if x.symbol in snap.index
+            )
+            if raise_cents >= worth:
+                raise InputError(
+                    "cash_to_raise",
+                    f"cash_to_raise {dollars(raise_cents)} is not less than what account {account!r} is worth: "
+                    f"{dollars(worth)} (cash and holdings at the {snap.date} close)",
+                )
         status = info.mandate.get("status", "active")
         base = {
             "account": account,
@@ -186,9 +200,7 @@ class Service:
                 with self._solving:
                     cash = info.cash_cents - raise_cents
                     result = solve_account(snap, lots, cash, settings, restrictions, self.cache)
-            except InputError:
-                raise
-            except TaxviewError as exc:
+            except TaxviewError as exc:  # the request was checked above: this is the ledger's data (as nightly)
                 return {**base, "proposal_id": None, "status": "error", "reason": f"bad data: {exc}"}
             if not result.ok:
                 return {**base, "proposal_id": None, "status": result.status, "reason": result.reason}
@@ -238,8 +250,10 @@ class Service:
             if not (math.isfinite(o.te_max) and 0 < o.te_max < 1):
                 raise InputError("te_max", f"te_max must be in (0, 1) (annualized), got {o.te_max!r}")
             settings = replace(settings, te_max=float(o.te_max))
-        if o.cash_to_raise is not None and (not o.cash_to_raise.is_finite() or o.cash_to_raise < 0):
-            raise InputError("cash_to_raise", f"cash_to_raise must be dollars >= 0, got {o.cash_to_raise}")
+        if o.cash_to_raise is not None and not (
+            o.cash_to_raise.is_finite() and 0 <= o.cash_to_raise <= MAX_CASH_TO_RAISE
+        ):
+            raise InputError("cash_to_raise", f"cash_to_raise must be dollars >= 0 and <= 10^12, got {o.cash_to_raise}")
         if o.cash_to_raise is not None and o.cash_to_raise != o.cash_to_raise.quantize(Decimal("0.01")):
             raise InputError("cash_to_raise", f"cash_to_raise must be whole cents, got {o.cash_to_raise}")
         for i, s in enumerate(o.exclude):
@@ -365,7 +379,13 @@ class Service:
         types = state["accounts"]
         if not types:
             raise NotFound("household", household)
-        intended = [self._intended(i, row, types) for i, row in enumerate(trades)]
+        intended = []
+        for i, row in enumerate(trades):
+            try:
+                intended.append(self._intended(i, row, types))
+            except InputError as exc:
+                exc.index = i  # the trade's place in the request (the HTTP error's loc)
+                raise
         house = household_engine(
             household,
             types,
@@ -376,7 +396,14 @@ class Service:
             state["sale_seq"],
             state["last_date"],
         )
-        return {"household": household, "ledger_version": state["version"], "trades": wash_check(house, intended)}
+        try:
+            answers = wash_check(house, intended)
+        except InputError as exc:  # the engine names the trade as "row i" / "trade i"
+            found = _TRADE_NO.search(str(exc))
+            if found:
+                exc.index = int(found.group(1))
+            raise
+        return {"household": household, "ledger_version": state["version"], "trades": answers}
 
     def _intended(self, i: int, row: Mapping[str, Any], types: Mapping[str, str]) -> Intended:
         account = row.get("account")
@@ -400,6 +427,10 @@ class Service:
         if price <= 0:
             raise InputError("price", f"trades[{i}]: price must be > 0 dollars, got {price}")
         date = _date(row.get("date"), f"trades[{i}]") or self.snap.date
+        if date > self.snap.date + dt.timedelta(days=AHEAD_DAYS):
+            raise InputError(
+                "date", f"trades[{i}]: {date} is more than {AHEAD_DAYS} days after the market day {self.snap.date}"
+            )
         lot_id = row.get("lot_id") or None
         return Intended(account, symbol, side, quantity, price, date, lot_id)
 

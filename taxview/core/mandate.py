@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -39,6 +40,7 @@ SECTORS = (  # the GICS sectors, as the markets here name them
 MAX_TILTS = 4
 OUTSIDE_MODES = ("exclude", "complete")
 MAX_TILT = 3.0  # standard deviations of a style's score
+STYLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")  # a style's column in styles.parquet (``solver.styles``)
 
 
 class _Refused(ValueError):
@@ -123,8 +125,10 @@ def _tilts(value: Any) -> tuple[tuple[str, float], ...]:
     (t < 0: at most t, a lean away); at most ``MAX_TILTS`` styles, |t| ≤ ``MAX_TILT``."""
     out: dict[str, float] = {}
     for style, t in _pairs(value, "style tilts"):
-        if not style or not style.replace("_", "a").isalnum():
-            raise _Refused(f"style {style!r} must be letters, digits and _")
+        if not STYLE_NAME.fullmatch(style):
+            raise _Refused(f"style {style!r} must be letters, digits and _ (not first a digit)")
+        if style in out:
+            raise _Refused(f"{style}: given twice")
         try:
             x = _number(t)
         except _Refused as exc:
@@ -154,8 +158,12 @@ def _outside(value: Any) -> Outside:
         raise _Refused(f"mode must be one of {'|'.join(OUTSIDE_MODES)}, got {mode!r}")
     holdings: dict[str, Decimal] = {}
     for symbol, dollars in _pairs(value.get("holdings", {}), "holdings (symbol: dollars)"):
-        if not symbol:
-            raise _Refused("holdings: a symbol is empty")
+        from ledger.keys import is_symbol  # the ledger's symbol alphabet (lazy: the core imports no ledger)
+
+        if not is_symbol(symbol):
+            raise _Refused(f"holdings: {symbol!r} is not a symbol")
+        if symbol in holdings:
+            raise _Refused(f"holdings.{symbol}: given twice")
         try:
             d = _dollars(dollars)
         except _Refused as exc:

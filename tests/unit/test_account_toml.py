@@ -3,6 +3,8 @@ declared type and range, and every bad value is an ``InputError`` naming it, nev
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from solver.io import check_against_universe, read_account_toml, read_lots_csv
@@ -311,3 +313,32 @@ def test_lots_file_with_a_byte_order_mark_is_read(tmp_path):
     f = tmp_path / "lots.csv"
     f.write_bytes(b"\xef\xbb\xbf" + HEADER.encode() + b"a,S000,1,1,2020-01-02,\n")
     assert [x.lot_id for x in read_lots_csv(f)] == ["a"]
+
+
+def test_huge_or_twice_given_outside_holdings_are_refused_naming_the_symbol(tmp_path):
+    """``S001 = 1e30`` once escaped as a bare ``decimal.InvalidOperation`` (exit 1); ``" S001"`` and
+    ``S001`` were two holdings of one name."""
+    head = '[outside]\nmode = "complete"\n[outside.holdings]\n'
+    e = refused(tmp_path, head + "S001 = 1e30\n", r"^outside\.holdings\.S001: must be under \$10\^13")
+    assert e.field == "outside.holdings.S001"
+    e = refused(tmp_path, head + '" S001" = 10\nS001 = 5\n', "'S001' is given twice")
+    assert e.field == "outside.holdings.S001"
+    e = refused(tmp_path, '[tilts]\n"va lue" = 0.5\n', "style 'va lue' must be letters, digits and _")
+    assert e.field == "tilts.va lue"
+    e = refused(tmp_path, "[tax]\ngain_budget = -1e30\n", r"^tax\.gain_budget: must be under \$10\^13")
+    assert e.field == "tax.gain_budget"
+
+
+def test_lots_csv_refuses_more_shares_or_places_than_the_ledger_holds(tmp_path):
+    """A quantity of 1e30 once reached the orders' cents and escaped as ``InvalidOperation``; one of
+    1e-7 shares made an infeasible solve (the ledger keeps 6 places)."""
+    f = tmp_path / "lots.csv"
+    for qty, message in (("1e30", "quantity must be > 0 and <= 10\\^12 shares"), ("0.0000001", "more than 6 decimal")):
+        f.write_text(f"lot_id,symbol,quantity,basis,acquired\nL1,S001,{qty},100,2015-03-01\n")
+        with pytest.raises(InputError, match=f"^quantity: lots.csv row 2: .*{message}") as err:
+            read_lots_csv(f)
+        assert err.value.field == "quantity"
+    f.write_text(
+        "lot_id,symbol,quantity,basis,acquired\nL1,S001,1000000000000,100,2015-03-01\nL2,S001,0.000001,1,2015-03-01\n"
+    )
+    assert [x.quantity for x in read_lots_csv(f)] == [Decimal(10) ** 12, Decimal("0.000001")]

@@ -143,3 +143,13 @@ def test_backtest_cli_runs_a_legacy_transition(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     write_lots_csv([replace(lots[0], symbol="NOPE")], bad)
     assert main([*args[:-3], "--legacy", str(bad), "--quiet", "--out", str(tmp_path / "o2")]) == 2
+    assert not (tmp_path / "o2").exists()  # refused: the --out it made is gone again (it was left empty)
+    # a lot bought after the backtest's start (was run as if held from the start), no lots at all
+    # (was a ZeroDivisionError, exit 1)
+    write_lots_csv([replace(lots[0], acquired=dt.date(2030, 1, 2))], bad)
+    assert main([*args[:-3], "--legacy", str(bad), "--quiet", "--out", str(tmp_path / "o3" / "deep")]) == 2
+    assert "acquired: legacy lot 'L0': acquired 2030-01-02 after the start" in capsys.readouterr().err
+    write_lots_csv([], bad)
+    assert main([*args[:-3], "--legacy", str(bad), "--quiet", "--out", str(tmp_path / "o3" / "deep")]) == 2
+    assert "legacy: the legacy portfolio has no lots" in capsys.readouterr().err
+    assert not (tmp_path / "o3").exists()

@@ -202,3 +202,24 @@ def test_solve_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):
         ]
     )
     assert rc == 2 and "ZZZ" in capsys.readouterr().err
+
+
+def test_solve_cli_refuses_a_date_that_is_no_date_and_factors_below_one_with_exit_2(tmp_path, capsys):
+    """Once exit 1 with a bare ValueError (numpy's parse of '2015-02-30'; a zero-size reduction
+    for --factors 0, negative dimensions for -3)."""
+    m = synthesize(names=10, days=100, factors=3, seed=5)
+    write_market(m, tmp_path / "mkt")
+    (tmp_path / "lots.csv").write_text("lot_id,symbol,quantity,basis,acquired\n")
+    (tmp_path / "a.toml").write_text("[account]\ncash = 1000.00\n")
+    base = ["solve", "--market", str(tmp_path / "mkt"), "--account", str(tmp_path / "a.toml")]
+    base += ["--lots", str(tmp_path / "lots.csv")]
+    for extra, field in (
+        (["--date", "2015-02-30"], "date"),
+        (["--date", "soon"], "date"),
+        (["--date", str(m.dates[-1]), "--factors", "0"], "factors"),
+        (["--date", str(m.dates[-1]), "--factors", "-3"], "factors"),
+    ):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"taxview: error: {field}: " in err and "Traceback" not in err and "ValueError" not in err
+    assert m.day_index(np.datetime64(str(m.dates[-1]), "ns")) == len(m.dates) - 1  # a datetime64 of any unit

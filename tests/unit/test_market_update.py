@@ -320,3 +320,21 @@ def test_extend_refuses_a_market_that_is_not_synthetic_or_not_the_recorded_one(t
         assert capsys.readouterr().err.startswith(f"taxview: error: {field}")
     assert _files(d) == before
     assert main(["market", "synth", "--extend", str(d), "--days", "5"]) == 0
+
+
+def test_market_synth_refuses_a_bad_recipe_naming_the_field_and_writes_nothing(tmp_path, capsys):
+    """Once exit 1 with a bare ValueError (a negative seed, 2015-02-30), a market dated into the
+    year 10000 (unreadable after), a names × days that never finished, FileExistsError for a file."""
+    (tmp_path / "plain").write_text("")
+    for args, field, message in (
+        (["--seed", "-1"], "seed", "seed must be >= 0"),
+        (["--start", "2015-02-30"], "start", "must be an ISO date"),
+        (["--names", "10", "--days", "30", "--start", "9999-12-01"], "start", "run past 9999-12-31"),
+        (["--names", "100000000", "--days", "100000"], "names/days", "names × days must be at most"),
+    ):
+        assert main(["market", "synth", *args, "--out", str(tmp_path / "m")]) == 2
+        err = capsys.readouterr().err
+        assert f"error: {field}: " in err and message in err and "Traceback" not in err
+        assert not (tmp_path / "m").exists()
+    assert main(["market", "synth", "--names", "4", "--days", "20", "--out", str(tmp_path / "plain")]) == 2
+    assert "out: " in capsys.readouterr().err and (tmp_path / "plain").read_text() == ""

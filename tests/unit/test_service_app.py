@@ -6,6 +6,7 @@ traceback), and the console's pages behind its sign-in."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import stat
@@ -153,3 +154,100 @@ def test_cli_token_create_prints_the_token_last_and_refuses_bad_input(tmp_path, 
     assert "desk-1" in err and "name" in err and "Traceback" not in err
     assert main(["serve", "--workdir", str(tmp_path), "--port", "8000"]) == 2  # no market there
     assert "no market in" in capsys.readouterr().err
+
+
+def test_operator_bad_input_is_422_on_the_field_never_a_500(env, small_snap):
+    """An operator's pass: what once answered 500 (JSON NaN literals, a 10^30 cash_to_raise, a trade
+    dated 9999-12-31), a withdrawal more than the account is worth (was 422 on a field ``cash`` the
+    body does not have, its amount garbled by floats), an empty account (was 422 too: it is the
+    ledger's data, a status ``error`` as the nightly reports it) and a bad id in the path (was
+    located in the body)."""
+    client, auth, _, _, led = env
+    before = led.household_version("H1")
+    post = "/v1/accounts/H1-T/proposals"
+    raw = {**auth, "content-type": "application/json"}
+    for text, field in (('{"cash_to_raise": NaN}', "cash_to_raise"), ('{"cash_to_raise": -Infinity}', "cash_to_raise")):
+        r = client.post(post, content=text, headers=raw)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", field], r.text
+    trade = {"account": "H1-T", "symbol": small_snap.symbols[0], "side": "buy"}
+    nan = json.dumps({"trades": [{**trade, "quantity": "QTY"}]}).replace('"QTY"', "NaN")
+    r = client.post("/v1/households/H1/wash-check", content=nan, headers=raw)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "trades", 0, "quantity"]
+    for amount in ("1e30", "99999999999999999999999"):
+        r = client.post(post, headers=auth, json={"cash_to_raise": amount})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "cash_to_raise"]
+        assert "10^12" in r.json()["detail"][0]["msg"]
+    r = client.post(post, headers=auth, json={"cash_to_raise": "900000000.00"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "cash_to_raise"]
+    assert "is worth" in r.json()["detail"][0]["msg"] and "900000000.00" in r.json()["detail"][0]["msg"]
+    r = client.post("/v1/accounts/H1-I/proposals", headers=auth)  # no holdings, no cash
+    assert r.status_code == 200 and r.json()["status"] == "error" and r.json()["proposal_id"] is None
+    assert "no holdings" in r.json()["reason"]
+    r = client.post(
+        "/v1/households/H1/wash-check",
+        headers=auth,
+        json={"trades": [{**trade, "quantity": "1", "date": "9999-12-31"}]},
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "trades", 0, "date"]
+    # a trade's error is located at the trade (was ["body", "quantity"] for whichever trade it was)
+    held = led.lots("H1-T")[0]
+    sells = [{"account": "H1-T", "symbol": held.symbol, "side": "sell", "quantity": str(q)} for q in (1, 10**9)]
+    r = client.post("/v1/households/H1/wash-check", headers=auth, json={"trades": sells})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "trades", 1, "quantity"], r.text
+    r = client.post(
+        "/v1/households/H1/wash-check", headers=auth, json={"trades": [sells[0], {**trade, "quantity": "-1"}]}
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "trades", 1, "quantity"]
+    r = client.post("/v1/accounts/H1{x}/proposals", headers=auth)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "account"]
+    r = client.post("/v1/households/H1*/wash-check", headers=auth, json={"trades": [{**trade, "quantity": "1"}]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "household"]
+    assert led.household_version("H1") == before  # nothing written
+
+
+def test_cli_token_create_refuses_an_unwritable_file_and_never_joins_a_hand_edited_last_line(tmp_path, capsys):
+    """``serve token create`` into a file it cannot write was exit 1 with a bare ``NotADirectoryError``;
+    into a file whose last line had no newline it joined that line, breaking every token in it."""
+    from taxview.cli import main
+
+    (tmp_path / "plain").write_text("")
+    for where in (tmp_path / "plain" / "tokens", tmp_path / "no-such-dir" / "tokens"):
+        assert main(["serve", "token", "create", "desk", "--tokens", str(where)]) == 2
+        err = capsys.readouterr().err
+        assert "tokens: cannot write" in err and str(where) in err and "Traceback" not in err
+    tokens = tmp_path / "tokens"
+    assert main(["serve", "token", "create", "alice", "--tokens", str(tokens)]) == 0
+    alice = capsys.readouterr().out.splitlines()[-1]
+    tokens.write_text(tokens.read_text().rstrip("\n"))  # edited by hand: no newline at the end
+    assert main(["serve", "token", "create", "bob", "--tokens", str(tokens)]) == 0
+    bob = capsys.readouterr().out.splitlines()[-1]
+    assert list(read_tokens(tokens).values()) == ["alice", "bob"]
+    assert Tokens(tokens).who(alice) == "alice" and Tokens(tokens).who(bob) == "bob"
+
+
+def test_cli_serve_that_cannot_start_exits_clearly_and_leaves_nothing_behind(tmp_path, capsys):
+    import socket
+
+    from taxview.cli import main
+
+    assert (
+        main(["market", "synth", "--names", "8", "--days", "40", "--factors", "2", "--out", str(tmp_path / "market")])
+        == 0
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert main(["serve", "--workdir", str(tmp_path), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port} is in use" in err and "--port" in err and "Traceback" not in err
+    for replicas in ("0", "100000"):  # 100000 once went on to start them all
+        assert main(["serve", "--workdir", str(tmp_path), "--port", str(free_port()), "--replicas", replicas]) == 2
+        assert "replicas: --replicas must be 1..64" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["market"]  # no tokens file, no ledger, no Ray
+    # a ledger that does not answer: the first token was made but never shown; its file once stayed,
+    # and the next start (a file there: no new token) locked everyone out
+    redis_url = f"redis://127.0.0.1:{free_port()}/0"
+    assert main(["serve", "--workdir", str(tmp_path), "--port", str(free_port()), "--redis", redis_url]) == 1
+    assert "cannot reach Redis" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["market"]

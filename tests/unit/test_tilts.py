@@ -259,6 +259,20 @@ def test_outside_holdings_of_an_unknown_symbol_are_refused():
         )
 
 
+@pytest.mark.parametrize("dollars", [Decimal(-100), Decimal("NaN"), Decimal("Infinity"), Decimal("1e300")])
+def test_outside_holdings_of_no_real_dollars_are_refused_by_the_library(dollars):
+    """Settings built in code skip the mandate's checks: NaN dollars once reached CLARABEL (a
+    numerical error), infinite ones a ZeroDivisionError, negative ones solved."""
+    snap = twin_snapshot()
+    settings = AccountSettings(outside=Outside("complete", (("TWIN", dollars),)))
+    with pytest.raises(InputError, match="must be dollars > 0 and under") as err:
+        solve_account(snap, benchmark_lots(snap, VALUE), 0, settings)
+    assert err.value.field == "outside.holdings.TWIN"
+    with pytest.raises(InputError, match="within ±3") as err:
+        solve_account(snap, benchmark_lots(snap, VALUE), 0, AccountSettings(tilts=(("value", 100.0),)))
+    assert err.value.field == "tilts.value"
+
+
 # --- mandate, account file, styles file ----------------------------------------------------------
 
 
@@ -285,6 +299,15 @@ def test_mandate_tilts_and_outside_round_trip_through_the_stored_json():
         ({"outside": {"mode": "hedge", "holdings": {"S001": 1}}}, "mode must be one of exclude|complete"),
         ({"outside": {"mode": "complete", "holdings": {"S001": -5}}}, "holdings.S001 must be dollars > 0"),
         ({"outside": {"mode": "complete"}}, "at least one symbol"),
+        # once accepted: the last of a repeated name won, a style no styles.parquet can name, a
+        # symbol outside the ledger's alphabet stored in the mandate
+        ({"tilts": "value=1,value=2"}, "tilts value: given twice"),
+        ({"tilts": {"välue": 1}}, "style 'välue' must be letters, digits and _"),
+        ({"tilts": {"1st": 1}}, "style '1st' must be"),
+        ({"outside": "complete:S001=1,S001=2"}, "holdings.S001: given twice"),
+        ({"outside": {"mode": "exclude", "holdings": {"S{1}": 10}}}, r"holdings: 'S\{1\}' is not a symbol"),
+        ({"outside": {"mode": "exclude", "holdings": {"S 1": 10}}}, "holdings: 'S 1' is not a symbol"),
+        ({"outside": {"mode": "exclude", "holdings": {"S001": float("nan")}}}, "holdings.S001 must be a finite"),
     ],
 )
 def test_mandate_refuses_bad_tilts_and_outside_naming_the_key(values, message):
@@ -333,11 +356,24 @@ def test_styles_file_is_read_strictly(tmp_path):
         ({"symbol": ["AAA", "BBB"], "value": [1.0, float("nan")]}, "value", "row 2 \\(BBB\\): value is nan"),
         ({"symbol": ["AAA"], "value": pa.array([1], pa.int64())}, "value", "must be float64"),
         ({"symbol": ["AAA"]}, "styles", "no style column"),
+        # a score no standardized file has: once overflowed the standard deviation (a CLARABEL error)
+        ({"symbol": ["AAA", "BBB"], "value": [1.0, 1e300]}, "value", "row 2 \\(BBB\\): value is 1e\\+300"),
     ):
         pq.write_table(pa.table(table), path)
         with pytest.raises(InputError, match=message) as err:
             read_styles(path, symbols)
         assert err.value.field == field
+    # a column given twice: once a multi-line dump of Arrow's internals as the message
+    pq.write_table(
+        pa.Table.from_arrays([pa.array(["AAA"]), pa.array([1.0]), pa.array([2.0])], ["symbol", "v", "v"]), path
+    )
+    with pytest.raises(InputError, match="column 'v' appears 2 times") as err:
+        read_styles(path, symbols)
+    assert err.value.field == "v" and "\n" not in str(err.value)
+    path.write_bytes(b"PAR1 not parquet")
+    with pytest.raises(InputError, match="cannot read") as err:
+        read_styles(path, symbols)
+    assert "\n" not in str(err.value)
 
 
 def test_market_synth_writes_styles_that_move_with_its_factors(tmp_path):
@@ -377,3 +413,27 @@ def test_a_tilted_backtest_keeps_its_exposure_and_reports_it(tmp_path, small_mar
     assert (tmp_path / "exposure_value.png") in images
     page = report_html(tmp_path, result, images, []).read_text()
     assert "<h2>Style tilts</h2>" in page and "+0.400" in page
+
+
+def test_a_backtest_refuses_a_tilt_or_outside_holding_the_data_cannot_meet_before_the_first_day(
+    small_market, small_snap
+):
+    """Once each rebalance failed on its own (the account left in cash) and the backtest reported
+    it with exit 0."""
+    from taxview.backtest import Data, TaxConfig, simulate
+
+    styles = small_with_styles(small_snap).styles
+    start, end = str(small_market.dates[300]), str(small_market.dates[-1])
+    for data, s, field in (
+        (Data(small_market, "cap-weighted", styles=styles), AccountSettings(tilts=(("nope", 0.4),)), "tilts.nope"),
+        (Data(small_market, "cap-weighted"), AccountSettings(tilts=(("value", 0.4),)), "tilts"),
+        (
+            Data(small_market, "cap-weighted"),
+            AccountSettings(outside=Outside("complete", (("ZZZ", Decimal(100)),))),
+            "outside.holdings",
+        ),
+        (Data(small_market, "cap-weighted"), AccountSettings(exclude_sectors=frozenset({"Crypto"})), "exclude.sectors"),
+    ):
+        with pytest.raises(InputError) as err:
+            simulate(data, start, end, "monthly", 1_000_000, s, TaxConfig(), factors=5)
+        assert err.value.field == field
