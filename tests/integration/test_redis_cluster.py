@@ -190,3 +190,22 @@ def test_a_master_killed_mid_run_loses_no_acknowledged_commit(local_ray, market_
         assert acknowledged <= normalize(journal_trades(after, s.run_id))  # every trade reported is booked
         after.r.close()
         store.r.close()
+
+
+def test_compaction_on_a_cluster_archives_and_trims_as_on_one_server(redis_cluster_client, tmp_path):
+    """Retention (ledger/compaction.py) on the cluster: the same known cut as on one redis-server
+    (test_ledger_retention.py), every write replicated, nothing lost with the archive."""
+    from ledger import archive as arc
+    from tests.integration.test_ledger_retention import history
+
+    store = LedgerStore(redis_cluster_client)
+    history(store)
+    before = store.state()
+    report = store.compact(dt.date(2024, 4, 15), tmp_path / "archive")
+    assert report.archived == {"journal": 9, "idempotency": 7, "sale": 3} == report.trimmed
+    assert [e["key"] for e in store.journal("H")] == ["k8"]
+    assert store.committed("A", "k7") is None and store.committed("A", "k8") is not None
+    assert store.state(tmp_path / "archive") == before
+    assert len(arc.files(tmp_path / "archive")) == 1
+    again = store.compact(dt.date(2024, 4, 15), tmp_path / "archive")
+    assert again.file is None and sum(again.archived.values()) == 0
