@@ -28,7 +28,7 @@ import httpx
 import ray
 from _common import emit  # benchmarks/ is on sys.path when a script here runs
 
-from cluster.coordinator import _loopback_ray
+from cluster.coordinator import init_local_ray
 from cluster.serve import ServeSettings, start, stop
 from cluster.service.auth import create_token
 from ledger.connection import LedgerSettings
@@ -117,14 +117,7 @@ def main() -> None:
             }
             token = create_token(work_dir / "tokens", "bench")
             setup_s = time.perf_counter() - t0
-            undo = _loopback_ray()
-            ray.init(
-                num_cpus=os.cpu_count(),
-                _node_ip_address="127.0.0.1",
-                include_dashboard=False,
-                logging_level="ERROR",
-                log_to_driver=False,
-            )
+            undo = init_local_ray(os.cpu_count() or 1)
             port = free_port()
             try:
                 t = time.perf_counter()

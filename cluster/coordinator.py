@@ -77,6 +77,26 @@ class _Stop:
 _RAY_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
+def init_local_ray(num_cpus: int) -> Callable[[], None]:
+    """Start a local Ray of ``num_cpus`` on 127.0.0.1 only (``_loopback_ray``), quiet (no dashboard,
+    errors only, no worker logs on the driver); returns the loopback setting's undo, for after
+    ``ray.shutdown()``. A start that fails shuts down what it began and undoes the setting."""
+    undo = _loopback_ray()
+    try:
+        ray.init(
+            num_cpus=num_cpus,
+            _node_ip_address="127.0.0.1",
+            include_dashboard=False,
+            logging_level="ERROR",
+            log_to_driver=False,
+        )
+    except BaseException:
+        ray.shutdown()
+        undo()
+        raise
+    return undo
+
+
 def _loopback_ray() -> Callable[[], None]:
     """Make a local Ray listen on 127.0.0.1 only; returns the undo.
 
@@ -246,12 +266,10 @@ def rebalance(
     bar = None
     try:
         if init_ray:
-            kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
             if run.address:
-                ray.init(address=run.address, **kwargs)
+                ray.init(address=run.address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
             else:
-                undo_loopback = _loopback_ray()
-                ray.init(num_cpus=run.workers or os.cpu_count(), _node_ip_address="127.0.0.1", **kwargs)
+                undo_loopback = init_local_ray(run.workers or os.cpu_count() or 1)
         for s in handlers:  # after ray.init, which installs its own SIGTERM handler
             signal.signal(s, stop)
         n_workers = run.workers or max(1, int(ray.available_resources().get("CPU", 1)))

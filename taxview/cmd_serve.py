@@ -98,7 +98,7 @@ def _serve(
 ) -> int:
     import ray
 
-    from cluster.coordinator import _loopback_ray
+    from cluster.coordinator import init_local_ray
     from cluster.serve import ServeSettings, start, stop
     from ledger.connection import redact
     from solver.market import read_market
@@ -114,16 +114,9 @@ def _serve(
         settings = ServeSettings(
             ledger.settings, str(tokens), str(runs), defaults, replicas=args.replicas, port=args.port
         )
-        undo = _loopback_ray()
         before = signal.getsignal(signal.SIGTERM)
+        undo = init_local_ray(os.cpu_count() or 1)
         try:
-            ray.init(
-                num_cpus=os.cpu_count(),
-                _node_ip_address="127.0.0.1",
-                include_dashboard=False,
-                logging_level="ERROR",
-                log_to_driver=False,
-            )
             signal.signal(signal.SIGTERM, before)  # ray.init installs its own
             logging.getLogger("ray.serve").setLevel(logging.WARNING)
             start(settings, snap)

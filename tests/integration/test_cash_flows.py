@@ -21,10 +21,7 @@ from ledger.store import LedgerStore
 from solver.market import read_market
 from taxview.cli import main
 from taxview.demo import synth_firm
-from tests.integration import test_nightly
 
-local_ray = test_nightly.local_ray  # the same fixtures: a local Ray (num_cpus=2), the small market
-market_dir = test_nightly.market_dir
 AT = "2024-01-01T00:00:00+00:00"
 
 

@@ -17,8 +17,6 @@ from solver.market import read_market
 from solver.snapshot import snapshot
 from solver.types import AccountSettings
 from tests.integration.test_nightly import load_firm, run
-from tests.integration.test_nightly import local_ray as local_ray  # the fixtures
-from tests.integration.test_nightly import market_dir as market_dir
 
 
 def test_a_night_of_households_keeps_the_iras_off_the_taxable_accounts_losses(

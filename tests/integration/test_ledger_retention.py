@@ -326,15 +326,6 @@ def test_compaction_changes_no_state_and_no_later_commits_outcome(redis_client, 
 # --- the nightly compacts after its night (real local Ray) --------------------------------------
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def test_the_nightly_compacts_per_the_policy_and_nothing_is_lost(local_ray, redis_server, redis_client, tmp_path):
     from cluster.coordinator import rebalance
     from cluster.settings import RunSettings

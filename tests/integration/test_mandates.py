@@ -19,10 +19,7 @@ from ledger.store import LedgerStore
 from solver.market import read_market
 from taxview.cli import main
 from taxview.demo import synth_firm
-from tests.integration import test_nightly
 
-local_ray = test_nightly.local_ray  # the same fixtures: a local Ray (num_cpus=2), the small market
-market_dir = test_nightly.market_dir
 HEADER = "account,household,account_type,cash,te_max,exclude_sectors,status,gain_budget"
 
 

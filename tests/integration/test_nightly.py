@@ -14,22 +14,7 @@ from cluster.settings import RunSettings
 from ledger.connection import LedgerSettings
 from ledger.importer import import_lots
 from ledger.store import LedgerStore
-from solver.market import synthesize, write_market
 from taxview.demo import synth_firm
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def market_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("market")
-    write_market(synthesize(names=60, days=300, factors=8, seed=11), d)
-    return d
 
 
 def load_firm(store: LedgerStore, market_dir, accounts: int = 14, corrupt: str | None = None) -> list[str]:

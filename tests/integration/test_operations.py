@@ -18,7 +18,6 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 import redis
-import test_nightly
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from test_nightly import journal_trades, load_firm, normalize, parquet_trades
@@ -34,8 +33,6 @@ from solver.market import read_market
 from taxview.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-local_ray = test_nightly.local_ray  # the same fixtures: a local Ray (num_cpus=2), the small market
-market_dir = test_nightly.market_dir
 
 
 def running(pid: int) -> bool:

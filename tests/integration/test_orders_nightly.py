@@ -14,9 +14,6 @@ from taxview.morning import summary
 from taxview.morning.inputs import read_run
 from tests.integration import test_nightly
 
-local_ray = test_nightly.local_ray  # the same fixtures: a local Ray (num_cpus=2), the small market
-market_dir = test_nightly.market_dir
-
 
 def _key(r: dict) -> tuple:
     return (r["account"], r["symbol"], r["side"])

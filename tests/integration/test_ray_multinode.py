@@ -15,19 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from ledger.store import LedgerStore
-from solver.market import read_market, synthesize, write_market
+from solver.market import read_market
 from tests.integration.test_nightly import journal_trades, load_firm, normalize, parquet_trades
 from tests.ray_nodes import LocalRayCluster
 
 pytestmark = pytest.mark.ray_cluster
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def market_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("market")
-    write_market(synthesize(names=60, days=300, factors=8, seed=11), d)
-    return d
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from decimal import Decimal
 
 import pyarrow.parquet as pq
 import pytest
-import ray
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
@@ -22,26 +21,12 @@ from cluster.settings import RunSettings
 from cluster.summary import OK_STATUSES
 from ledger.connection import LedgerSettings, is_cluster, reach
 from ledger.store import LedgerStore
-from solver.market import read_market, synthesize, write_market
+from solver.market import read_market
 from taxview.cli import main
 from tests.integration.test_nightly import journal_trades, load_firm, normalize, parquet_trades
 from tests.redis_cluster import LocalRedisCluster
 
 pytestmark = pytest.mark.redis_cluster
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def market_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("market")
-    write_market(synthesize(names=60, days=300, factors=8, seed=11), d)
-    return d
 
 
 def test_a_cluster_is_found_by_its_scheme_or_by_asking_a_node(redis_cluster, redis_server):
