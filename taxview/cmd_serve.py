@@ -5,6 +5,7 @@ loopback only); ``taxview serve token create NAME --tokens FILE``: a new bearer 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -21,7 +22,16 @@ MAX_REPLICAS = 64
 def add_serve_parser(sub: argparse._SubParsersAction, redis_options: Callable[[argparse.ArgumentParser], None]) -> None:
     sv = sub.add_parser("serve", help="the on-demand service and web console (Ray Serve, loopback only)")
     sv.add_argument("--port", type=int, default=8000, help="HTTP port on 127.0.0.1 (default 8000)")
-    sv.add_argument("--replicas", type=int, default=2, help="service replicas, each with warm problems (default 2)")
+    sv.add_argument(
+        "--replicas", type=int, default=2, help="ingress replicas, and as many solvers with warm problems (default 2)"
+    )
+    sv.add_argument(
+        "--ingress",
+        choices=("proxy", "haproxy"),
+        default="proxy",
+        help="Ray Serve's proxy actor (default; loopback only) or its HAProxy mode (needs haproxy; "
+        "several times the throughput; opens HAProxy's stats and metrics ports on every interface)",
+    )
     sv.add_argument("--tokens", help="the bearer tokens file (default WORKDIR/tokens; created with one if missing)")
     sv.add_argument("--market", help="market directory (default WORKDIR/market, the demo's); its last day is served")
     sv.add_argument("--runs", help="where the nightly runs' outputs are (default WORKDIR/out, the demo's)")
@@ -99,7 +109,7 @@ def _serve(
     import ray
 
     from cluster.coordinator import init_local_ray
-    from cluster.serve import ServeSettings, start, stop
+    from cluster.serve import ServeSettings, ingress_env, start, stop
     from ledger.connection import redact
     from solver.market import read_market
     from solver.snapshot import load_snapshot
@@ -110,11 +120,12 @@ def _serve(
     _, snap = load_snapshot(market_dir, market.dates[-1], args.factors)
     runs = Path(args.runs) if args.runs else work / "out"
     ledger = _Ledger(args)
-    with ledger:
+    with ledger, contextlib.ExitStack() as stack:
         settings = ServeSettings(
-            ledger.settings, str(tokens), str(runs), defaults, replicas=args.replicas, port=args.port
+            ledger.settings, str(tokens), str(runs), defaults, args.replicas, port=args.port, ingress=args.ingress
         )
         before = signal.getsignal(signal.SIGTERM)
+        env = stack.enter_context(ingress_env(args.ingress))
         undo = init_local_ray(os.cpu_count() or 1)
         try:
             signal.signal(signal.SIGTERM, before)  # ray.init installs its own
@@ -127,6 +138,12 @@ def _serve(
                 f"tokens {tokens}; Ctrl-C stops",
                 file=sys.stderr,
             )
+            if env:
+                print(
+                    f"taxview serve: ingress HAProxy; its stats page :{env['RAY_SERVE_HAPROXY_STATS_PORT']}/stats and "
+                    f"metrics :{env['RAY_SERVE_HAPROXY_METRICS_PORT']}/metrics listen on every interface",
+                    file=sys.stderr,
+                )
             if first is not None:
                 print(f"no tokens file: created {tokens} with a token for 'admin' (shown once):", file=sys.stderr)
                 print(first, flush=True)

@@ -87,6 +87,9 @@ class Service:
     cache: ProblemCache = field(default_factory=ProblemCache)
     runs_dir: Path | None = None
     call: Callable[[Callable[[], Any]], Any] = direct
+    # where proposals are solved: here (None), or another process's ``propose`` (``cluster.serve``'s
+    # solver replicas, so that a solve never holds up a wash-check in this process)
+    proposer: Callable[[str, Overrides], dict[str, Any]] | None = None
     # one solve at a time: the cache's compiled CLARABEL problems are not thread safe
     _solving: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -152,6 +155,8 @@ class Service:
         o = overrides or Overrides()
         snap = self.snap
         self._overridden(self.defaults, o)  # bad input refused before the ledger is read
+        if self.proposer is not None:
+            return self.proposer(account, o)
         household = self.household_of(account)
         for _ in range(READ_TRIES):  # one consistent read: the version did not move under it
             version = self._c(self.ledger.household_version, household)

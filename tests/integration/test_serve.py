@@ -1,23 +1,28 @@
 """The service on real Ray Serve (num_cpus=2, two replicas) over a real redis-server, through HTTP:
 auth, 404 and 422, a proposal and its commit, and two clients committing on one household at once
-(one wins, the other gets 409, nothing is lost: the loser proposes again and commits). One app for
-the module (Ray Serve is slow to start)."""
+(one wins, the other gets 409, nothing is lost: the loser proposes again and commits). Every test
+runs behind both ingresses: Ray Serve's proxy (two replicas) and its HAProxy mode (Debian's
+haproxy; one replica). One app per ingress for the module (Ray Serve is slow to start)."""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import datetime as dt
 import json
+import os
+import re
 from dataclasses import asdict
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
+import psutil
 import pyarrow as pa
 import pytest
 import ray
 
 from cluster.coordinator import _loopback_ray
-from cluster.serve import ServeSettings, start, stop
+from cluster.serve import INGRESSES, ServeSettings, ingress_env, start, stop
 from cluster.service.auth import create_token
 from cluster.summary import RunSummary
 from ledger.api import AccountInfo
@@ -30,8 +35,15 @@ from solver.snapshot import load_snapshot
 from taxview.core.records import Lot
 
 
-@pytest.fixture(scope="module")
-def app(redis_server, tmp_path_factory):
+@pytest.fixture(scope="module", params=INGRESSES)
+def app(request, redis_server, tmp_path_factory):
+    with ingress_env(request.param):
+        yield from _served(request.param, redis_server, tmp_path_factory)
+    if request.param == "haproxy":  # stopping the service stopped its haproxy
+        assert not [p for p in psutil.process_iter(["name"]) if p.info["name"] == "haproxy"]
+
+
+def _served(ingress, redis_server, tmp_path_factory):
     work = tmp_path_factory.mktemp("serve")
     market = synthesize(names=60, days=300, factors=8, seed=11)
     write_market(market, work / "market")
@@ -61,7 +73,14 @@ def app(redis_server, tmp_path_factory):
     undo = _loopback_ray()
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     port = free_port()
-    settings = ServeSettings(LedgerSettings(redis_server.url), str(work / "tokens"), str(work / "out"), port=port)
+    settings = ServeSettings(
+        LedgerSettings(redis_server.url),
+        str(work / "tokens"),
+        str(work / "out"),
+        replicas=2 if ingress == "proxy" else 1,  # two replicas shown once: Serve is slow to start on 2 cores
+        port=port,
+        ingress=ingress,
+    )
     try:
         start(settings, snap)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
@@ -100,6 +119,19 @@ def test_health_needs_no_token_and_everything_else_does(app):
         r = http.get("/v1/accounts/H1-T", headers=headers)
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     assert http.get("/v1/accounts/H1-T", headers=auth).status_code == 200
+
+
+def test_the_service_listens_on_loopback_only(app):
+    http, _, _, _ = app
+    port = http.base_url.port
+    listening = {(c.laddr.ip, c.laddr.port) for c in psutil.net_connections("tcp") if c.status == "LISTEN"}
+    assert ("127.0.0.1", port) in listening and not {a for a in listening if a[1] == port} - {("127.0.0.1", port)}
+    config = os.environ.get("RAY_SERVE_HAPROXY_CONFIG_FILE_LOC")
+    if config:  # HAProxy forwards to the replicas' own HTTP servers, on loopback
+        text = "".join(p.read_text() for p in Path(config).parent.glob("*/haproxy.cfg"))
+        replicas = re.findall(r"server SERVE_REPLICA\S* ([\d.]+):(\d+)", text)
+        assert replicas and all(ip == "127.0.0.1" for ip, _ in replicas)
+        assert all(("127.0.0.1", int(p)) in listening for _, p in replicas)
 
 
 def test_unknown_names_are_404_and_bad_input_422_naming_the_field(app):
