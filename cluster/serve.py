@@ -70,7 +70,7 @@ class ServeSettings:
     ledger_retry_s: float = 2.0  # a ledger call retried this long, then 503 (Retry-After)
     max_ongoing_requests: int = 32  # per ingress replica
     warm: bool = True  # solver replicas compile the day's problems before taking requests
-    solver_nice: int = 10  # solves yield the CPU to the ingress's answers
+    solver_nice: int = 4  # solver replicas this much nicer than the ingress's: solves yield the CPU
     ingress: str = "proxy"  # or "haproxy" (see the module's docstring)
 
 
@@ -88,18 +88,15 @@ def _service(settings: ServeSettings, snap: Snapshot, **kw: Any) -> Service:
     )
 
 
-def _renice(nice: int, threads: bool = True) -> None:
-    """Lower this process's CPU priority to ``nice``: on Linux a priority is a thread's, so every
-    thread it has now (``threads``), and the calling one (Serve may run a call on a thread made
-    later)."""
-    if nice <= 0:
-        return
+def _renice(nice: int) -> None:
+    """Lower this process's CPU priority to ``nice`` (at most 19): on Linux a priority is a
+    thread's, so every thread it has now and the calling one."""
+    nice = min(nice, 19)
     tids = {threading.get_native_id()}
-    if threads:
-        try:
-            tids |= {int(t) for t in os.listdir("/proc/self/task")}
-        except OSError:
-            pass
+    try:
+        tids |= {int(t) for t in os.listdir("/proc/self/task")}
+    except OSError:
+        pass
     for tid in tids:
         try:
             if os.getpriority(os.PRIO_PROCESS, tid) < nice:
@@ -113,7 +110,8 @@ class TaxviewSolver:
     """One solver replica: its own warm problems; proposals solved one at a time, niced."""
 
     def __init__(self, settings: ServeSettings, snapshot: list) -> None:
-        self.nice = settings.solver_nice
+        # below the ingress replicas (Ray starts its workers at nice 15 of its own)
+        self.nice = os.getpriority(os.PRIO_PROCESS, 0) + settings.solver_nice
         _renice(self.nice)
         self.service = _service(settings, ray.get(snapshot[0]))  # in a list: Serve hands it over as a reference
         if settings.warm:
@@ -122,7 +120,7 @@ class TaxviewSolver:
     def propose(self, account: str, overrides: Overrides) -> tuple[bool, Any]:
         """(True, the proposal) or (False, the error): an error travels as a value, its type and
         fields intact, and the ingress raises it as if the solve had been its own."""
-        _renice(self.nice, threads=False)
+        _renice(self.nice)  # threads Ray made since too
         try:
             return True, self.service.propose(account, overrides)
         except Exception as exc:  # noqa: BLE001 - handed back to the ingress, which answers it

@@ -134,6 +134,18 @@ def test_the_service_listens_on_loopback_only(app):
         assert all(("127.0.0.1", int(p)) in listening for _, p in replicas)
 
 
+def test_solves_run_at_a_lower_cpu_priority_than_the_answers(app):
+    http, auth, _, _ = app
+    assert http.post("/v1/accounts/H1-T/proposals", headers=auth, json={}).json()["status"] == "optimal"
+    nice: dict[str, set[int]] = {"TaxviewSolver": set(), "TaxviewService": set()}
+    for p in psutil.process_iter(["cmdline"]):
+        for name in nice:
+            if any(name in part for part in p.info["cmdline"] or ()):
+                nice[name] |= {psutil.Process(t.id).nice() for t in p.threads()}
+    assert nice["TaxviewSolver"] and nice["TaxviewService"]
+    assert min(nice["TaxviewSolver"]) >= max(nice["TaxviewService"]) + 4
+
+
 def test_unknown_names_are_404_and_bad_input_422_naming_the_field(app):
     http, auth, _, _ = app
     assert http.get("/v1/accounts/H9-T", headers=auth).status_code == 404
