@@ -1,7 +1,8 @@
 """The service's HTTP face: a FastAPI app over ``cluster.service.core.Service`` (no Ray here: Ray
 Serve runs it in ``cluster.serve``; tests run it in process).
 
-Every route but ``/healthz`` and ``/readyz`` needs a bearer token (``auth.Tokens``); a missing or
+Every route but ``/healthz``, ``/readyz``, the OpenAPI docs (``/docs``, on the vendored Swagger UI)
+and the static assets (``/static``, ``assets.py``) needs a bearer token (``auth.Tokens``); a missing or
 wrong one is 401 and logged without the token. Errors are JSON, never a traceback: bad input 422
 naming the field, an unknown account, household, proposal or run 404, a refused commit 409 with its
 code and reason, a ledger that does not answer 503 with ``Retry-After``, anything else 500 (logged).
@@ -18,13 +19,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.errors import CommitRejected, LedgerUnavailable
 from taxview.core.errors import InputError
 
+from .assets import PREFIX, static_files, swagger_page
 from .auth import Tokens
 from .core import NotFound, Overrides, Service
 
@@ -129,7 +131,15 @@ def make_app(get_service: Callable[[], Service], tokens: Tokens, console: bool =
         version="1",
         description="On-demand proposals, commits and household wash-sale checks over the tax-lot ledger "
         "(money as decimal strings of dollars, shares as decimal strings).",
+        docs_url=None,  # served below on the vendored Swagger UI (FastAPI's loads it from a CDN)
+        redoc_url=None,
     )
+    app.mount(PREFIX, static_files(), name="static")  # no token: public library code (assets.py)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return swagger_page(app.openapi_url or "/openapi.json", f"{app.title} · API")
+
     bearer = HTTPBearer(auto_error=False)
 
     def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:

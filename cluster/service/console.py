@@ -1,7 +1,9 @@
 """The web console at ``/console`` (issue 14): server-rendered HTML over the same ``Service`` as the
 API — the firm's last night, an account (holdings against the benchmark, lots, the household's
 wash-sale calendar, mandate, TE against budget, propose and commit), a household (a wash-check
-form). No JavaScript and no build step: the one chart is SVG drawn here.
+form). Plain HTML and no build step: the charts are drawn in the browser by the vendored Chart.js
+(``static/``, served by ``assets``) from JSON embedded in the page, each over a table that is the
+page without JavaScript.
 
 Sign-in takes an API token and keeps it in an HttpOnly, SameSite=Strict cookie scoped to
 ``/console`` (so another site cannot post a commit with it); every page checks it again.
@@ -23,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from ledger.errors import CommitRejected, LedgerUnavailable
 from taxview.core.errors import InputError
 
+from .assets import asset_url, json_for_script
 from .auth import Tokens
 from .core import NotFound, Overrides, Service
 
@@ -239,7 +242,13 @@ def _account(
         ("TE now / budget", f"<span class='{'bad' if over else 'good'}'>{_pct(te)}</span> / {_pct(budget)}"),
     ]
     parts = [f"<section>{_cards(cards)}{_te_bar(te, budget)}{_styles(v['style_exposures'])}</section>"]
-    if committed is not None:
+    if committed is not None and committed.get("empty"):
+        parts.append(
+            "<section class='ok'><h2>Committed</h2>"
+            f"<p>Proposal {e(committed['proposal_id'])} had no orders: nothing booked; household version "
+            f"{committed['ledger_version']} unchanged.</p></section>"
+        )
+    elif committed is not None:
         parts.append(
             "<section class='ok'><h2>Committed</h2>"
             f"<p>Proposal {e(committed['proposal_id'])} booked{_REPLAYED if committed['replayed'] else ''}: "
@@ -273,6 +282,8 @@ def _account(
     ]
     parts.append(
         f"<section><h2>Lots ({len(rows)}, largest losses first)</h2>"
+        + _gains_chart(v["lots"])
+        + "<h3>Lots</h3>"
         + _table(
             ["lot", "name", "shares", "basis", "value", "unrealized", "term", "acquired", "long-term from"], rows, "num"
         )
@@ -285,7 +296,7 @@ def _account(
         + f"<p class='muted'>Rates: short-term {_pct(v['rates']['short'])}, long-term {_pct(v['rates']['long'])}; "
         f"TE budget {_pct(budget)}.</p></section>"
     )
-    return _page(f"account {account}", "".join(parts))
+    return _page(f"account {account}", "".join(parts), charts=True)
 
 
 def _propose_form(account: str, asked: Mapping[str, str], budget: float) -> str:
@@ -436,34 +447,54 @@ def _styles(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _weights_chart(holdings: Sequence[Mapping[str, Any]], top: int = 20) -> str:
-    """Horizontal bars: the account's weight against the benchmark's for the largest names."""
+    """The account's weight against the benchmark's for the largest names (fractions of value)."""
     rows = sorted(holdings, key=lambda h: -max(h["weight"], h["benchmark"]))[:top]
     if not rows:
         return "<p class='muted'>No holdings.</p>"
-    peak = max(max(h["weight"], h["benchmark"]) for h in rows) or 1.0
-    width, label, bar_h, gap = 760, 90, 8, 6
-    height = len(rows) * (2 * bar_h + gap) + 30
-    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img">']
-    out.append(
-        f'<rect x="{label}" y="4" width="10" height="8" class="acct"/>'
-        f'<text x="{label + 14}" y="12">account</text>'
-        f'<rect x="{label + 90}" y="4" width="10" height="8" class="bench"/>'
-        f'<text x="{label + 104}" y="12">benchmark</text>'
+    data = {
+        "symbols": [h["symbol"] for h in rows],
+        "account": [round(h["weight"], 6) for h in rows],
+        "benchmark": [round(h["benchmark"], 6) for h in rows],
+    }
+    table = [
+        [e(h["symbol"]), _pct(h["weight"]), _pct(h["benchmark"]), f"{(h['weight'] - h['benchmark']) * 100:+.2f} pp"]
+        for h in rows
+    ]
+    title = f"the {len(rows)} largest names: account and benchmark weights"
+    return _chart(
+        "weights", data, len(rows) * 22 + 50, title, _table(["name", "account", "benchmark", "active"], table, "num")
     )
-    scale = (width - label - 120) / peak
-    for k, h in enumerate(rows):
-        y = 24 + k * (2 * bar_h + gap)
-        out.append(f'<text x="{label - 6}" y="{y + bar_h + 3}" text-anchor="end">{e(h["symbol"])}</text>')
-        out.append(f'<rect x="{label}" y="{y}" width="{h["weight"] * scale:.1f}" height="{bar_h}" class="acct"/>')
-        out.append(
-            f'<rect x="{label}" y="{y + bar_h}" width="{h["benchmark"] * scale:.1f}" height="{bar_h}" class="bench"/>'
-        )
-        out.append(
-            f'<text x="{label + max(h["weight"], h["benchmark"]) * scale + 4:.1f}" y="{y + bar_h + 3}" class="small">'
-            f"{h['weight']:.2%} / {h['benchmark']:.2%}</text>"
-        )
-    out.append("</svg>")
-    return "".join(out)
+
+
+def _gains_chart(lots: Sequence[Mapping[str, Any]], top: int = 20) -> str:
+    """Unrealized gain (loss) by name, dollars, the largest in size; nothing when no lot is priced."""
+    by_name: dict[str, Decimal] = {}
+    count: dict[str, int] = {}
+    for x in lots:
+        if x["unrealized"]:
+            by_name[x["symbol"]] = by_name.get(x["symbol"], Decimal(0)) + Decimal(str(x["unrealized"]))
+            count[x["symbol"]] = count.get(x["symbol"], 0) + 1
+    rows = sorted(by_name.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:top]
+    if not rows:
+        return ""
+    rows.sort(key=lambda kv: kv[1])  # losses first
+    data = {"symbols": [s for s, _ in rows], "gain": [float(g) for _, g in rows]}
+    table = [[e(s), _signed(g), str(count[s])] for s, g in rows]
+    title = f"the {len(rows)} largest unrealized gains and losses by name"
+    return "<h3>Unrealized gain and loss by name</h3>" + _chart(
+        "gains", data, len(rows) * 18 + 40, title, _table(["name", "unrealized", "lots"], table, "num")
+    )
+
+
+def _chart(kind: str, data: Mapping[str, Any], height: int, title: str, table: str) -> str:
+    """A chart ``static/console.js`` draws from ``data`` (JSON in the page, escaped), over ``table``:
+    what the page shows without JavaScript (folded away once the chart is drawn)."""
+    return (
+        f'<figure class="jschart" data-chart="{e(kind)}">'
+        f'<div class="box" style="height:{height}px"><canvas role="img" aria-label="{e(title)}"></canvas></div>'
+        f'<script type="application/json">{json_for_script(data)}</script>'
+        f"<details open><summary>as a table</summary>{table}</details></figure>"
+    )
 
 
 def _te_bar(te: float | None, budget: float) -> str:
@@ -530,11 +561,18 @@ def _link_household(h: str) -> str:
     return f"<a href='/console/households/{quote(h)}'>{e(h)}</a>"
 
 
-def _page(title: str, body: str, back: bool = False) -> str:
+def _page(title: str, body: str, back: bool = False, charts: bool = False) -> str:
     nav = "<a href='javascript:history.back()'>back</a> · " if back else ""
+    scripts = (
+        f'<script src="{asset_url("chartjs/chart.umd.min.js")}" defer></script>'
+        f'<script src="{asset_url("console.js")}" defer></script>'
+        if charts
+        else ""
+    )
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>taxview · {e(title)}</title>
-<style>{_CSS}</style></head><body><header><a class="brand" href="/console">taxview</a>
+<link rel="icon" href="data:,"><style>{_CSS}</style>{scripts}</head>
+<body><header><a class="brand" href="/console">taxview</a>
 <span class="title">{e(title)}</span><nav>{nav}<a href="/console">firm</a> · <a href="/docs">API</a>
 <form method="post" action="/console/logout" class="logout"><button>sign out</button></form></nav></header>
 <main>{body}</main></body></html>"""
@@ -568,8 +606,10 @@ button{font:inherit;padding:6px 14px;border-radius:5px;border:1px solid var(--ac
 color:#fff;cursor:pointer}#commit{background:var(--good);border-color:var(--good);margin-top:10px}
 .error{color:var(--bad);font-weight:600}.ok{border-color:#bfe0cc;background:#f3fbf6}
 .warn{border-color:#f0d2cf;background:#fdf5f4}.proposal{border-color:#c8d9ec}
-.verdict{font-size:16px;font-weight:600}.chart text{font-size:11px;fill:var(--ink)}.chart .small{fill:var(--muted)}
-.chart .acct{fill:var(--acct)}.chart .bench{fill:var(--bench)}
+.verdict{font-size:16px;font-weight:600}h3{font-size:13px;margin:14px 0 6px;color:var(--muted)}
+figure.jschart{margin:0}.jschart .box{display:none;position:relative;max-width:900px}.jschart.drawn .box{display:block}
+.jschart details{margin-top:6px}.jschart summary{cursor:pointer;color:var(--muted);font-size:12px}
+.jschart details table{max-width:620px}
 .tebar{position:relative;height:8px;background:#eef1f4;border-radius:4px;margin-top:12px;max-width:520px}
 .tebar .fill{height:8px;border-radius:4px}.tebar .fill.good{background:#4c9a6e}.tebar .fill.bad{background:#c0504a}
 .tebar .mark{position:absolute;top:-3px;width:2px;height:14px;background:var(--ink)}

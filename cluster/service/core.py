@@ -46,7 +46,7 @@ from taxview.core.orders import orders_of
 from taxview.core.records import Lot, Restrictions, Trade
 from taxview.core.tax import add_one_year, term_of
 
-from .proposals import MemoryProposals, ProposalBook, new_proposal_id
+from .proposals import MemoryProposals, ProposalBook, new_proposal_id, nothing_to_book
 from .washcheck import Intended, dollars, household_engine, wash_check
 
 T = TypeVar("T")
@@ -326,12 +326,17 @@ class Service:
 
     def commit(self, proposal_id: str) -> dict[str, Any]:
         """Book proposal ``proposal_id`` if its household has not changed since (``CHANGED``
-        otherwise: propose again); a repeat returns what was booked (``replayed``)."""
+        otherwise: propose again); a repeat returns what was booked (``replayed``). A proposal with
+        no orders books nothing and leaves the version alone (``empty``)."""
         if not is_id(proposal_id):
             raise InputError("proposal_id", f"{proposal_id!r} is not a proposal id")
         doc = self._c(self.proposals.get, proposal_id)
         if doc is None:
             raise NotFound("proposal", proposal_id)
+        if not doc["trades"]:  # nothing to book: no write, the version stays (other proposals stay valid)
+            version = self._c(self.ledger.household_version, doc["household"])
+            cash = dollars(self._c(self.ledger.account, doc["account"]).cash_cents)
+            return nothing_to_book(proposal_id, doc, version, cash)
         trades = [Trade(s, side, Decimal(q), Decimal(p), lot) for s, side, q, p, lot in doc["trades"]]
         date = dt.date.fromisoformat(doc["date"])
         done = self._c(
@@ -350,6 +355,7 @@ class Service:
             "household": doc["household"],
             "date": doc["date"],
             "replayed": done.replayed,
+            "empty": False,
             "proposed_on_version": doc["version"],
             "ledger_version": self._c(self.ledger.household_version, doc["household"]),
             "sales": [

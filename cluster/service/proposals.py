@@ -59,3 +59,23 @@ class RedisProposals:
     def get(self, proposal_id: str) -> dict[str, Any] | None:
         raw = self.r.get(f"{self.prefix}:proposal:{proposal_id}")
         return None if raw is None else json.loads(raw)
+
+
+def nothing_to_book(proposal_id: str, doc: dict[str, Any], version: int, cash: str) -> dict[str, Any]:
+    """The commit of a proposal with no orders: a success that writes nothing, so the household's
+    version stays ``version`` (now) and its other pending proposals remain committable (booking an
+    empty commit would bump the version and make them 409 for nothing). ``cash``: dollars now."""
+    return {
+        "proposal_id": proposal_id,
+        "account": doc["account"],
+        "household": doc["household"],
+        "date": doc["date"],
+        "replayed": False,
+        "empty": True,
+        "detail": "the proposal has no orders: nothing booked, the household's version is unchanged",
+        "proposed_on_version": doc["version"],
+        "ledger_version": version,
+        "sales": [],
+        "new_lots": [],
+        "cash": cash,
+    }

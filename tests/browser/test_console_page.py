@@ -2,7 +2,9 @@
 (uvicorn in a thread, the Redis ledger on the suite's redis-server; Ray Serve itself is exercised
 by tests/integration/test_serve.py). Sign in with a token, open the firm page (a reason carrying
 markup stays text), open an account, propose, commit and see the ledger change, wash-check a
-purchase in the household. The account page with its proposal is saved as docs/console.png."""
+purchase in the household. The account's charts are drawn by the vendored Chart.js (canvases of
+real size with marks on them, no console errors, nothing loaded from outside the app). The account
+page with its charts is saved as docs/console.png, with its proposal as docs/console-proposal.png."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -28,11 +32,34 @@ from ledger.server import free_port
 from ledger.store import LedgerStore
 from solver.problem import ProblemCache
 from taxview.core.records import Lot
-from tests.browser.test_morning_report_page import WIDTH, browser  # noqa: F401
+from tests.browser.test_morning_report_page import WIDTH, _binary
 from tests.integration.test_serve import lots_table
 from tests.morning_fixture import write_run_dir
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
+SCREENSHOT_PROPOSAL = SCREENSHOT.with_name("console-proposal.png")
+# per chart: (labels, datasets, points drawn, non-blank pixels of its canvas)
+_DRAWN = """return Array.from(document.querySelectorAll('figure.jschart canvas')).map(function (c) {
+  var chart = Chart.getChart(c), px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, ink = 0;
+  for (var i = 3; i < px.length; i += 4) if (px[i] > 0) ink++;
+  return [chart.data.labels.length, chart.data.datasets.length, chart.getDatasetMeta(0).data.length, ink];
+});"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium that keeps the page's console messages (``get_log("browser")``)."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = _binary("/usr/bin/chromium", "chromium")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"):
+        options.add_argument(arg)
+    options.add_argument(f"--window-size={WIDTH},900")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # the driver named explicitly: Selenium Manager never downloads one
+    driver = webdriver.Chrome(options=options, service=DriverService(_binary("/usr/bin/chromedriver", "chromedriver")))
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +112,32 @@ def _text(driver, css: str) -> str:
     return driver.find_element(By.CSS_SELECTOR, css).text
 
 
-def test_sign_in_propose_commit_and_wash_check_in_a_browser(browser, site):  # noqa: F811
+def _errors(driver) -> list[str]:
+    """The page's console errors since the last call (JavaScript errors, failed loads)."""
+    return [m["message"] for m in driver.get_log("browser") if m["level"] == "SEVERE"]
+
+
+def _check_charts(driver, url: str) -> None:
+    """The account page's charts drawn by Chart.js, their tables folded away, nothing from outside."""
+    _wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "figure.jschart.drawn")) == 2)
+    _wait(driver, lambda d: all(row[3] > 0 for row in d.execute_script(_DRAWN)))
+    figures = driver.find_elements(By.CSS_SELECTOR, "figure.jschart")
+    assert [f.get_attribute("data-chart") for f in figures] == ["weights", "gains"]
+    drawn = driver.execute_script(_DRAWN)
+    assert [datasets for _, datasets, _, _ in drawn] == [2, 1]  # account and benchmark; unrealized
+    for figure, (labels, _, points, ink) in zip(figures, drawn):
+        canvas = figure.find_element(By.TAG_NAME, "canvas")
+        assert canvas.size["width"] > 400 and canvas.size["height"] > 200
+        rows = figure.find_elements(By.CSS_SELECTOR, "details tbody tr")  # the page without JavaScript
+        assert labels == points == len(rows) > 0 and ink > 1000
+        assert figure.find_element(By.TAG_NAME, "details").get_attribute("open") is None
+    loaded = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any("/static/chartjs/chart.umd.min.js" in name for name in loaded)
+    assert all(name.startswith(url + "/") for name in loaded), loaded
+    assert _errors(driver) == []
+
+
+def test_sign_in_propose_commit_and_wash_check_in_a_browser(browser, site):
     url, token, store = site
     browser.set_window_size(WIDTH, 900)
     browser.get(url + "/console")
@@ -96,6 +148,7 @@ def test_sign_in_propose_commit_and_wash_check_in_a_browser(browser, site):  # n
     browser.find_element(By.ID, "token").send_keys(token)
     browser.find_element(By.ID, "signin").click()
     _wait(browser, EC.url_to_be(url + "/console"))
+    _errors(browser)  # the 401 of the wrong token above is logged as a failed load: drained here
 
     # the firm: last night's totals, its failure (its markup shown as text), the account over budget
     assert browser.current_url.endswith("/console")
@@ -108,22 +161,27 @@ def test_sign_in_propose_commit_and_wash_check_in_a_browser(browser, site):  # n
 
     # the account: holdings against the benchmark, lots, mandate, TE against budget
     assert browser.title == "taxview · account H1-T"
-    assert browser.find_elements(By.CSS_SELECTOR, "svg.chart rect.bench")
+    _check_charts(browser, url)
     lots = browser.find_elements(By.XPATH, "//h2[starts-with(., 'Lots')]/following-sibling::table//tbody/tr")
     assert len(lots) == len(store.lots("H1-T"))
     assert "exclude_symbols" in _text(browser, "main") and "3.00%" in _text(browser, ".cards")
+    lots_heading = browser.find_element(By.XPATH, "//h3[.='Lots']")  # the charts end above it
+    browser.set_window_size(WIDTH, lots_heading.location["y"] + 260)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(SCREENSHOT))
+    browser.set_window_size(WIDTH, 900)
     cash_before = store.account("H1-T").cash_cents
 
     browser.find_element(By.NAME, "cash_to_raise").send_keys("20000")
     browser.find_element(By.ID, "propose").click()
     proposal = _wait(browser, EC.presence_of_element_located((By.ID, "proposal")))
+    _check_charts(browser, url)
     tickets = proposal.find_elements(By.CSS_SELECTOR, "tbody tr")
     assert tickets and "Proposal p-" in proposal.text and "tax effect" in proposal.text
     sold = {r.find_elements(By.TAG_NAME, "td")[0].text for r in tickets if "sell" in r.text}
     assert store.account("H1-T").cash_cents == cash_before  # nothing written yet
     browser.set_window_size(WIDTH, 1500)  # the account, the form and the proposal's first tickets
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    assert browser.save_screenshot(str(SCREENSHOT))
+    assert browser.save_screenshot(str(SCREENSHOT_PROPOSAL))
     browser.set_window_size(WIDTH, 900)
 
     browser.find_element(By.ID, "commit").click()

@@ -111,10 +111,13 @@ def test_health_needs_no_token_and_everything_else_does(app):
     http, auth, _, _ = app
     assert http.get("/healthz").json() == {"ok": True}
     assert http.get("/readyz").json()["ready"] is True
-    assert (
-        http.get("/docs").status_code == 200
-        and "/v1/accounts/{account}/proposals" in http.get("/openapi.json").json()["paths"]
-    )
+    assert "/v1/accounts/{account}/proposals" in http.get("/openapi.json").json()["paths"]
+    docs = http.get("/docs")  # Swagger UI from the app's /static (no CDN), through Ray Serve too
+    scripts = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert docs.status_code == 200 and scripts and all(u.startswith("/static/") for u in scripts)
+    for url in scripts:
+        r = http.get(url)
+        assert r.status_code == 200 and r.headers["cache-control"] == "public, max-age=31536000, immutable"
     for headers in ({}, {"Authorization": "Bearer tv_wrong"}, {"Authorization": "Basic abc"}):
         r = http.get("/v1/accounts/H1-T", headers=headers)
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"

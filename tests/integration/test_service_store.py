@@ -91,6 +91,30 @@ def test_a_commit_after_any_write_to_the_household_is_changed_and_writes_nothing
     assert store.committed("H1-B", f"proposal:{p['proposal_id']}") is None
 
 
+def test_committing_a_proposal_with_no_orders_writes_nothing_and_keeps_other_proposals_valid(both):
+    svc, _, _ = both
+    store = svc.ledger
+    for _ in range(4):  # the account rebalanced until the solver has nothing left to trade
+        empty = svc.propose("H1-A")
+        if not empty["orders"]:
+            break
+        svc.commit(empty["proposal_id"])
+    assert empty["proposal_id"] and empty["orders"] == []
+    pending = svc.propose("H1-B")  # another proposal of the household, at the same version
+    assert pending["orders"] and pending["ledger_version"] == empty["ledger_version"]
+    before = (store.household_version("H1"), store.lots("H1-A"), store.account("H1-A").cash_cents)
+    for _ in range(2):  # a repeat is the same no-op
+        done = svc.commit(empty["proposal_id"])
+        assert done["empty"] is True and done["replayed"] is False and "nothing booked" in done["detail"]
+        assert (done["sales"], done["new_lots"], done["ledger_version"]) == ([], [], before[0])
+        assert done["cash"] == empty["cash_after"]
+    assert (store.household_version("H1"), store.lots("H1-A"), store.account("H1-A").cash_cents) == before
+    assert store.committed("H1-A", f"proposal:{empty['proposal_id']}") is None
+    booked = svc.commit(pending["proposal_id"])  # not CHANGED: the empty commit moved nothing
+    assert booked["empty"] is False and (booked["sales"] or booked["new_lots"])
+    assert booked["ledger_version"] == store.household_version("H1") == before[0] + 1
+
+
 def test_eight_clients_commit_at_once_one_is_booked(both):
     svc, _, _ = both
     store = svc.ledger

@@ -1,5 +1,6 @@
-"""The distribution works outside the checkout: the wheel carries its Lua scripts and vendored
-data, and an installed ``taxview`` runs a real-data backtest from them."""
+"""The distribution works outside the checkout: the wheel carries its Lua scripts, vendored data and
+the service's browser assets, and an installed ``taxview`` runs a real-data backtest from them and
+finds the assets the console and ``/docs`` serve."""
 
 from __future__ import annotations
 
@@ -35,6 +36,16 @@ def test_the_wheel_carries_its_data_and_runs_a_backtest_from_a_fresh_venv(tmp_pa
         "taxview/data/sp500_index.csv.gz",
         "ledger/lua/commit.lua",
         "taxview/morning/page.py",
+        # the service's browser assets (served at /static: no CDN)
+        "cluster/service/static/README.md",
+        "cluster/service/static/console.js",
+        "cluster/service/static/chartjs/chart.umd.min.js",
+        "cluster/service/static/chartjs/LICENSE.md",
+        "cluster/service/static/swagger-ui/swagger-ui-bundle.js",
+        "cluster/service/static/swagger-ui/swagger-ui.css",
+        "cluster/service/static/swagger-ui/favicon-32x32.png",
+        "cluster/service/static/swagger-ui/LICENSE",
+        "cluster/service/static/swagger-ui/NOTICE",
     } <= names
     # a fresh venv: the wheel installed in it, the dependencies seen through a path file (the
     # project venv's site-packages, whose editable hook for the checkout is not run from there)
@@ -57,6 +68,16 @@ def test_the_wheel_carries_its_data_and_runs_a_backtest_from_a_fresh_venv(tmp_pa
         [python, "-c", "import cluster; print(cluster.__file__)"], text=True, cwd=tmp_path, env=env
     )
     assert str(ROOT) not in where  # the installed copy, not the checkout
+    urls = subprocess.check_output(  # the installed app's asset URLs: files there, hashed
+        [python, "-c", "from cluster.service.assets import asset_url as u; "
+         "print(u('chartjs/chart.umd.min.js'), u('swagger-ui/swagger-ui-bundle.js'), u('console.js'))"],
+        text=True, cwd=tmp_path, env=env,
+    ).split()  # fmt: skip
+    assert [u.split("?v=")[0] for u in urls] == [
+        "/static/chartjs/chart.umd.min.js",
+        "/static/swagger-ui/swagger-ui-bundle.js",
+        "/static/console.js",
+    ]
     out = tmp_path / "bt"
     subprocess.run(
         [env_dir / "bin" / "taxview", "backtest", "--data", "sp500-20", "--start", "2022-12-01", "--end", "2022-12-28",

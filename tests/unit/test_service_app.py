@@ -1,22 +1,27 @@
 """The service's HTTP face in process (FastAPI's TestClient, the in-memory ledger; no Ray): tokens
 (created once, stored hashed, 401 without one and logged without it), errors as JSON (422 naming
 the field, 404, 409 with the reason, 503 with Retry-After when the ledger is down, never a
-traceback), and the console's pages behind its sign-in."""
+traceback), the console's pages behind its sign-in, and no page loading anything from outside the app
+(the charting library and Swagger UI are vendored under ``/static``)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
+import re
 import stat
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
 from cluster.service.app import make_app
+from cluster.service.assets import CACHE_CONTROL, STATIC_DIR, json_for_script
 from cluster.service.auth import Tokens, create_token, read_tokens
 from cluster.service.core import Service
 from ledger.api import AccountInfo
@@ -131,7 +136,8 @@ def test_console_needs_sign_in_then_shows_the_firm_account_and_household(env):
     page = client.get("/console").text
     assert "H1-T" in page and "Households" in page
     page = client.get("/console/accounts/H1-T").text
-    assert "Holdings against the benchmark" in page and "<svg" in page and "Lots (" in page
+    assert "Holdings against the benchmark" in page and 'data-chart="weights"' in page and "Lots (" in page
+    assert page.count("<details open><summary>as a table</summary>") == 2  # the charts without JavaScript
     page = client.post("/console/accounts/H1-T/propose", data={"cash_to_raise": "1000"}).text
     assert "Proposal p-" in page and "Commit these trades" in page
     page = client.post(
@@ -251,3 +257,93 @@ def test_cli_serve_that_cannot_start_exits_clearly_and_leaves_nothing_behind(tmp
     assert main(["serve", "--workdir", str(tmp_path), "--port", str(free_port()), "--redis", redis_url]) == 1
     assert "cannot reach Redis" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["market"]
+
+
+class _Refs(HTMLParser):
+    """What a page makes the browser load: scripts, styles, icons, images, frames."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag in ("script", "img", "iframe") and a.get("src"):
+            self.refs.append(a["src"])
+        if tag == "link" and a.get("href"):
+            self.refs.append(a["href"])
+
+
+def _refs(page: str) -> list[str]:
+    parser = _Refs()
+    parser.feed(page)
+    return parser.refs + re.findall(r"""(?:url|css_url|js_url)\s*[:(=]\s*['"]([^'"]+)""", page)
+
+
+def test_docs_and_every_console_page_load_only_the_apps_own_files_cached_for_a_year(env):
+    client, _, token, _, _ = env
+    pages = {"/docs": client.get("/docs"), "/console/login": client.get("/console/login")}
+    client.post("/console/login", data={"token": token})
+    pages["/console"] = client.get("/console")
+    pages["account"] = client.get("/console/accounts/H1-T")
+    pages["proposal"] = client.post("/console/accounts/H1-T/propose", data={"cash_to_raise": "1000"})
+    pages["household"] = client.get("/console/households/H1")
+    pages["wash-check"] = client.post(
+        "/console/households/H1/wash-check", data={"account": "H1-I", "side": "buy", "symbol": "NOPE", "quantity": "1"}
+    )
+    pages["error"] = client.get("/console/accounts/H9-Z")
+    client.cookies.clear()
+    assets = set()
+    for name, r in pages.items():
+        assert r.headers["content-type"].startswith("text/html"), name
+        assert "cdn." not in r.text and "unpkg" not in r.text, name
+        for ref in _refs(r.text):
+            if ref != "data:,":  # the console's empty favicon (no request)
+                assert ref.startswith("/") and not ref.startswith("//"), (name, ref)  # the app's own, never a CDN
+                assets.add(ref)
+    assert {a.split("?")[0] for a in assets} >= {
+        "/static/swagger-ui/swagger-ui-bundle.js",
+        "/static/swagger-ui/swagger-ui.css",
+        "/static/chartjs/chart.umd.min.js",
+        "/static/console.js",
+    }
+    assert "/openapi.json" in pages["/docs"].text and client.get("/redoc").status_code == 404
+    for url in assets - {"/openapi.json"}:
+        r = client.get(url)  # no token, no cookie: public library code
+        path = url.split("?")[0].removeprefix("/static/")
+        assert r.status_code == 200 and r.content == (STATIC_DIR / path).read_bytes(), url
+        assert r.headers["cache-control"] == CACHE_CONTROL and "?v=" in url  # a new file is a new URL
+        assert url.endswith(hashlib.sha256(r.content).hexdigest()[:12])
+
+
+def test_vendored_assets_are_the_files_their_readme_names():
+    table = re.findall(r"^\| `([^`]+)` \|.*\| `([0-9a-f]{64})` \|$", (STATIC_DIR / "README.md").read_text(), re.M)
+    assert {name for name, _ in table} >= {"chartjs/chart.umd.min.js", "swagger-ui/swagger-ui-bundle.js"}
+    for name, digest in table:
+        assert hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest() == digest, name
+    assert "MIT License" in (STATIC_DIR / "chartjs" / "LICENSE.md").read_text()
+    assert "Apache License" in (STATIC_DIR / "swagger-ui" / "LICENSE").read_text()
+
+
+def test_chart_data_in_a_page_cannot_close_its_script_element():
+    value = {"symbols": ["</script><script>alert(1)</script>", "A&B", "<!--", "\u2028"], "weights": [0.5, 0.25]}
+    text = json_for_script(value)
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text) == value
+
+
+def test_the_console_commit_of_a_proposal_with_no_orders_books_nothing(env):
+    client, auth, token, _, led = env
+    for _ in range(4):  # the account rebalanced until the solver has nothing left to trade
+        p = client.post("/v1/accounts/H1-T/proposals", headers=auth).json()
+        if not p["orders"]:
+            break
+        assert client.post(f"/v1/proposals/{p['proposal_id']}/commit", headers=auth).status_code == 200
+    assert p["orders"] == [] and p["proposal_id"]
+    version = led.household_version("H1")
+    client.post("/console/login", data={"token": token})
+    page = client.post(f"/console/proposals/{p['proposal_id']}/commit").text
+    client.cookies.clear()
+    assert f"had no orders: nothing booked; household version {version} unchanged" in page
+    done = client.post(f"/v1/proposals/{p['proposal_id']}/commit", headers=auth).json()
+    assert done["empty"] is True and done["ledger_version"] == version == led.household_version("H1")
