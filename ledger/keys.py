@@ -149,7 +149,7 @@ class Keys:
         return f"{self.p}:actions:{self.tag(hh)}"  # hash corporate action id -> "digest|summary json"
 
     def sales(self, hh: str) -> str:
-        return f"{self.p}:sales:{self.tag(hh)}"  # hash sale_id -> sale json
+        return f"{self.p}:sales:{self.tag(hh)}"  # hash sale_id -> sale record (ledger/codec.py)
 
     def pending(self, hh: str) -> str:
         return f"{self.p}:pending:{self.tag(hh)}"  # set of sale ids still waiting for replacements

@@ -11,7 +11,7 @@
 -- ARGV[4] date (proleptic ordinal)  ARGV[5] account  ARGV[6] allow_wash (0|1)
 -- ARGV[7] checks json: [{"op":"sell","g":i,"lot":id,"qty":"10","key":k,"loss":true}, {"op":"buy","key":k}]
 --         ("sell_new": a sell of a lot bought earlier in this same commit: only its window is checked)
--- ARGV[8] writes json: {"set":[[g,id,enc]],"del":[[g,id]],"sales":[[id,json]],"pending_add":[..],
+-- ARGV[8] writes json: {"set":[[g,id,enc]],"del":[[g,id]],"sales":[[id,record]],"pending_add":[..],
 --                       "pending_del":[..],"win":[[key,buy_ord|false,loss_ord|false]],"seq":n,"sale_seq":n,
 --                       "groups":[keys], "ids":[[new lot id, [its dot-prefixes]]]}
 -- ARGV[9] journal entry json   ARGV[10] result json   ARGV[11] date ISO
