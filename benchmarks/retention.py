@@ -14,7 +14,7 @@ verbatim copy of every lot (the entry before issue 16).
 
 Reports both series, night N against night 2 (the target: within 5% with compaction), bytes per
 open lot after the last night, Redis growth per account-night with and without compaction, and
-Redis memory by key family (MEMORY USAGE summed per family, after nights 1, 2 and the last; every
+Redis memory by key kind (MEMORY USAGE summed per kind, after nights 1, 2 and the last; every
 night with --breakdown-every) with its growth from night 2 to the last night.
 """
 
@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 from _common import emit  # benchmarks/ is on sys.path when a script here runs
+from capacity import memory_by_kind
 
 from cluster.coordinator import rebalance
 from cluster.settings import RunSettings
@@ -75,34 +76,17 @@ def counts(store: LedgerStore) -> dict[str, int]:
     return out
 
 
-def family(key: bytes) -> str:
-    """A key's family: its kind after the prefix (``tv:sales:{hh:1}`` -> ``sales``)."""
-    parts = key.decode().split(":")
-    return parts[1] if len(parts) > 1 else parts[0]
-
-
 def breakdown(store: LedgerStore) -> dict:
-    """Redis memory by key family (MEMORY USAGE, exact, summed over the family's keys; bytes),
-    with key counts and the cash-flow bookkeeping fields of the account hashes."""
-    r = store.r
-    keys = list(r.scan_iter(count=10_000))
-    pipe = r.pipeline(transaction=False)
-    for key in keys:
-        pipe.memory_usage(key, samples=0)
-    sizes = pipe.execute()
-    out: dict[str, dict[str, int]] = {}
-    for key, size in zip(keys, sizes):
-        f = out.setdefault(family(key), {"bytes": 0, "keys": 0})
-        f["bytes"] += size or 0
-        f["keys"] += 1
-    pipe = r.pipeline(transaction=False)
-    accounts = [key for key in keys if family(key) == "acct"]
-    for key in accounts:
+    """Redis memory by key kind (``capacity.memory_by_kind``: MEMORY USAGE of every key, bytes),
+    and how many cash-flow bookkeeping fields (``applied:``, ``flowed:``) the account hashes hold."""
+    out: dict = memory_by_kind(store.r)
+    pipe = store.r.pipeline(transaction=False)
+    for key in store.r.scan_iter(match=f"{store.k.p}:acct:*", count=1000):
         pipe.hkeys(key)
     fields = [x for names in pipe.execute() for x in names]
-    out["acct"]["applied_fields"] = sum(x.startswith(b"applied:") for x in fields)
-    out["acct"]["flowed_fields"] = sum(x.startswith(b"flowed:") for x in fields)
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]["bytes"]))
+    out["acct_applied_fields"] = sum(x.startswith(b"applied:") for x in fields)
+    out["acct_flowed_fields"] = sum(x.startswith(b"flowed:") for x in fields)
+    return out
 
 
 def write_firm(fdir: Path, market, t: int, accounts: int, seed: int) -> None:
@@ -206,7 +190,7 @@ def main() -> None:
     ap.add_argument("--names", type=int, default=500)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--series", default="off,on", help="which series to run: off,on (default) or on")
-    ap.add_argument("--breakdown-every", action="store_true", help="memory by key family after every night")
+    ap.add_argument("--breakdown-every", action="store_true", help="memory by key kind after every night")
     ap.add_argument("--json")
     args = ap.parse_args()
     out: dict = {
@@ -251,9 +235,8 @@ def main() -> None:
             "night_20_over_night_2": round(mem[19] / mem[1], 4) if nights_n >= 20 else None,
             "peak_after_night_2_over_night_2": round(max(mem[1:]) / mem[1], 4) if nights_n >= 2 else None,
             "bytes_per_open_lot": round(mem[-1] / last["lots"], 1),
-            "breakdown_growth_bytes": {  # night 2 to the last night, by key family
-                f: last["breakdown"].get(f, {}).get("bytes", 0) - b["bytes"]
-                for f, b in out[name]["nights"][1]["breakdown"].items()
+            "breakdown_growth_bytes": {  # night 2 to the last night, by key kind
+                kind: last["breakdown"].get(kind, 0) - n for kind, n in out[name]["nights"][1]["breakdown"].items()
             }
             if nights_n >= 2
             else None,
