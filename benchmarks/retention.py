@@ -13,7 +13,9 @@ verbatim copy of every lot (the entry before issue 16).
     python benchmarks/retention.py [--accounts 200] [--nights 20] [--keep-days 1] [--series off,on] [--json FILE]
 
 Reports both series, night N against night 2 (the target: within 5% with compaction), bytes per
-open lot after the last night and Redis growth per account-night with and without compaction.
+open lot after the last night, Redis growth per account-night with and without compaction, and
+Redis memory by key kind (MEMORY USAGE summed per kind, after nights 1, 2 and the last; every
+night with --breakdown-every) with its growth from night 2 to the last night.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 from _common import emit  # benchmarks/ is on sys.path when a script here runs
+from capacity import memory_by_kind
 
 from cluster.coordinator import rebalance
 from cluster.settings import RunSettings
@@ -73,6 +76,19 @@ def counts(store: LedgerStore) -> dict[str, int]:
     return out
 
 
+def breakdown(store: LedgerStore) -> dict:
+    """Redis memory by key kind (``capacity.memory_by_kind``: MEMORY USAGE of every key, bytes),
+    and how many cash-flow bookkeeping fields (``applied:``, ``flowed:``) the account hashes hold."""
+    out: dict = memory_by_kind(store.r)
+    pipe = store.r.pipeline(transaction=False)
+    for key in store.r.scan_iter(match=f"{store.k.p}:acct:*", count=1000):
+        pipe.hkeys(key)
+    fields = [x for names in pipe.execute() for x in names]
+    out["acct_applied_fields"] = sum(x.startswith(b"applied:") for x in fields)
+    out["acct_flowed_fields"] = sum(x.startswith(b"flowed:") for x in fields)
+    return out
+
+
 def write_firm(fdir: Path, market, t: int, accounts: int, seed: int) -> None:
     """accounts.parquet and lots.parquet of the demo firm, as ``taxview demo`` writes them."""
     infos, lots = synth_firm(market, t, accounts, seed)
@@ -92,7 +108,9 @@ def write_firm(fdir: Path, market, t: int, accounts: int, seed: int) -> None:
     pq.write_table(lots.set_column(5, "acquired", acquired).drop_columns(["holding_start"]), fdir / "lots.parquet")
 
 
-def run_series(tmp: Path, mdir: Path, fdir: Path, dates: list[str], policy: RetentionPolicy | None, seed: int) -> dict:
+def run_series(
+    tmp: Path, mdir: Path, fdir: Path, dates: list[str], policy: RetentionPolicy | None, seed: int, every: bool
+) -> dict:
     """The firm imported into a fresh server, then one rebalance per date; the series of figures."""
     from taxview.core.money import value_cents
 
@@ -139,6 +157,8 @@ def run_series(tmp: Path, mdir: Path, fdir: Path, dates: list[str], policy: Rete
                 "used_memory_bytes": int(store.r.info("memory")["used_memory"]),
                 **counts(store),
             }
+            if k in (1, 2) or k == len(dates) or every:
+                row["breakdown"] = breakdown(store)
             nights.append(row)
             print(json.dumps({"series": name, **row}), flush=True)
         store.r.close()
@@ -170,6 +190,7 @@ def main() -> None:
     ap.add_argument("--names", type=int, default=500)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--series", default="off,on", help="which series to run: off,on (default) or on")
+    ap.add_argument("--breakdown-every", action="store_true", help="memory by key kind after every night")
     ap.add_argument("--json")
     args = ap.parse_args()
     out: dict = {
@@ -194,9 +215,9 @@ def main() -> None:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         try:
             if "off" in args.series.split(","):
-                out["off"] = run_series(tmp, tmp / "market", tmp / "firm", dates, None, args.seed)
+                out["off"] = run_series(tmp, tmp / "market", tmp / "firm", dates, None, args.seed, args.breakdown_every)
             policy = RetentionPolicy(args.keep_days, tmp / "archive")
-            out["on"] = run_series(tmp, tmp / "market", tmp / "firm", dates, policy, args.seed)
+            out["on"] = run_series(tmp, tmp / "market", tmp / "firm", dates, policy, args.seed, args.breakdown_every)
             files = sorted((tmp / "archive").glob("archive-*.parquet"))
             out["archive"] = {"files": len(files), "bytes": sum(f.stat().st_size for f in files)}
         finally:
@@ -214,6 +235,11 @@ def main() -> None:
             "night_20_over_night_2": round(mem[19] / mem[1], 4) if nights_n >= 20 else None,
             "peak_after_night_2_over_night_2": round(max(mem[1:]) / mem[1], 4) if nights_n >= 2 else None,
             "bytes_per_open_lot": round(mem[-1] / last["lots"], 1),
+            "breakdown_growth_bytes": {  # night 2 to the last night, by key kind
+                kind: last["breakdown"].get(kind, 0) - n for kind, n in out[name]["nights"][1]["breakdown"].items()
+            }
+            if nights_n >= 2
+            else None,
             "growth_bytes_per_account_night": round((mem[-1] - mem[1]) / (args.accounts * (nights_n - 2)), 1)
             if nights_n > 2
             else None,

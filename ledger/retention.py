@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .codec import decode_sale
+from .records import Sale
 from .windows import WINDOW_DAYS
 
 DEFAULT_KEEP_DAYS = 45  # more than the 30-day wash-sale window either side, with a margin
@@ -61,7 +63,7 @@ class JournalEntry:
 @dataclass(slots=True)
 class Cut:
     """What one household gives up: journal entries (a prefix), idempotency records (key ->
-    stored value), sales (id -> stored JSON) with their dates."""
+    stored value), sales (id -> stored record, ``ledger.codec``) with their dates."""
 
     household: str
     journal: list[JournalEntry] = field(default_factory=list)
@@ -94,24 +96,24 @@ def idempotency_cut(records: Mapping[str, str], before: dt.date) -> dict[str, tu
     return out
 
 
-def sale_candidates(sales: Mapping[str, str], pending: Set[str], before: dt.date) -> dict[str, dict]:
-    """Closed sales old enough to leave, before checking their replacement lots (decoded JSON)."""
+def sale_candidates(sales: Mapping[str, str], pending: Set[str], before: dt.date) -> dict[str, Sale]:
+    """Closed sales old enough to leave, before checking their replacement lots (decoded)."""
     out = {}
     limit = before.toordinal()
     for sale_id, text in sales.items():
         if sale_id in pending:
             continue
-        d = json.loads(text)
-        day = d["d"]
-        loss = d["r"] and d["p"] < d["b"]
+        s = decode_sale(text)
+        day = s.date.toordinal()
+        loss = s.recognized and s.proceeds_cents < s.basis_cents
         if day < limit and (not loss or day + WINDOW_DAYS < limit):
-            out[sale_id] = d
+            out[sale_id] = s
     return out
 
 
-def deferred_into(sale: Mapping) -> list[tuple[str, str]]:
+def deferred_into(sale: Sale) -> list[tuple[str, str]]:
     """(lot id, account) of the taxable replacement lots carrying a sale's disallowed loss."""
-    return [(lot_id, account) for lot_id, account, _, amount, permanent in sale["rep"] if amount and not permanent]
+    return [(x.lot_id, x.account) for x in sale.replacements if x.amount_cents and not x.permanent]
 
 
 def cut_household(
@@ -126,15 +128,15 @@ def cut_household(
     """What ``household`` gives up before ``before``; ``open_lots``: the ids of its open lots
     among those the candidate sales name (``deferred_into``)."""
     cut = Cut(household, journal_prefix(journal, before), idempotency_cut(idempotency, before))
-    for sale_id, d in sale_candidates(sales, pending, before).items():
-        if not any(lot_id in open_lots for lot_id, _ in deferred_into(d)):
-            cut.sales[sale_id] = (dt.date.fromordinal(d["d"]), sales[sale_id])
+    for sale_id, s in sale_candidates(sales, pending, before).items():
+        if not any(lot_id in open_lots for lot_id, _ in deferred_into(s)):
+            cut.sales[sale_id] = (s.date, sales[sale_id])
     return cut
 
 
-def replacement_lots(candidates: Iterable[Mapping]) -> set[str]:
+def replacement_lots(candidates: Iterable[Sale]) -> set[str]:
     """Every lot id the candidate sales' deferred losses went to (to look up: still open?)."""
-    return {lot_id for d in candidates for lot_id, _ in deferred_into(d)}
+    return {lot_id for s in candidates for lot_id, _ in deferred_into(s)}
 
 
 __all__ = [

@@ -36,7 +36,7 @@ from taxview.core.money import allocate_basis, cents_of
 from taxview.core.tax import term_of
 
 from .errors import LedgerInputError
-from .keys import dot_prefixes, id_free, made_lot_id, piece_order
+from .keys import dot_prefixes, id_free, made_lot_id, made_number, piece_order
 from .records import Account, OpenLot, Replacement, Sale, TradeIn
 from .validate import plain_trade, row_prefix, validate_trade
 from .windows import WINDOW_DAYS
@@ -67,7 +67,8 @@ class Household:
         self.changed_lots: set[str] = set()
         self.removed_lots: dict[str, str] = {}  # lot id -> symbol
         self.changed_sales: dict[str, Sale] = {}
-        self.new_ids: list[str] = []  # lot ids given to purchases since ``reset_changes``
+        self.new_ids: list[str] = []  # lot ids given to named purchases since ``reset_changes``
+        self.new_made: list[str] = []  # lot ids the household made since then (not in a registry)
 
     def key(self, symbol: str) -> str:
         return self.identical.get(symbol, symbol)
@@ -88,6 +89,7 @@ class Household:
         self.removed_lots.clear()
         self.changed_sales.clear()
         self.new_ids.clear()
+        self.new_made.clear()
 
     def clone(self, keys: Iterable[str] | None = None) -> Household:
         """An independent copy to plan on (``ledger.memory``). A trade changes only the open lots
@@ -116,13 +118,13 @@ class Household:
 
     def id_free(self, lot_id: str) -> bool:
         """May a new purchase of the household be called ``lot_id`` (``keys.id_free``)?"""
-        return id_free(self.ids, lot_id)
+        return id_free(self.ids, lot_id, purchases=self.seq)
 
-    def _register_id(self, lot_id: str) -> None:
+    def _register_id(self, lot_id: str, made: bool = False) -> None:
         self.ids[lot_id] = "1"
         for p in dot_prefixes(lot_id):
             self.ids.setdefault(p, "p")
-        self.new_ids.append(lot_id)
+        (self.new_made if made else self.new_ids).append(lot_id)
 
     def open_lot(
         self,
@@ -279,7 +281,12 @@ class Household:
             raise LedgerInputError(
                 "lot_id",
                 f"{row_prefix(t)}lot id {t.lot_id!r} is already used in household {self.household!r}: "
-                "a lot id names one purchase for good (leave it empty and the ledger makes one)",
+                "a lot id names one purchase for good (leave it empty and the ledger makes one)"
+                + (
+                    f"; ids of the form <account>-<yyyymmdd>-<n> are the ledger's up to its {self.seq} purchases"
+                    if any(made_number(p) is not None for p in (t.lot_id, *dot_prefixes(t.lot_id)))
+                    else ""
+                ),
             )
 
     def _lots_to_sell(self, t: TradeIn, taken: Mapping[str, Decimal]) -> list[tuple[OpenLot, Decimal]]:
@@ -402,9 +409,9 @@ class Household:
         lot_id = t.lot_id  # checked free by ``_check``
         while lot_id is None:  # a made id skips one a user already took
             lot_id = made_lot_id(t.account, t.date, seq)
-            if not self.id_free(lot_id):
+            if not id_free(self.ids, lot_id):
                 lot_id, seq = None, self._next_seq()
-        self._register_id(lot_id)
+        self._register_id(lot_id, made=t.lot_id is None)
         cost = cents_of(t.quantity, t.price)
         lot = OpenLot(lot_id, t.account, t.symbol, t.quantity, cost, t.date, t.date, f"p{seq}", t.quantity, seq)
         self._put(lot)

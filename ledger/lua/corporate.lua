@@ -6,7 +6,7 @@
 -- KEYS[7..] lot hashes of the action's identity keys (g below is 1-based into these)
 -- ARGV[1] action id  ARGV[2] action digest  ARGV[3] expected household version
 -- ARGV[4] date (proleptic ordinal)  ARGV[5] date ISO
--- ARGV[6] writes json {"set":[[g,id,enc]], "del":[[g,id]], "sales":[[id,json]], "groups":[keys],
+-- ARGV[6] writes json {"set":[[g,id,enc]], "del":[[g,id]], "sales":[[id,record]], "groups":[keys],
 --                      "win":[[key,"buy|loss"]], "win_del":[keys]}
 -- ARGV[7] journal entry json   ARGV[8] summary json (stored with the digest)
 -- Returns {"OK", summary} | {"REPLAY", stored summary} | {"ERR", code, message}

@@ -2,7 +2,7 @@
 -- KEYS[1] meta hash  KEYS[2] corporate actions hash  KEYS[3] pending set  KEYS[4] sales hash
 -- KEYS[5] windows hash  KEYS[6..] lot hashes of the action's identity keys
 -- ARGV[1] action id   ARGV[2..] the identity keys whose windows are read
--- Returns {meta (flat field/value list), the action's record or false, pending sale jsons,
+-- Returns {meta (flat field/value list), the action's record or false, pending sale records (ledger/codec.py),
 --          window values of ARGV[2..] (false: none), then per lot hash a flat id/encoded list}
 local out = {}
 out[1] = redis.call('HGETALL', KEYS[1])

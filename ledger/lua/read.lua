@@ -10,7 +10,7 @@
 --   was bought then (possible replacements for a loss sold now). Nothing else crosses the wire.
 -- ARGV[4] wash-sale window in days (ledger.windows.WINDOW_DAYS)
 -- Lots are read with LOT / lot_field, the prelude ledger/codec.py puts in front of this script.
--- Returns {meta (flat field/value list), members (flat account/type list), pending sale jsons,
+-- Returns {meta (flat field/value list), members (flat account/type list), pending sale records (ledger/codec.py),
 --          stored idempotent result or false, registry values of ARGV ids (false: free),
 --          then per lot hash a flat id/encoded list}
 local out = {}

@@ -1,16 +1,29 @@
-"""The one lot encoding (ledger.codec), the wash-sale window rule and the cents conversion, each
+"""The one lot and sale encoding (ledger.codec), the wash-sale window rule and the cents conversion, each
 with one home. No Redis: the Lua side of the codec is pinned in tests/integration/test_ledger_lua_codec.py."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
-from ledger.codec import HEAD_FIELDS, LOT, LOT_FIELDS, decode_lot, encode_lot, lot_field, lua_prelude
+from ledger.codec import (
+    HEAD_FIELDS,
+    LOT,
+    LOT_FIELDS,
+    REPLACEMENT_FIELDS,
+    SALE_FIELDS,
+    decode_lot,
+    decode_sale,
+    encode_lot,
+    encode_sale,
+    lot_field,
+    lua_prelude,
+)
 from ledger.files import lots_table
-from ledger.records import OpenLot
+from ledger.records import OpenLot, Replacement, Sale
 from ledger.windows import WINDOW_DAYS, restrictions_from_windows
 from taxview.core.money import cents_of, value_cents
 
@@ -109,3 +122,81 @@ def test_cents_of_is_exact_and_rounds_half_to_even(shares, price, cents):
 def test_value_cents_rounds_the_market_price_to_cents_first():
     assert value_cents(Decimal(3), 12.345) == cents_of(Decimal(3), Decimal("12.34"))  # 12.345 is 12.3449… in binary
     assert value_cents(Decimal("2.5"), 40.0) == 10000
+
+
+# --- sales: a "|" record, and the JSON of the first version still read ----------------------------
+
+SALE_SAMPLE = Sale(
+    "hh-1:17",
+    dt.date(2024, 3, 15),
+    "acct-7",
+    "BRK.B",
+    Decimal("12.5"),
+    150000,
+    180000,
+    "short",
+    "b.1",
+    "p42",
+    105,
+    True,
+    disallowed_cents=20000,
+    permanent_cents=4000,
+    replacements=[
+        Replacement("b.2", "acct-7", Decimal("10"), 20000, False),
+        Replacement("i.1", "ira-7", Decimal("2"), 4000, True),
+    ],
+    unmatched=Decimal("0.5"),
+    loss_left_cents=6000,
+)
+# how the first version stored it (ledger written before the record: must still read)
+SALE_JSON = (
+    '{"id":"hh-1:17","d":738960,"a":"acct-7","s":"BRK.B","q":"12.5","p":150000,"b":180000,"t":"short",'
+    '"l":"b.1","pid":"p42","h":105,"r":true,"dis":20000,"perm":4000,"rep":[["b.2","acct-7","10",20000,false],'
+    '["i.1","ira-7","2",4000,true]],"u":"0.5","left":6000}'
+)
+
+
+@pytest.mark.parametrize(
+    "sale",
+    [
+        SALE_SAMPLE,
+        replace(SALE_SAMPLE, replacements=[], term="long", recognized=False, purchase_id="b.1", unmatched=Decimal(0)),
+    ],
+)
+def test_a_sale_decodes_to_what_was_encoded(sale):
+    enc = encode_sale(sale)
+    assert decode_sale(enc) == sale
+    assert len(enc.split("|")) == len(SALE_FIELDS) + len(REPLACEMENT_FIELDS) * len(sale.replacements)
+
+
+def test_a_sale_stored_as_json_by_the_first_version_reads_the_same():
+    assert decode_sale(SALE_JSON) == SALE_SAMPLE
+    assert len(encode_sale(SALE_SAMPLE)) < len(SALE_JSON) / 2
+
+
+def test_a_sale_record_names_the_fields_in_order_and_elides_a_purchase_that_is_the_lot():
+    f = encode_sale(replace(SALE_SAMPLE, replacements=[], purchase_id="b.1")).split("|")
+    assert dict(zip(SALE_FIELDS, f)) == {
+        "sale_id": "hh-1:17",
+        "date": "738960",
+        "account": "acct-7",
+        "symbol": "BRK.B",
+        "quantity": "12.5",
+        "proceeds_cents": "150000",
+        "basis_cents": "180000",
+        "term": "s",
+        "lot_id": "b.1",
+        "purchase_id": "=",
+        "held_days": "105",
+        "recognized": "1",
+        "disallowed_cents": "20000",
+        "permanent_cents": "4000",
+        "unmatched": "0.5",
+        "loss_left_cents": "6000",
+    }
+
+
+@pytest.mark.parametrize("text", ["", "hh-1:17|738960", encode_sale(SALE_SAMPLE) + "|x"])
+def test_a_truncated_sale_record_is_refused(text):
+    with pytest.raises(ValueError, match="not a stored sale"):
+        decode_sale(text)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 
+from ledger.codec import encode_sale
+from ledger.records import Replacement, Sale
 from ledger.retention import JournalEntry, RetentionPolicy, cut_household, journal_prefix, sale_candidates
 
 D = dt.date
@@ -12,15 +15,17 @@ D = dt.date
 
 def sale(n: int, day: D, proceeds: int, basis: int, recognized: bool = True, rep=()) -> tuple[str, str]:
     sale_id = f"H:{n}"
-    doc = {
-        "id": sale_id,
-        "d": day.toordinal(),
-        "p": proceeds,
-        "b": basis,
-        "r": recognized,
-        "rep": [list(x) for x in rep],
-    }
-    return sale_id, json.dumps(doc)
+    replacements = [Replacement(a, b, Decimal(c), e, f) for a, b, c, e, f in rep]
+    s = Sale(sale_id, day, "A", "XYZ", Decimal(10), proceeds, basis, "short", "x1", "x1", 40, recognized)
+    s.replacements = replacements
+    return sale_id, encode_sale(s)
+
+
+def old_sale(n: int, day: D, proceeds: int, basis: int, rep=()) -> tuple[str, str]:
+    """A sale as the first version stored it (JSON)."""
+    doc = {"id": f"H:{n}", "d": day.toordinal(), "a": "A", "s": "XYZ", "q": "10", "p": proceeds, "b": basis}
+    doc.update(t="short", l="x1", pid="x1", h=40, r=True, dis=0, perm=0, u="0", left=0)
+    return f"H:{n}", json.dumps({**doc, "rep": [list(x) for x in rep]})
 
 
 def entry(i: int, date: str = "", key: str = "") -> JournalEntry:
@@ -55,6 +60,15 @@ def test_a_sale_whose_loss_sits_in_an_open_lots_basis_stays():
     assert set(kept.sales) == {"H:2"}
     gone = cut_household("H", [], {}, sales, set(), set(), D(2024, 6, 1))  # x2 sold since
     assert set(gone.sales) == {"H:1", "H:2"}
+
+
+def test_sales_stored_by_the_first_version_are_cut_by_the_same_rule():
+    washed = old_sale(1, D(2024, 1, 10), 400, 500, rep=[("x2", "A", "20", 40, False)])
+    gain, loss = old_sale(2, D(2024, 3, 1), 1200, 1000), old_sale(3, D(2024, 3, 1), 700, 1000)
+    sales = dict([washed, gain, loss])
+    cut = cut_household("H", [], {}, sales, set(), {"x2"}, D(2024, 3, 31))
+    assert cut.sales == {"H:2": (D(2024, 3, 1), sales["H:2"])}  # stored as it was: the archive's copy
+    assert set(cut_household("H", [], {}, sales, set(), set(), D(2024, 4, 1)).sales) == {"H:1", "H:2", "H:3"}
 
 
 def test_idempotency_records_go_by_their_commits_date():
