@@ -22,7 +22,7 @@ from .api import AccountInfo
 from .archive import ArchiveWriter
 from .codec import HEAD_FIELDS
 from .errors import CommitRejected, LedgerError, LedgerInputError
-from .keys import dot_prefixes, made_number, piece_order
+from .keys import dot_prefixes, piece_order
 from .retention import Cut, JournalEntry
 from .store import LedgerStore
 
@@ -122,11 +122,8 @@ def _plan_lots(store: LedgerStore, lots: pa.Table, homes: dict[str, str], replac
         freed = freed_ids(lid for _, lid in remove)
         for i, ok in zip(rows, store.free_ids(hh, [lot_ids[i] for i in rows], freed)):
             if not ok:
-                own = any(made_number(p) is not None for p in (lot_ids[i], *dot_prefixes(lot_ids[i])))
                 raise LedgerInputError(
-                    "lot_id",
-                    f"lots row {i + base}: lot id {lot_ids[i]!r} is already used in household {hh!r}"
-                    + ("; ids of the form <account>-<yyyymmdd>-<n> are the ledger's own" if own else ""),
+                    "lot_id", f"lots row {i + base}: lot id {lot_ids[i]!r} is already used in household {hh!r}"
                 )
         plan[hh] = (
             [every[i] for i in rows],

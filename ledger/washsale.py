@@ -36,7 +36,7 @@ from taxview.core.money import allocate_basis, cents_of
 from taxview.core.tax import term_of
 
 from .errors import LedgerInputError
-from .keys import dot_prefixes, id_free, made_lot_id, made_number, piece_order
+from .keys import dot_prefixes, id_free, made_lot_id, piece_order
 from .records import Account, OpenLot, Replacement, Sale, TradeIn
 from .validate import plain_trade, row_prefix, validate_trade
 from .windows import WINDOW_DAYS
@@ -281,12 +281,7 @@ class Household:
             raise LedgerInputError(
                 "lot_id",
                 f"{row_prefix(t)}lot id {t.lot_id!r} is already used in household {self.household!r}: "
-                "a lot id names one purchase for good (leave it empty and the ledger makes one)"
-                + (
-                    f"; ids of the form <account>-<yyyymmdd>-<n> are the ledger's up to its {self.seq} purchases"
-                    if any(made_number(p) is not None for p in (t.lot_id, *dot_prefixes(t.lot_id)))
-                    else ""
-                ),
+                "a lot id names one purchase for good (leave it empty and the ledger makes one)",
             )
 
     def _lots_to_sell(self, t: TradeIn, taken: Mapping[str, Decimal]) -> list[tuple[OpenLot, Decimal]]:
