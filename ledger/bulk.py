@@ -131,8 +131,7 @@ class BulkWrites:
         probe = sorted({x for lid in lot_ids for x in (lid, *dot_prefixes(lid))})
         found = zip(probe, self.r.hmget(self.k.ids(household), probe)) if probe else ()
         used = {x: v.decode() for x, v in found if v is not None}
-        purchases = int(self.r.hget(self.k.meta(household), "seq") or 0)  # import.lua checks again
-        return [id_free(used, lid, freed, purchases) for lid in lot_ids]
+        return [id_free(used, lid, freed) for lid in lot_ids]
 
     def write_import(
         self,

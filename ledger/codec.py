@@ -63,19 +63,13 @@ def lot_field(enc: str, name: str) -> str:
 
 def lua_prelude() -> str:
     """Lua put in front of every ledger script: ``LOT`` (name -> position), ``LOT_HEAD`` (how many
-    fields an import's head has), ``lot_field(enc, name)``, the field's text (``nil`` if absent),
-    and ``made_number(id)`` (``ledger.keys.made_number``)."""
+    fields an import's head has) and ``lot_field(enc, name)``, the field's text (``nil`` if absent)."""
     positions = ", ".join(f"{name} = {i}" for name, i in LOT.items())
     return (
         f"local LOT, LOT_HEAD = {{{positions}}}, {len(HEAD_FIELDS)}  -- generated from ledger/codec.py\n"
         "local LOT_PATTERN = {}\n"
         "for name, i in pairs(LOT) do LOT_PATTERN[name] = '^' .. string.rep('[^|]*|', i - 1) .. '([^|]*)' end\n"
         "local function lot_field(enc, name) return string.match(enc, LOT_PATTERN[name]) end\n"
-        "-- the purchase number of an id of the form the ledger makes (ledger/keys.py MADE_PATTERN), or nil\n"
-        "local function made_number(id)\n"
-        "  local n = string.match(id, '^[%w_/%-]+%-%d%d%d%d%d%d%d%d%-(%d+)$')\n"
-        "  return n and tonumber(n)\n"
-        "end\n"
     )
 
 

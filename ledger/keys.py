@@ -63,22 +63,13 @@ def check_symbol(value: object, where: str = "", field: str = "symbol") -> str:
     return value  # type: ignore[return-value]
 
 
-def id_free(used: Mapping[str, str], lot_id: str, freed: Set[str] = frozenset(), purchases: int = 0) -> bool:
+def id_free(used: Mapping[str, str], lot_id: str, freed: Set[str] = frozenset()) -> bool:
     """May a new purchase be called ``lot_id``, given the registry ``used`` (id -> "1", a dot-prefix
     of one -> "p")? Not when the id was ever used (open or closed), nor when it is inside another
     id's namespace (``b.1`` while ``b`` exists: the ledger names ``b``'s pieces so) or holds one
-    (``b`` while ``b.1`` exists). ``freed``: ids given back by lots an import removes.
-
-    The ids the ledger makes (``made_lot_id``) are unique by their purchase number and have no
-    registry entry (the registry holds named ids only), so a name of that form numbered up to the
-    household's ``purchases`` so far, or inside the namespace of one, may be one the ledger made: it
-    is never free. The ledger checks an id it makes with ``purchases=0`` (the registry alone)."""
+    (``b`` while ``b.1`` exists). ``freed``: ids given back by lots an import removes."""
     if lot_id in used and lot_id not in freed:
         return False
-    for p in (lot_id, *dot_prefixes(lot_id)):
-        n = made_number(p)
-        if n is not None and n <= purchases and p not in freed:
-            return False
     return all(used.get(p) != "1" or p in freed for p in dot_prefixes(lot_id))
 
 
@@ -100,16 +91,6 @@ def piece_order(lot_id: str) -> tuple:
 def made_lot_id(account: str, date: dt.date, seq: int) -> str:
     """The lot id the ledger gives a purchase that names none (no dots: it opens no namespace)."""
     return f"{account.replace('.', '_')}-{date:%Y%m%d}-{seq}"
-
-
-MADE_PATTERN = r"[A-Za-z0-9_/-]+-[0-9]{8}-([0-9]+)"  # made_lot_id's form; lua_prelude's made_number too
-_MADE = re.compile(MADE_PATTERN)
-
-
-def made_number(lot_id: str) -> int | None:
-    """The purchase number of an id of ``made_lot_id``'s form (``a-20240315-7`` -> 7), else None."""
-    m = _MADE.fullmatch(lot_id)
-    return int(m.group(1)) if m else None
 
 
 class Keys:
@@ -177,8 +158,7 @@ class Keys:
         return f"{self.p}:groups:{self.tag(hh)}"  # set of identity keys with lots
 
     def ids(self, hh: str) -> str:
-        # every lot id ever given to a named purchase of the household -> "1"; "p" marks a dot-prefix
-        # of one. The ids the ledger makes are not in it: unique by their number (``id_free``)
+        # every lot id ever given to a purchase of the household -> "1"; "p" marks a dot-prefix of one
         return f"{self.p}:ids:{self.tag(hh)}"
 
     def lots(self, hh: str, key: str) -> str:

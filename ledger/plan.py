@@ -177,11 +177,4 @@ def plan_commit(
     for s in sales_out:
         if s["recognized"]:
             realized[s["term"]] += s["gain_cents"] + s["disallowed_cents"] + s["permanent_cents"]
-    return {
-        "checks": checks,
-        "writes": writes,
-        "result": result,
-        "cash_delta": cash_delta,
-        "realized": realized,
-        "made": list(house.new_made),  # ids the household made: checked free in the registry, not written to it
-    }
+    return {"checks": checks, "writes": writes, "result": result, "cash_delta": cash_delta, "realized": realized}

@@ -329,8 +329,7 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
                     raise UnknownAccount(account)
                 self._seq_hint[hh] = house.seq
                 planned = plan_commit(house, account, acct_type.account_type, date, request, allow_wash)
-                named = [x for x, _ in planned["writes"]["ids"]]
-                unseen = sorted({y for x in named + planned["made"] for y in (x, *dot_prefixes(x))} - set(probe))
+                unseen = sorted({y for x, _ in planned["writes"]["ids"] for y in (x, *dot_prefixes(x))} - set(probe))
                 if not unseen:
                     break
                 # the plan took them for free; if they are, it stands (a registry that moved since

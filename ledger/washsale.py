@@ -67,8 +67,7 @@ class Household:
         self.changed_lots: set[str] = set()
         self.removed_lots: dict[str, str] = {}  # lot id -> symbol
         self.changed_sales: dict[str, Sale] = {}
-        self.new_ids: list[str] = []  # lot ids given to named purchases since ``reset_changes``
-        self.new_made: list[str] = []  # lot ids the household made since then (not in a registry)
+        self.new_ids: list[str] = []  # lot ids given to purchases since ``reset_changes``
 
     def key(self, symbol: str) -> str:
         return self.identical.get(symbol, symbol)
@@ -89,7 +88,6 @@ class Household:
         self.removed_lots.clear()
         self.changed_sales.clear()
         self.new_ids.clear()
-        self.new_made.clear()
 
     def clone(self, keys: Iterable[str] | None = None) -> Household:
         """An independent copy to plan on (``ledger.memory``). A trade changes only the open lots
@@ -118,13 +116,13 @@ class Household:
 
     def id_free(self, lot_id: str) -> bool:
         """May a new purchase of the household be called ``lot_id`` (``keys.id_free``)?"""
-        return id_free(self.ids, lot_id, purchases=self.seq)
+        return id_free(self.ids, lot_id)
 
-    def _register_id(self, lot_id: str, made: bool = False) -> None:
+    def _register_id(self, lot_id: str) -> None:
         self.ids[lot_id] = "1"
         for p in dot_prefixes(lot_id):
             self.ids.setdefault(p, "p")
-        (self.new_made if made else self.new_ids).append(lot_id)
+        self.new_ids.append(lot_id)
 
     def open_lot(
         self,
@@ -404,9 +402,9 @@ class Household:
         lot_id = t.lot_id  # checked free by ``_check``
         while lot_id is None:  # a made id skips one a user already took
             lot_id = made_lot_id(t.account, t.date, seq)
-            if not id_free(self.ids, lot_id):
+            if not self.id_free(lot_id):
                 lot_id, seq = None, self._next_seq()
-        self._register_id(lot_id, made=t.lot_id is None)
+        self._register_id(lot_id)
         cost = cents_of(t.quantity, t.price)
         lot = OpenLot(lot_id, t.account, t.symbol, t.quantity, cost, t.date, t.date, f"p{seq}", t.quantity, seq)
         self._put(lot)

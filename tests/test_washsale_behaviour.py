@@ -304,30 +304,6 @@ def test_a_made_lot_id_skips_one_a_user_already_took(ledger_backend):
     assert len(set(ids)) == 2 and "A-20240103-2" in ids
 
 
-@pytest.mark.parametrize("name", ["A-20240102-1", "A-20240102-1.1", "A-20240103-2"])
-def test_an_id_the_ledger_made_or_its_namespace_cannot_name_a_later_purchase(ledger_backend, name):
-    # made ids have no registry entry: a name of their form numbered up to the purchases so far is taken
-    with pytest.raises(LedgerInputError, match="already used"):
-        ledger_backend(
-            [
-                T("2024-01-02", "A", "buy", 10, 50),  # A-20240102-1
-                T("2024-01-03", "A", "buy", 10, 50),  # A-20240103-2
-                T("2024-01-04", "A", "buy", 10, 50, name),
-            ]
-        )
-
-
-def test_a_name_of_the_made_form_numbered_after_the_purchases_so_far_is_free_and_then_skipped(ledger_backend):
-    r = ledger_backend(
-        [
-            T("2024-01-02", "A", "buy", 10, 50),  # A-20240102-1
-            T("2024-01-03", "A", "buy", 10, 50, "A-20240103-3"),  # purchase 2
-            T("2024-01-03", "A", "buy", 10, 50),  # purchase 3: its made id is taken, so purchase 4
-        ]
-    )
-    assert sorted(x.lot_id for x in r.lots) == ["A-20240102-1", "A-20240103-3", "A-20240103-4"]
-
-
 def test_a_buy_without_id_in_an_account_with_a_dot_gets_an_id_and_ends(ledger_backend):
     dotted = TradeIn(day("2024-01-03"), "L1.x", "H1", "taxable", "XYZ", "buy", Decimal(10), Decimal(100))
     r = ledger_backend([T("2024-01-02", "A", "buy", 10, 100, "L1"), dotted])

@@ -5,8 +5,7 @@
 --
 -- KEYS[1] meta hash      KEYS[2] account hash   KEYS[3] windows hash   KEYS[4] journal stream
 -- KEYS[5] idempotency    KEYS[6] sales hash     KEYS[7] pending set    KEYS[8] groups set
--- KEYS[9] lot-id registry hash (named id -> "1"; "p" for a dot-prefix of one; the ids the ledger
---         makes, <account>-<yyyymmdd>-<purchase number>, are not registered: unique by number)
+-- KEYS[9] lot-id registry hash (id -> "1"; "p" for a dot-prefix of an id)
 -- KEYS[10..] lot hashes, one per identity key touched (indexes below are 1-based into these)
 -- ARGV[1] idempotency key  ARGV[2] request digest  ARGV[3] expected household version
 -- ARGV[4] date (proleptic ordinal)  ARGV[5] account  ARGV[6] allow_wash (0|1)
@@ -14,7 +13,7 @@
 --         ("sell_new": a sell of a lot bought earlier in this same commit: only its window is checked)
 -- ARGV[8] writes json: {"set":[[g,id,enc]],"del":[[g,id]],"sales":[[id,record]],"pending_add":[..],
 --                       "pending_del":[..],"win":[[key,buy_ord|false,loss_ord|false]],"seq":n,"sale_seq":n,
---                       "groups":[keys], "ids":[[new named lot id, [its dot-prefixes]]]}
+--                       "groups":[keys], "ids":[[new lot id, [its dot-prefixes]]]}
 -- ARGV[9] journal entry json   ARGV[10] result json   ARGV[11] date ISO
 -- ARGV[12] cash change in cents (sell proceeds - buy costs)   ARGV[13] refuse an overdraft (0|1)
 -- ARGV[14] wash-sale window in days (ledger.windows.WINDOW_DAYS)
@@ -93,7 +92,6 @@ for _, c in ipairs(checks) do
 end
 
 local w = cjson.decode(ARGV[8])
-local purchases = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 for _, x in ipairs(w.ids) do  -- a lot id names one purchase for good
   if redis.call('HEXISTS', KEYS[9], x[1]) == 1 then
     return {'ERR', 'ID_TAKEN', 'lot id ' .. x[1] .. ' is already used in the household'}
@@ -101,12 +99,6 @@ for _, x in ipairs(w.ids) do  -- a lot id names one purchase for good
   for _, p in ipairs(x[2]) do
     if redis.call('HGET', KEYS[9], p) == '1' then
       return {'ERR', 'ID_TAKEN', 'lot id ' .. x[1] .. ' is inside the namespace of lot ' .. p}
-    end
-  end
-  for _, p in ipairs({x[1], unpack(x[2])}) do  -- the ids the ledger made are not in the registry
-    local n = made_number(p)
-    if n and n <= purchases then
-      return {'ERR', 'ID_TAKEN', 'lot id ' .. x[1] .. ' has the form of the ids the ledger makes (purchase ' .. n .. ')'}
     end
   end
 end

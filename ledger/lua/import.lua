@@ -42,20 +42,11 @@ for i = 1, #a.lots, CHUNK do
     end
   end
 end
-local purchases = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 for _, x in ipairs(a.lots) do
   local id = x[2]
   for _, p in ipairs(x[5]) do
     if not freed[p] and redis.call('HGET', KEYS[2], p) == '1' then
       return {'ERR', 'ID_TAKEN', 'lot id ' .. id .. ' is inside the namespace of lot ' .. p}
-    end
-  end
-  if x[4] then  -- a new purchase (a verbatim row restores what was accepted): the ledger's made ids
-    for _, p in ipairs({id, unpack(x[5])}) do  -- are not in the registry
-      local n = made_number(p)
-      if n and n <= purchases and not freed[p] then
-        return {'ERR', 'ID_TAKEN', 'lot id ' .. id .. ' has the form of the ids the ledger makes (purchase ' .. n .. ')'}
-      end
     end
   end
 end

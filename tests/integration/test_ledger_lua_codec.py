@@ -63,17 +63,6 @@ def test_lua_reads_every_field_of_a_python_encoded_lot_at_the_shared_position(re
         assert by_pattern.decode() == by_position.decode() == lot_field(enc, name), name
 
 
-@pytest.mark.parametrize(
-    "lot_id",
-    ["A-20240103-2", "H1_spouse_2-19000101-123456", "a/b_c-d-20240103-0", "A-2024013-2", "A-20240103-2.1", "A:1"],
-)
-def test_lua_and_python_read_the_same_purchase_number_from_a_made_id(redis_client, lot_id):
-    from ledger.keys import made_number
-
-    got = redis_client.eval(lua_prelude() + "return made_number(ARGV[1])", 0, lot_id)
-    assert got == made_number(lot_id)
-
-
 def test_no_lua_script_holds_its_own_window_or_field_position():
     for path in resources.files("ledger").joinpath("lua").iterdir():
         if path.name.endswith(".lua"):

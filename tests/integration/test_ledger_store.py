@@ -121,25 +121,6 @@ def test_a_pending_sale_stored_as_json_by_the_first_version_is_washed_and_rewrit
     assert not store.r.hget(store.k.sales("H1"), sale.sale_id).startswith(b"{")  # rewritten as a record
 
 
-def test_the_registry_keeps_named_ids_only_and_no_import_takes_a_made_one(store):
-    setup_household(store)  # H1: purchases 1 and 2 (a1, a2)
-    store.commit("A", D(2024, 3, 1), [buy(10, "5"), buy(5, "6", lot="n1")], "k1")
-    assert sorted(x.lot_id for x in store.lots("A") if x.acquired == D(2024, 3, 1)) == ["A-20240301-3", "n1"]
-    assert sorted(store.r.hkeys(store.k.ids("H1"))) == [b"a1", b"a2", b"n1"]  # the made id is not registered
-    lot = OpenLot("A-20240301-3.1", "A", "ABC", Decimal(1), 100, D(2024, 1, 2), D(2024, 1, 2), "", Decimal(1), 0)
-    with pytest.raises(LedgerInputError, match="already used"):  # the importer's check
-        store.import_lots([lot])
-    head = f"A|ABC|1|100|{D(2024, 1, 2).toordinal()}|{D(2024, 1, 2).toordinal()}"
-    with pytest.raises(CommitRejected, match="ID_TAKEN.*form of the ids the ledger makes"):  # import.lua's own
-        store.write_import("H1", [(store.key_of("ABC"), "A-20240301-3", head, Decimal(1), None)])
-    with pytest.raises(LedgerInputError, match="already used"):
-        store.commit("S", D(2024, 3, 2), [buy(1, "5", lot="A-20240301-3")], "k2")
-    # a name of the form past the purchases so far is registered, and the ledger's own id skips it
-    store.commit("S", D(2024, 3, 2), [buy(1, "5", lot="S-20240302-6")], "k3")  # purchase 5
-    store.commit("S", D(2024, 3, 2), [buy(1, "5")], "k4")  # purchase 6 is taken: 7
-    assert sorted(x.lot_id for x in store.lots("S")) == ["S-20240302-6", "S-20240302-7"]
-
-
 @pytest.mark.parametrize(
     ("account", "trades", "error", "field"),
     [
