@@ -43,7 +43,10 @@ from ledger.store import LedgerStore
 from solver.market import synthesize, write_market
 from taxview.demo import synth_firm
 
-KINDS = ("lots", "ids", "journal", "idem", "sales", "pending", "win", "acct", "members", "groups", "hh", "actions")
+KINDS = (
+    *("lots", "ids", "made", "journal", "idem", "sales", "pending"),
+    *("win", "acct", "members", "groups", "hh", "actions"),
+)
 
 
 def kind_of(key: str) -> str:

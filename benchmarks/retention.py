@@ -51,25 +51,27 @@ AT = "2026-01-01T00:00:00+00:00"
 
 def counts(store: LedgerStore) -> dict[str, int]:
     """What Redis holds, summed over households: open lots, sales, idempotency records, journal
-    entries, lot ids registered."""
+    entries, lot ids in the registry hash (given ids) and purchase slots of made ids."""
     r, k = store.r, store.k
     households = sorted(x.decode() for x in r.smembers(k.households()))
-    out = dict.fromkeys(("lots", "sales", "idempotency", "journal", "lot_ids"), 0)
+    out = dict.fromkeys(("lots", "sales", "idempotency", "journal", "lot_ids", "made_slots"), 0)
     pipe = r.pipeline(transaction=False)
     for hh in households:
         pipe.hlen(k.sales(hh))
         pipe.hlen(k.idempotency(hh))
         pipe.xlen(k.journal(hh))
         pipe.hlen(k.ids(hh))
+        pipe.strlen(k.made(hh))
         pipe.smembers(k.groups(hh))
     replies = pipe.execute()
     pipe = r.pipeline(transaction=False)
     for i, hh in enumerate(households):
-        s, idem, j, ids, groups = replies[5 * i : 5 * i + 5]
+        s, idem, j, ids, made, groups = replies[6 * i : 6 * i + 6]
         out["sales"] += s
         out["idempotency"] += idem
         out["journal"] += j
         out["lot_ids"] += ids
+        out["made_slots"] += made // 5  # 40-bit slots (lua/_ids.lua)
         for g in groups:
             pipe.hlen(k.lots(hh, g.decode()))
     out["lots"] = sum(pipe.execute())

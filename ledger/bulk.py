@@ -23,6 +23,7 @@ from .keys import Keys, check_id, dot_prefixes, id_free
 from .records import OpenLot
 
 ACCOUNT_TYPES = ("taxable", "ira", "trust", "other")
+IDS_PAGE = 5000  # lot ids per registry lookup (``lua/ids.lua``)
 
 
 class BulkWrites:
@@ -31,6 +32,7 @@ class BulkWrites:
     r: redis.Redis
     k: Keys
     _import: Script
+    _ids: Script
 
     def check_accounts(self, accounts: Sequence[AccountInfo], replace: Iterable[str] = ()) -> None:
         """Validate new accounts in full (ids, type, rates, cash; none listed twice; none already in
@@ -128,10 +130,18 @@ class BulkWrites:
     def free_ids(self, household: str, lot_ids: Sequence[str], freed: set[str] = frozenset()) -> list[bool]:
         """Whether each id may name a new purchase of the household (``Household.id_free``);
         ``freed``: ids given back by lots removed in the same import (``importer.freed_ids``)."""
-        probe = sorted({x for lid in lot_ids for x in (lid, *dot_prefixes(lid))})
-        found = zip(probe, self.r.hmget(self.k.ids(household), probe)) if probe else ()
-        used = {x: v.decode() for x, v in found if v is not None}
+        used = self.used_ids(household, sorted({x for lid in lot_ids for x in (lid, *dot_prefixes(lid))}))
         return [id_free(used, lid, freed) for lid in lot_ids]
+
+    def used_ids(self, household: str, lot_ids: Sequence[str]) -> dict[str, str]:
+        """What the household's lot-id registry says of each id that is not free: "1" (it names a
+        purchase, given or made by the ledger) or "p" (a dot-prefix of one); ``lua/_ids.lua``."""
+        k, out = self.k, {}
+        for i in range(0, len(lot_ids), IDS_PAGE):
+            page = list(lot_ids[i : i + IDS_PAGE])
+            got = self._ids(keys=[k.ids(household), k.meta(household), k.made(household)], args=page)
+            out.update({x: v.decode() for x, v in zip(page, got) if v is not None})
+        return out
 
     def write_import(
         self,
@@ -172,6 +182,7 @@ class BulkWrites:
         k = self.k
         reply = self._import(
             keys=[k.meta(household), k.ids(household), k.windows(household), k.journal(household), k.groups(household)]
+            + [k.made(household)]
             + [k.lots(household, key) for key in keys],
             args=[json.dumps(payload, separators=(",", ":")), "" if version is None else version],
         )

@@ -159,7 +159,12 @@ class Keys:
 
     def ids(self, hh: str) -> str:
         # every lot id ever given to a purchase of the household -> "1"; "p" marks a dot-prefix of one
+        # (the ids the ledger made are in ``made``)
         return f"{self.p}:ids:{self.tag(hh)}"
+
+    def made(self, hh: str) -> str:
+        # the lot ids the ledger made, 5 bytes per purchase number (lua/_ids.lua)
+        return f"{self.p}:made:{self.tag(hh)}"
 
     def lots(self, hh: str, key: str) -> str:
         return f"{self.p}:lots:{self.tag(hh)}:{key}"  # hash lot_id -> encoded lot

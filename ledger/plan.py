@@ -144,7 +144,8 @@ def plan_commit(
         "seq": house.seq,
         "sale_seq": house.sale_seq,
         "groups": sorted(group_index),
-        "ids": [[x, dot_prefixes(x)] for x in house.new_ids],
+        "ids": [[x, dot_prefixes(x)] for x in house.new_ids if x not in house.new_made],
+        "made": [[x, *house.new_made[x]] for x in house.new_ids if x in house.new_made],
     }
     for s in changed:
         if s.account == account and s.date == date and s.sale_id not in before:

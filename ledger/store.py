@@ -80,10 +80,11 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
         def write(text: str):
             return replicated(client, client.register_script(text), replica_wait_ms)
 
-        self._read = client.register_script(_lua("read.lua"))
-        self._commit = write(_lua("commit.lua", "_replay.lua"))
+        self._read = client.register_script(_lua("read.lua", "_ids.lua"))
+        self._ids = client.register_script(_lua("ids.lua", "_ids.lua"))
+        self._commit = write(_lua("commit.lua", "_replay.lua", "_ids.lua"))
         self._account_lots = client.register_script(_lua("account_lots.lua"))
-        self._import = write(_lua("import.lua"))
+        self._import = write(_lua("import.lua", "_ids.lua"))
         self._mandate = write(_lua("mandate.lua"))
         self._cashflow = write(_lua("cashflow.lua"))
         self._corporate = write(_lua("corporate.lua", "_replay.lua"))
@@ -300,7 +301,7 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
                 made = [made_lot_id(account, date, seq + i) for i in range(1, buys + 5)]
             probe = sorted({x for lid in named + made for x in (lid, *dot_prefixes(lid))})
             snap = self._read(
-                keys=base_keys + [k.ids(hh)] + [k.lots(hh, g) for g in keys_needed],
+                keys=base_keys + [k.ids(hh), k.made(hh)] + [k.lots(hh, g) for g in keys_needed],
                 args=[
                     idempotency_key,
                     date.toordinal(),
@@ -335,7 +336,7 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
                 # the plan took them for free; if they are, it stands (a registry that moved since
                 # the snapshot moved the household's version too: commit.lua answers STALE)
                 probe += unseen
-                found = {x: v.decode() for x, v in zip(unseen, self.r.hmget(k.ids(hh), unseen)) if v is not None}
+                found = self.used_ids(hh, unseen)
                 if not found:
                     break
                 ids.update(found)
@@ -350,6 +351,7 @@ class LedgerStore(BulkWrites, Journal, MandateWrites, CashFlows, CorporateAction
                     k.pending(hh),
                     k.groups(hh),
                     k.ids(hh),
+                    k.made(hh),
                 ]
                 + [k.lots(hh, g) for g in keys_needed],
                 args=[

@@ -68,6 +68,8 @@ class Household:
         self.removed_lots: dict[str, str] = {}  # lot id -> symbol
         self.changed_sales: dict[str, Sale] = {}
         self.new_ids: list[str] = []  # lot ids given to purchases since ``reset_changes``
+        # those of them the ledger made: id -> (purchase number, yyyymmdd, account) (``lua/_ids.lua``)
+        self.new_made: dict[str, tuple[int, int, str]] = {}
 
     def key(self, symbol: str) -> str:
         return self.identical.get(symbol, symbol)
@@ -88,6 +90,7 @@ class Household:
         self.removed_lots.clear()
         self.changed_sales.clear()
         self.new_ids.clear()
+        self.new_made.clear()
 
     def clone(self, keys: Iterable[str] | None = None) -> Household:
         """An independent copy to plan on (``ledger.memory``). A trade changes only the open lots
@@ -404,6 +407,8 @@ class Household:
             lot_id = made_lot_id(t.account, t.date, seq)
             if not self.id_free(lot_id):
                 lot_id, seq = None, self._next_seq()
+            elif t.date.year >= 1000:  # its date is 8 digits
+                self.new_made[lot_id] = (seq, int(f"{t.date:%Y%m%d}"), t.account)
         self._register_id(lot_id)
         cost = cents_of(t.quantity, t.price)
         lot = OpenLot(lot_id, t.account, t.symbol, t.quantity, cost, t.date, t.date, f"p{seq}", t.quantity, seq)

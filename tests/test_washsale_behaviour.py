@@ -304,6 +304,31 @@ def test_a_made_lot_id_skips_one_a_user_already_took(ledger_backend):
     assert len(set(ids)) == 2 and "A-20240103-2" in ids
 
 
+@pytest.mark.parametrize(
+    ("given", "refused"),
+    [
+        ("A-20240103-2", True),  # the very id the ledger made for the second purchase
+        ("A-20240103-2.1", True),  # inside its namespace
+        ("A-20240104-2", False),  # another day
+        ("SPOUSE-20240103-2", False),  # another account of the household
+        ("A-20240103-02", False),  # another string
+        ("A-20240103-1", False),  # the first purchase was named by the user: this number made nothing
+        ("A-20240103-3", False),  # the buy that gives it is the third purchase
+    ],
+)
+def test_a_given_id_is_refused_only_when_the_ledger_made_that_very_id(ledger_backend, given, refused):
+    trades = [
+        T("2024-01-02", "A", "buy", 1, 10, "first"),
+        T("2024-01-03", "A", "buy", 1, 10),  # made: A-20240103-2
+        T("2024-01-05", "A", "buy", 1, 10, given, symbol="ABC"),
+    ]
+    if refused:
+        with pytest.raises(LedgerInputError, match="already used"):
+            ledger_backend(trades)
+    else:
+        assert sorted(x.lot_id for x in ledger_backend(trades).lots) == sorted(["first", "A-20240103-2", given])
+
+
 def test_a_buy_without_id_in_an_account_with_a_dot_gets_an_id_and_ends(ledger_backend):
     dotted = TradeIn(day("2024-01-03"), "L1.x", "H1", "taxable", "XYZ", "buy", Decimal(10), Decimal(100))
     r = ledger_backend([T("2024-01-02", "A", "buy", 10, 100, "L1"), dotted])

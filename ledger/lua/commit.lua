@@ -6,14 +6,16 @@
 -- KEYS[1] meta hash      KEYS[2] account hash   KEYS[3] windows hash   KEYS[4] journal stream
 -- KEYS[5] idempotency    KEYS[6] sales hash     KEYS[7] pending set    KEYS[8] groups set
 -- KEYS[9] lot-id registry hash (id -> "1"; "p" for a dot-prefix of an id)
--- KEYS[10..] lot hashes, one per identity key touched (indexes below are 1-based into these)
+-- KEYS[10] the registry's slots of made ids (lua/_ids.lua)
+-- KEYS[11..] lot hashes, one per identity key touched (indexes below are 1-based into these)
 -- ARGV[1] idempotency key  ARGV[2] request digest  ARGV[3] expected household version
 -- ARGV[4] date (proleptic ordinal)  ARGV[5] account  ARGV[6] allow_wash (0|1)
 -- ARGV[7] checks json: [{"op":"sell","g":i,"lot":id,"qty":"10","key":k,"loss":true}, {"op":"buy","key":k}]
 --         ("sell_new": a sell of a lot bought earlier in this same commit: only its window is checked)
 -- ARGV[8] writes json: {"set":[[g,id,enc]],"del":[[g,id]],"sales":[[id,record]],"pending_add":[..],
 --                       "pending_del":[..],"win":[[key,buy_ord|false,loss_ord|false]],"seq":n,"sale_seq":n,
---                       "groups":[keys], "ids":[[new lot id, [its dot-prefixes]]]}
+--                       "groups":[keys], "ids":[[new lot id, [its dot-prefixes]]],
+--                       "made":[[id the ledger made, purchase number, yyyymmdd, account]]}
 -- ARGV[9] journal entry json   ARGV[10] result json   ARGV[11] date ISO
 -- ARGV[12] cash change in cents (sell proceeds - buy costs)   ARGV[13] refuse an overdraft (0|1)
 -- ARGV[14] wash-sale window in days (ledger.windows.WINDOW_DAYS)
@@ -57,7 +59,7 @@ end
 local windows = {}
 for _, c in ipairs(checks) do
   if c.op == 'sell' then
-    local enc = redis.call('HGET', KEYS[9 + c.g], c.lot)
+    local enc = redis.call('HGET', KEYS[10 + c.g], c.lot)
     if not enc then
       return {'ERR', 'LOT_MISSING', 'no open lot ' .. c.lot}
     end
@@ -92,14 +94,22 @@ for _, c in ipairs(checks) do
 end
 
 local w = cjson.decode(ARGV[8])
-for _, x in ipairs(w.ids) do  -- a lot id names one purchase for good
-  if redis.call('HEXISTS', KEYS[9], x[1]) == 1 then
+for _, x in ipairs(w.ids) do  -- a lot id names one purchase for good (lua/_ids.lua)
+  if id_used(9, 1, 10, x[1]) then
     return {'ERR', 'ID_TAKEN', 'lot id ' .. x[1] .. ' is already used in the household'}
   end
   for _, p in ipairs(x[2]) do
-    if redis.call('HGET', KEYS[9], p) == '1' then
+    if id_used(9, 1, 10, p) == '1' then
       return {'ERR', 'ID_TAKEN', 'lot id ' .. x[1] .. ' is inside the namespace of lot ' .. p}
     end
+  end
+end
+for _, x in ipairs(w.made or {}) do  -- made ids have no dots: no namespace above them
+  if not made_form(x[1], x[2], x[3], x[4]) or x[2] <= tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') then
+    return {'ERR', 'BAD_PLAN', 'made lot id ' .. x[1] .. ' does not match its purchase ' .. x[2]}
+  end
+  if id_used(9, 1, 10, x[1]) then
+    return {'ERR', 'ID_TAKEN', 'lot id ' .. x[1] .. ' is already used in the household'}
   end
 end
 
@@ -119,14 +129,17 @@ for _, x in ipairs(w.ids) do
   redis.call('HSET', KEYS[9], x[1], '1')
   for _, p in ipairs(x[2]) do redis.call('HSETNX', KEYS[9], p, 'p') end
 end
-for _, x in ipairs(w.del) do redis.call('HDEL', KEYS[9 + x[1]], x[2]) end
+for _, x in ipairs(w.made or {}) do
+  if not made_put(1, 10, x[2], x[3], x[4]) then redis.call('HSET', KEYS[9], x[1], '1') end
+end
+for _, x in ipairs(w.del) do redis.call('HDEL', KEYS[10 + x[1]], x[2]) end
 local per_hash = {}
 for _, x in ipairs(w.set) do
   local args = per_hash[x[1]]
   if not args then args = {}; per_hash[x[1]] = args end
   args[#args + 1] = x[2]; args[#args + 1] = x[3]
 end
-for g, args in pairs(per_hash) do redis.call('HSET', KEYS[9 + g], unpack(args)) end
+for g, args in pairs(per_hash) do redis.call('HSET', KEYS[10 + g], unpack(args)) end
 if #w.sales > 0 then
   local args = {}
   for _, x in ipairs(w.sales) do args[#args + 1] = x[1]; args[#args + 1] = x[2] end

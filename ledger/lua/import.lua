@@ -1,9 +1,10 @@
 -- Import opening lots into one household, atomically: every lot id is checked first, then all
 -- lots, the lot-id registry, the wash-sale purchase windows, the journal and the version are written.
 -- KEYS[1] meta hash  KEYS[2] lot-id registry hash  KEYS[3] windows hash  KEYS[4] journal stream
--- KEYS[5] groups set  KEYS[6..] lot hashes, one per identity key (g below is 1-based into these)
+-- KEYS[5] groups set  KEYS[6] the registry's slots of made ids (lua/_ids.lua)
+-- KEYS[7..] lot hashes, one per identity key (g below is 1-based into these)
 -- ARGV[1] json {
---   "keys":   [identity key of KEYS[5 + g]],
+--   "keys":   [identity key of KEYS[6 + g]],
 --   "lots":   [[g, lot id, head, capacity, [dot-prefixes of the id], purchase label or false]]
 --             new purchases: head is the first LOT_HEAD fields of an encoded lot (ledger/codec.py
 --             HEAD_FIELDS: account|symbol|quantity|basis_cents|acquired|holding_start); the script
@@ -31,21 +32,16 @@ if ARGV[2] ~= '' then
 end
 local freed = {}
 for _, id in ipairs(a.free) do freed[id] = true end
-local CHUNK = 1000  -- fields per HMGET / HSET (Lua's unpack has a limit)
-for i = 1, #a.lots, CHUNK do
-  local ids = {}
-  for j = i, math.min(i + CHUNK - 1, #a.lots) do ids[#ids + 1] = a.lots[j][2] end
-  local used = redis.call('HMGET', KEYS[2], unpack(ids))
-  for j = 1, #ids do
-    if used[j] and not freed[ids[j]] then
-      return {'ERR', 'ID_TAKEN', 'lot id ' .. ids[j] .. ' is already used in the household'}
-    end
+local CHUNK = 1000  -- fields per HSET (Lua's unpack has a limit)
+for _, x in ipairs(a.lots) do  -- lua/_ids.lua
+  if not freed[x[2]] and id_used(2, 1, 6, x[2]) then
+    return {'ERR', 'ID_TAKEN', 'lot id ' .. x[2] .. ' is already used in the household'}
   end
 end
 for _, x in ipairs(a.lots) do
   local id = x[2]
   for _, p in ipairs(x[5]) do
-    if not freed[p] and redis.call('HGET', KEYS[2], p) == '1' then
+    if not freed[p] and id_used(2, 1, 6, p) == '1' then
       return {'ERR', 'ID_TAKEN', 'lot id ' .. id .. ' is inside the namespace of lot ' .. p}
     end
   end
@@ -54,10 +50,15 @@ end
 local journal = {import = {}, removed = {}, replace = a.replace}
 local written = {}  -- "id|encoded" of each lot, for the digest of a file's import
 for _, id in ipairs(a.free) do
-  if redis.call('HGET', KEYS[2], id) == '1' then redis.call('HDEL', KEYS[2], id) end
+  if redis.call('HGET', KEYS[2], id) == '1' then
+    redis.call('HDEL', KEYS[2], id)
+  else
+    local slot = made_offset(1, 6, id)
+    if slot then redis.call('BITFIELD', KEYS[6], 'SET', MADE_SLOT, '#' .. slot, 0) end
+  end
 end
 for _, x in ipairs(a.remove) do
-  redis.call('HDEL', KEYS[5 + x[1]], x[2])
+  redis.call('HDEL', KEYS[6 + x[1]], x[2])
   journal.removed[#journal.removed + 1] = {a.keys[x[1]], x[2]}
 end
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
@@ -94,7 +95,7 @@ for i = 1, #a.lots, CHUNK do
   redis.call('HSET', KEYS[2], unpack(fields))
 end
 for g, args in pairs(per_hash) do
-  redis.call('HSET', KEYS[5 + g], unpack(args))
+  redis.call('HSET', KEYS[6 + g], unpack(args))
   redis.call('SADD', KEYS[5], a.keys[g])
 end
 for _, x in ipairs(a.latest) do  -- imported purchases count for the wash-sale windows

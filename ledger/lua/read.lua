@@ -1,10 +1,10 @@
 -- Read what planning one commit needs from a household, as one consistent snapshot.
 -- KEYS[1] meta hash  KEYS[2] members hash  KEYS[3] pending set  KEYS[4] sales hash
 -- KEYS[5] idempotency hash  KEYS[6] windows hash  KEYS[7] lot-id registry hash
--- KEYS[8..] lot hashes of the identity keys traded
+-- KEYS[8] the registry's slots of made ids (lua/_ids.lua)  KEYS[9..] lot hashes of the identity keys traded
 -- ARGV[1] idempotency key  ARGV[2] date (ordinal)
 -- ARGV[3] json {"keys": [[identity key, named lot ids, fifo], ...] one per lot hash,
---                 "ids": [lot ids to look up in the registry], "account": the committing account}
+--                 "ids": [lot ids to look up in the registry, both parts], "account": the committing account}
 --   per key: the lots named (and the pieces of a split one, "<id>.<n>"), every lot of the account
 --   when fifo (a sell without a lot id), and the lots acquired in the wash-sale window when the key
 --   was bought then (possible replacements for a loss sold now). Nothing else crosses the wire.
@@ -24,14 +24,11 @@ else
 end
 out[4] = redis.call('HGET', KEYS[5], ARGV[1])
 local args = cjson.decode(ARGV[3])
-if #args.ids > 0 then
-  out[5] = redis.call('HMGET', KEYS[7], unpack(args.ids))
-else
-  out[5] = {}
-end
+out[5] = {}
+for i, id in ipairs(args.ids) do out[5][i] = id_used(7, 1, 8, id) end
 local date, window = tonumber(ARGV[2]), tonumber(ARGV[4])
-for i = 8, #KEYS do
-  local key, named, fifo = args.keys[i - 7][1], args.keys[i - 7][2], args.keys[i - 7][3]
+for i = 9, #KEYS do
+  local key, named, fifo = args.keys[i - 8][1], args.keys[i - 8][2], args.keys[i - 8][3]
   local w = redis.call('HGET', KEYS[6], key)
   local recent = false
   if w then

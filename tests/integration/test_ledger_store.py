@@ -165,6 +165,41 @@ def test_journal_replay_reproduces_the_state_exactly(store, redis_client):
     assert target.state() == store.state()
 
 
+def test_made_lot_ids_live_in_slots_and_still_name_one_purchase_for_good(store, redis_client):
+    """The ids the ledger makes are not in the registry hash (5 bytes a purchase instead of about
+    60) and are refused all the same, by a commit and by an import; a replaced account gives its
+    made ids back as it gives back the others."""
+    from ledger.files import lots_table
+    from ledger.importer import import_ledger
+
+    setup_household(store)
+    store.commit("A", D(2024, 3, 1), [buy(5, "40", "ABC"), buy(3, "41")], "k1")
+    made = sorted(x.lot_id for x in store.lots("A") if x.acquired == D(2024, 3, 1))
+    assert made == ["A-20240301-3", "A-20240301-4"]  # the import's a1 and a2 were purchases 1 and 2
+    k = store.k
+    assert set(redis_client.hkeys(k.ids("H1"))) == {b"a1", b"a2"}
+    assert redis_client.strlen(k.made("H1")) == 10  # two 40-bit slots
+    lookalikes = ["A-20240301-5", "A-20240302-3", "S-20240301-3", "A-20240301-03", "A-20240301-99999999"]
+    assert store.used_ids("H1", made + lookalikes + ["a1"]) == {made[0]: "1", made[1]: "1", "a1": "1"}
+    assert store.used_ids("H2", made) == {}  # another household's registry
+    store.commit("A", D(2024, 3, 2), [sell(made[1], 3, "42")], "k2")  # closed: the id stays taken
+    for lot_id in (made[1], made[1] + ".1"):
+        with pytest.raises(LedgerInputError, match="already used"):
+            store.commit("S", D(2024, 3, 4), [buy(1, "42", "XYZ", lot_id)], f"k-{lot_id}")
+    again = OpenLot(made[0], "S", "ABC", Decimal(1), 4000, D(2024, 1, 2), D(2024, 1, 2), made[0], Decimal(1), 0)
+    with pytest.raises(LedgerInputError, match="already used"):
+        store.import_lots([again])
+    store.commit("S", D(2024, 3, 4), [buy(1, "42", "XYZ", "A-20240302-3")], "k3")  # a lookalike is free
+    # replacing A removes its open lots, the made one among them, and gives their ids back
+    before = store.state()
+    import_ledger(store, [AccountInfo("A", "H1", "taxable")], lots_table([]), replace=["A"])
+    assert store.state() != before and not store.lots("A")
+    assert store.used_ids("H1", made) == {made[1]: "1"}  # the sold lot's id is not given back
+    store.commit("S", D(2024, 3, 5), [buy(1, "40", "ABC", made[0])], "k4")
+    assert made[0] in {x.lot_id for x in store.lots("S")}
+    assert store.used_ids("H1", [made[0]]) == {made[0]: "1"}
+
+
 # --- the Redis ledger and the pure engine agree on random histories ----------------------------
 
 

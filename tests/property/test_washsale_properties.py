@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from ledger.batch import run
 from ledger.errors import LedgerInputError
-from ledger.keys import dot_prefixes
+from ledger.keys import dot_prefixes, made_lot_id
 from ledger.records import TradeIn
 from ledger.washsale import Household
 from taxview.core.money import cents_of
@@ -40,7 +40,9 @@ def draw_history(data, identical) -> tuple[list[TradeIn], Household]:
     """A valid history, drawn against the engine's state: buys (named or not, whole or half
     shares), sells by lot id (a lot, or a split lot by the id it was bought under), FIFO sells and
     two-lot orders, in three accounts of one household (spouse and IRA), same-day trades. Along the
-    way a refused trade (selling one share more than held, reusing a lot id) must change nothing."""
+    way a refused trade (selling one share more than held, reusing a lot id) must change nothing.
+    Some buys are named in the ledger's own form (``<account>-<yyyymmdd>-<n>``), free ones: on the
+    Redis ledger, whose made ids live apart from the given ones, they must be free too."""
     hh = Household("H", identical)
     date, trades, n = dt.date(2023, 1, 2), [], data.draw(st.integers(1, 40), label="trades")
     for i in range(n):
@@ -55,7 +57,12 @@ def draw_history(data, identical) -> tuple[list[TradeIn], Household]:
         if action == "buy":
             symbol = data.draw(st.sampled_from(SYMBOLS))
             qty = Decimal(data.draw(st.integers(1, 40))) / data.draw(st.sampled_from([1, 2]))
-            lot_id = data.draw(st.sampled_from([None, f"L{i}"]))
+            lot_id = data.draw(st.sampled_from([None, f"L{i}", "made form"]))
+            if lot_id == "made form":  # a name of the ledger's own form, maybe one it made: taken or free
+                other = data.draw(st.sampled_from([a for a, _ in ACCOUNTS]))
+                lot_id = made_lot_id(other, date - dt.timedelta(days=data.draw(st.integers(0, 1))), 1 + i // 2)
+                if not hh.id_free(lot_id):
+                    lot_id = None
             group = [TradeIn(date, account, "H", kind, symbol, "buy", qty, price, lot_id)]
         elif action == "sell_fifo":
             symbol = data.draw(st.sampled_from(sorted({hh.lots[x].symbol for x in held})))
