@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -72,6 +73,25 @@ def benchmark_lots(snap: Snapshot, value: float, gain: float = 0.10, acquired: s
 
 
 # --- real redis-server, started by the suite on a free loopback port -----------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_shared_ray_outside_integration(request):
+    """The integration tests share one local Ray (tests/integration/conftest.py); it is stopped
+    before any other module, and at the end of the session."""
+    if "integration" not in request.node.path.parts:
+        _stop_ray()
+    yield
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _stop_ray()
+
+
+def _stop_ray() -> None:
+    ray = sys.modules.get("ray")  # never imported here only to stop it
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 @pytest.fixture(scope="session")

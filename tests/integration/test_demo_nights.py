@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from taxview.cli import main
 
 
-def test_three_nights_of_a_firm_create_no_wash_sale(tmp_path, capsys):
+def test_three_nights_of_a_firm_create_no_wash_sale(local_ray, tmp_path, capsys):
     work = tmp_path / "work"
     args = ["demo", "--workdir", str(work), "--accounts", "12", "--names", "60", "--days", "300", "--nights", "3"]
     assert main([*args, "--workers", "2", "--quiet"]) in (0, 1)

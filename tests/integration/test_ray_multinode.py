@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import ray
 
 from ledger.store import LedgerStore
 from solver.market import read_market
@@ -26,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def two_nodes():
     """A head and a second node (its own resource ``second_node``), one CPU each; every process
-    of both stopped at the end (checked)."""
+    of both stopped at the end (checked). The tests' shared local Ray is stopped first: the two
+    nodes get the machine."""
+    ray.shutdown()
     cluster = LocalRayCluster()
     try:
         cluster.start_head(num_cpus=1)

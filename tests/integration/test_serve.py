@@ -70,6 +70,7 @@ def _served(ingress, redis_server, tmp_path_factory):
     summary = RunSummary("nightly-1", str(snap.date), 3, 3, 0, 0, 12, 1.0, 3.0, 2, 1, 0)
     (work / "out" / "night-1" / "run.json").write_text(json.dumps(asdict(summary)))
     token = create_token(work / "tokens", "advisor")
+    ray.shutdown()  # the tests' shared Ray (tests/integration/conftest.py): this one is set up for Serve
     undo = _loopback_ray()
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     port = free_port()

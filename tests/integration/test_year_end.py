@@ -298,12 +298,12 @@ def test_a_trade_booked_while_the_roll_was_planned_is_in_the_roll(redis_client, 
     assert done.roll.carry_st == H1_2024.carry_st - 100_00 and len(entries(store, "H1")) == 1
 
 
-def test_the_nightly_run_on_the_first_night_of_a_year_rolls_the_year_before(redis_server, redis_client, tmp_path):
+def test_the_nightly_run_on_the_first_night_of_a_year_rolls_the_year_before(
+    local_ray, redis_server, redis_client, tmp_path
+):
     """A firm rebalanced on Dec 31 (it harvests losses), then on Jan 2: before the shards start
     the night rolls the year before in every household that realized something in it, with the
     numbers of §2's netting; a re-run of the night rolls nothing again."""
-    import ray
-
     from cluster.coordinator import rebalance
     from cluster.settings import RunSettings
     from ledger.connection import LedgerSettings
@@ -319,20 +319,16 @@ def test_the_nightly_run_on_the_first_night_of_a_year_rolls_the_year_before(redi
     infos, lots = synth_firm(m, t, 8, seed=5)
     store.add_accounts(infos)
     import_lots(store, lots)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    try:
-        for night in ("2024-12-31", "2025-01-02", "2025-01-02"):
-            out = tmp_path / night
-            settings = RunSettings(night, tmp_path / "market", out, workers=2, quiet=True, shard_size=4, factors=8)
-            summary = rebalance(settings, LedgerSettings(redis_server.url))
-            assert summary.failed == 0 and "year_end_s" in summary.stages
-            if night == "2024-12-31":
-                assert store.year_closed(2023) and all(not store.carry_book(a.household).rolls for a in infos)
-                journals = None
-            elif journals is None:  # the first January night
-                journals = {a.household: store.journal(a.household) for a in infos}
-    finally:
-        ray.shutdown()
+    for night in ("2024-12-31", "2025-01-02", "2025-01-02"):
+        out = tmp_path / night
+        settings = RunSettings(night, tmp_path / "market", out, workers=2, quiet=True, shard_size=4, factors=8)
+        summary = rebalance(settings, LedgerSettings(redis_server.url))
+        assert summary.failed == 0 and "year_end_s" in summary.stages
+        if night == "2024-12-31":
+            assert store.year_closed(2023) and all(not store.carry_book(a.household).rolls for a in infos)
+            journals = None
+        elif journals is None:  # the first January night
+            journals = {a.household: store.journal(a.household) for a in infos}
     assert store.year_closed(2024)
     traded = 0
     for hh in sorted({a.household for a in infos}):
