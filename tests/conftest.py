@@ -75,6 +75,21 @@ def benchmark_lots(snap: Snapshot, value: float, gain: float = 0.10, acquired: s
 # --- real redis-server, started by the suite on a free loopback port -----------------------------
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``./dev test`` runs 2 workers) every test of a module that starts Ray
+    (one asks for ``local_ray``, or the module imports ray) runs on one worker, in order (the "ray"
+    group of ``--dist loadgroup``): never two Rays at once on a small machine, and consecutive
+    modules share one (tests/integration/conftest.py). The other tests fill the other worker."""
+    ray_modules = {
+        item.module.__name__
+        for item in items
+        if "local_ray" in item.fixturenames or getattr(item.module, "ray", None) is sys.modules.get("ray", False)
+    }
+    for item in items:
+        if item.module.__name__ in ray_modules:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _no_shared_ray_outside_integration(request):
     """The integration tests share one local Ray (tests/integration/conftest.py); it is stopped
