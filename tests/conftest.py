@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from dataclasses import dataclass
 from decimal import Decimal
@@ -75,19 +76,28 @@ def benchmark_lots(snap: Snapshot, value: float, gain: float = 0.10, acquired: s
 # --- real redis-server, started by the suite on a free loopback port -----------------------------
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``./dev test`` runs 2 workers) every test of a module that starts Ray
-    (one asks for ``local_ray``, or the module imports ray) runs on one worker, in order (the "ray"
-    group of ``--dist loadgroup``): never two Rays at once on a small machine, and consecutive
-    modules share one (tests/integration/conftest.py). The other tests fill the other worker."""
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist with ``--dist loadscope`` (``./dev test`` runs 2 workers) every module
+    that starts Ray (it asks for ``local_ray`` or imports ray) is one scope: they run on one worker,
+    in order, never two Rays at once on a small machine, and consecutive ones share a Ray
+    (tests/integration/conftest.py). Every other module is a scope of its own, filling the rest."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    root = config.rootpath
     ray_modules = {
-        item.module.__name__
-        for item in items
-        if "local_ray" in item.fixturenames or getattr(item.module, "ray", None) is sys.modules.get("ray", False)
+        p.relative_to(root).as_posix()
+        for p in (root / "tests").rglob("test_*.py")
+        if re.search(r"^import ray$|\blocal_ray\b", p.read_text(), re.M)
     }
-    for item in items:
-        if item.module.__name__ in ray_modules:
-            item.add_marker(pytest.mark.xdist_group("ray"))
+
+    class RayModulesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "ray" if nodeid.split("::", 1)[0] in ray_modules else super()._split_scope(nodeid)
+
+    return RayModulesTogether(config, log)
 
 
 @pytest.fixture(scope="module", autouse=True)
