@@ -76,12 +76,21 @@ def benchmark_lots(snap: Snapshot, value: float, gain: float = 0.10, acquired: s
 # --- real redis-server, started by the suite on a free loopback port -----------------------------
 
 
+# modules whose tests start Rays of their own (taxview CLI processes, `ray start` nodes, Ray Serve)
+OWN_RAY = {
+    "tests/integration/test_operations.py",
+    "tests/integration/test_ray_multinode.py",
+    "tests/integration/test_serve.py",
+}
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """Under pytest-xdist with ``--dist loadscope`` (``./dev test`` runs 2 workers) every module
-    that starts Ray (it asks for ``local_ray`` or imports ray) is one scope: they run on one worker,
-    in order, never two Rays at once on a small machine, and consecutive ones share a Ray
-    (tests/integration/conftest.py). Every other module is a scope of its own, filling the rest."""
+    """Under pytest-xdist with ``--dist loadscope`` (``./dev test`` runs 2 workers) the modules
+    that start Ray (they ask for ``local_ray`` or import ray) make two scopes, each run on one
+    worker in order: those whose Rays are their own (``OWN_RAY``: CLI processes, ``ray start``,
+    Serve) and the others, which share one Ray (tests/integration/conftest.py). At most two Rays
+    run at once; every other module is a scope of its own and fills the gaps."""
     if config.getvalue("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -95,7 +104,10 @@ def pytest_xdist_make_scheduler(config, log):
 
     class RayModulesTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "ray" if nodeid.split("::", 1)[0] in ray_modules else super()._split_scope(nodeid)
+            path = nodeid.split("::", 1)[0]
+            if path in ray_modules:
+                return "ray-own" if path in OWN_RAY else "ray-shared"
+            return super()._split_scope(nodeid)
 
     return RayModulesTogether(config, log)
 
