@@ -200,6 +200,22 @@ def test_made_lot_ids_live_in_slots_and_still_name_one_purchase_for_good(store, 
     assert store.used_ids("H1", [made[0]]) == {made[0]: "1"}
 
 
+def test_a_ledger_rebuilt_from_its_journal_refuses_the_same_lot_ids(store, redis_client):
+    setup_household(store)
+    store.commit("A", D(2024, 3, 1), [buy(5, "40", "ABC"), buy(3, "41", "XYZ", "A-20240301-4")], "k1")
+    store.commit("S", D(2024, 3, 4), [buy(2, "42")], "k2")  # made: A-20240301-3, S-20240304-5
+    store.commit("A", D(2024, 3, 5), [sell("A-20240301-3", 5, "45", "ABC")], "k3")
+    target = LedgerStore(redis_client, prefix="rebuilt")
+    assert store.rebuild_from_journal(target) == 3
+    probe = ["A-20240301-3", "A-20240301-4", "S-20240304-5", "S-20240304-4", "A-20240301-3.1", "a1", "a1.2"]
+    assert target.used_ids("H1", probe) == store.used_ids("H1", probe) == {
+        "A-20240301-3": "1",
+        "A-20240301-4": "1",
+        "S-20240304-5": "1",
+        "a1": "1",
+    }
+
+
 # --- the Redis ledger and the pure engine agree on random histories ----------------------------
 
 
