@@ -105,7 +105,8 @@ for _, x in ipairs(w.ids) do  -- a lot id names one purchase for good (lua/_ids.
   end
 end
 for _, x in ipairs(w.made or {}) do  -- made ids have no dots: no namespace above them
-  if not made_form(x[1], x[2], x[3], x[4]) or x[2] <= tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') then
+  local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+  if x[4] ~= ARGV[5] or not made_form(x[1], x[2], x[3], x[4]) or x[2] <= seq then
     return {'ERR', 'BAD_PLAN', 'made lot id ' .. x[1] .. ' does not match its purchase ' .. x[2]}
   end
   if id_used(9, 1, 10, x[1]) then
